@@ -1,0 +1,152 @@
+//! Request extractors for the admin API: the authenticated [`Actor`], JSON
+//! bodies and path ids, each failing with an [`ApiError`] that names the
+//! problem.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::AdminState;
+use crate::credential;
+use crate::manage::Actor;
+
+impl FromRequestParts<AdminState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
+        let auth = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        let api_key = parts.headers.get("x-api-key").map(|v| v.as_bytes());
+        let (secret, _) = credential::extract(auth, api_key)
+            .map_err(|e| ApiError::unauthenticated(e != credential::Error::Missing))?;
+        let now = state.clock.now_ms();
+        // A bootstrap key set through KEYGATE_ADMIN_KEY may be any 32+ character
+        // string, so the admin listener also looks up keys not in keygate's format.
+        let principal = if state.cache.format().is_well_formed(secret) {
+            state.cache.authenticate(secret, now)
+        } else {
+            state.cache.authenticate_any(secret, now)
+        };
+        principal
+            .map(|p| Actor::from(&*p))
+            .map_err(|_| ApiError::unauthenticated(true))
+    }
+}
+
+/// A JSON body. Any content type is accepted (curl's `-d` sends a form type);
+/// an empty body reads as `{}`. Unknown fields are refused by the target types.
+pub(super) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    "body_too_large",
+                    format!("request body exceeds {} bytes", super::MAX_BODY_BYTES),
+                )
+            } else {
+                ApiError::invalid(
+                    "unreadable_body",
+                    "the request body could not be read",
+                    None,
+                )
+            }
+        })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes)
+            .map(JsonBody)
+            .map_err(|e| json_error(&e))
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    // serde names the field in backticks: "unknown field `x`", "missing field `y`".
+    let param = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.contains(" field `"))
+        .map(str::to_string);
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::invalid("invalid_json", format!("malformed JSON: {text}"), None)
+        }
+        Category::Data => {
+            let code = if text.starts_with("unknown field") {
+                "unknown_field"
+            } else if text.starts_with("missing field") {
+                "missing_field"
+            } else {
+                "invalid_value"
+            };
+            ApiError::invalid(code, text, param)
+        }
+    }
+}
+
+/// Parses an id from the path; a malformed id cannot name anything, so 404.
+pub(super) fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+}
+
+/// Parses an optional id from a query parameter, naming it when malformed.
+pub(super) fn query_id(raw: Option<&str>, param: &str) -> Result<Option<Uuid>, ApiError> {
+    raw.filter(|s| !s.is_empty())
+        .map(|s| {
+            Uuid::parse_str(s).map_err(|_| {
+                ApiError::invalid(
+                    "invalid_value",
+                    format!("{param}: {s:?} is not an id"),
+                    Some(param.into()),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Serde helper for PATCH fields: absent → `None`, `null` → `Some(None)`.
+pub(super) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Query parameters; a malformed one is a 400 that names it.
+pub(super) struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded_from_str(query)
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<QueryParams<T>, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::invalid("invalid_query", "malformed query string", None))?,
+    )
+    .map(|q| QueryParams(q.0))
+    .map_err(|e| ApiError::invalid("invalid_query", e.body_text(), None))
+}

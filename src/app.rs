@@ -1,0 +1,172 @@
+//! Wires the subsystems together and owns their lifecycle: open the store,
+//! serve the admin listener (so `/healthz` answers while loading), load the
+//! cache, bootstrap the first admin, then serve the public listener. Stops
+//! everything gracefully on [`Running::shutdown`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use crate::admin::{self, AdminState};
+use crate::cache::sync::Syncer;
+use crate::cache::Cache;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::credential::ApiKeyFormat;
+use crate::manage::{self, Manager};
+use crate::proxy::{self, Proxy};
+use crate::store::{self, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bootstrap of the first admin failed: {0}")]
+    Bootstrap(#[source] manage::Error),
+}
+
+/// A started keygate.
+pub struct Running {
+    public_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    store: Arc<dyn Store>,
+    bootstrap_key: Option<Zeroizing<String>>,
+    grace: std::time::Duration,
+}
+
+impl Running {
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The generated bootstrap admin key, if this start created one. Taken
+    /// once: the caller prints it and it is gone.
+    pub fn take_bootstrap_key(&mut self) -> Option<Zeroizing<String>> {
+        self.bootstrap_key.take()
+    }
+
+    /// Stops accepting, drains in-flight requests (up to `shutdown_grace`),
+    /// flushes usage records and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let drain = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(self.grace + std::time::Duration::from_secs(1), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace elapsed; exiting with work in flight");
+        }
+        self.store.close().await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local(l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    l.local_addr()
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Starts keygate with the system clock.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Running, StartError> {
+    let store = store::connect(config.store.url.expose()).await?;
+    let format = ApiKeyFormat::new(config.keys.prefix.clone());
+    let max_staleness_ms =
+        i64::try_from(config.store.max_staleness.as_millis()).unwrap_or(i64::MAX);
+    let cache = Arc::new(Cache::new(format.clone(), max_staleness_ms));
+    let syncer = Arc::new(Syncer::new(
+        Arc::clone(&cache),
+        Arc::clone(&store),
+        Arc::clone(&clock),
+    ));
+    let manager = Manager::new(
+        Arc::clone(&store),
+        Arc::clone(&syncer),
+        format,
+        Arc::clone(&clock),
+    );
+
+    let public = bind(config.server.listen).await?;
+    let admin = bind(config.admin.listen).await?;
+    let public_addr = local(&public, config.server.listen)?;
+    let admin_addr = local(&admin, config.admin.listen)?;
+    let (shutdown, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let state = AdminState::new(manager, Arc::clone(&cache), Arc::clone(&clock));
+    let mut admin_rx = rx.clone();
+    let admin_app = admin::router(state.clone());
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(admin, admin_app).with_graceful_shutdown(async move {
+            let _ = admin_rx.changed().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    }));
+    tracing::info!(%admin_addr, "admin listener up; loading credentials");
+
+    let started = std::time::Instant::now();
+    syncer.load().await?;
+    tracing::info!(
+        keys = cache.len(),
+        revision = cache.revision(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "credential cache loaded"
+    );
+    let bootstrap_key = state
+        .manager
+        .bootstrap(config.bootstrap_admin_key.as_ref())
+        .await
+        .map_err(StartError::Bootstrap)?;
+
+    tasks.push(tokio::spawn(
+        Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
+    ));
+    let proxy = Arc::new(Proxy::new(&config, Arc::clone(&cache), clock));
+    tasks.push(tokio::spawn(proxy::server::serve(
+        public,
+        proxy,
+        rx,
+        config.server.shutdown_grace,
+    )));
+    tracing::info!(%public_addr, routes = config.routes.len(), "public listener up");
+
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        shutdown,
+        tasks,
+        store,
+        bootstrap_key,
+        grace: config.server.shutdown_grace,
+    })
+}

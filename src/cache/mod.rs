@@ -1,0 +1,439 @@
+//! The in-memory cache of everything authentication needs: SHA-256(key) →
+//! [`Principal`]. The hot path reads only this; it never touches the store.
+//!
+//! Kept current by [`sync`] from the store's change feed. Owns the
+//! authentication *decision* for API keys (shape, checksum, lookup, expiry);
+//! does not own scopes per route or HTTP (that is the proxy's).
+
+pub mod sync;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::config::RateSpec;
+use crate::credential::{ApiKeyFormat, KeyHash};
+use crate::store::{ApiKey, AuthRecord, Role, ServiceAccount};
+
+/// How often, at most, one key's use is queued for `last_used_at`.
+const USAGE_RESOLUTION_MS: i64 = 10_000;
+
+/// Who a live key belongs to, and what it may do. One per live key; shared by
+/// `Arc` so a lookup clones a pointer, never the data.
+#[derive(Debug)]
+pub struct Principal {
+    pub key_id: Uuid,
+    pub account_id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub role: Role,
+    /// Holds `keygate:admin`.
+    pub admin: bool,
+    pub scopes: Arc<ScopeSet>,
+    /// The earlier of the account's and the key's expiry; `i64::MAX`: never.
+    pub expires_at: i64,
+    pub rate_limit: Option<RateSpec>,
+    last_used_ms: AtomicI64,
+    /// Ids pre-encoded for forwarding, built on first use: only keys that are
+    /// actually used pay for them.
+    identity: OnceLock<Box<Identity>>,
+}
+
+/// A principal's ids as text, ready to become header values without copying.
+#[derive(Debug)]
+pub struct Identity {
+    pub account: Bytes,
+    pub organization: Bytes,
+    pub project: Option<Bytes>,
+    pub credential: Bytes,
+}
+
+impl Principal {
+    pub fn identity(&self) -> &Identity {
+        self.identity.get_or_init(|| {
+            let text = |id: Uuid| Bytes::from(id.hyphenated().to_string());
+            Box::new(Identity {
+                account: text(self.account_id),
+                organization: text(self.organization_id),
+                project: self.project_id.map(text),
+                credential: text(self.key_id),
+            })
+        })
+    }
+}
+
+/// A set of scopes, interned: accounts with the same scopes share one.
+#[derive(Debug)]
+pub struct ScopeSet {
+    list: Box<[Box<str>]>,
+    /// Space-separated, ready to be sent as a header value without formatting.
+    joined: Bytes,
+}
+
+impl ScopeSet {
+    pub fn contains(&self, scope: &str) -> bool {
+        self.list.iter().any(|s| &**s == scope)
+    }
+
+    pub fn joined(&self) -> &Bytes {
+        &self.joined
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(|s| &**s)
+    }
+}
+
+/// Why an API key did not authenticate. Deliberately coarse: callers tell the
+/// client only "invalid", and logs must not help an attacker probe keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("credential is not a well-formed key")]
+    Malformed,
+    #[error("key is unknown, revoked, or its account is not active")]
+    Unknown,
+    #[error("key or account has expired")]
+    Expired,
+}
+
+/// Maps a [`KeyHash`] (already uniformly random) to its own first 8 bytes.
+#[derive(Default, Clone, Copy)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for types other than KeyHash; fold them in (FNV-1a).
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct BuildIdentity;
+
+impl BuildHasher for BuildIdentity {
+    type Hasher = IdentityHasher;
+
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher(0)
+    }
+}
+
+pub struct Cache {
+    keys: DashMap<KeyHash, Arc<Principal>, BuildIdentity>,
+    scope_sets: Mutex<HashMap<Box<str>, Arc<ScopeSet>>>,
+    format: ApiKeyFormat,
+    revision: AtomicI64,
+    last_sync_ms: AtomicI64,
+    max_staleness_ms: i64,
+    ready: AtomicBool,
+    usage: Mutex<Vec<(Uuid, Uuid, i64)>>,
+}
+
+impl Cache {
+    pub fn new(format: ApiKeyFormat, max_staleness_ms: i64) -> Self {
+        Self::with_capacity(format, max_staleness_ms, 0)
+    }
+
+    pub fn with_capacity(format: ApiKeyFormat, max_staleness_ms: i64, capacity: usize) -> Self {
+        Self {
+            keys: DashMap::with_capacity_and_hasher(capacity, BuildIdentity),
+            scope_sets: Mutex::new(HashMap::new()),
+            format,
+            revision: AtomicI64::new(0),
+            last_sync_ms: AtomicI64::new(0),
+            max_staleness_ms,
+            ready: AtomicBool::new(false),
+            usage: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn format(&self) -> &ApiKeyFormat {
+        &self.format
+    }
+
+    /// The authentication decision for a presented API key: shape and checksum
+    /// (no lookup for garbage), SHA-256, lookup, expiry.
+    pub fn authenticate(&self, credential: &str, now_ms: i64) -> Result<Arc<Principal>, AuthError> {
+        if !self.format.is_well_formed(credential) {
+            return Err(AuthError::Malformed);
+        }
+        self.authenticate_hash(&KeyHash::of(credential), now_ms)
+    }
+
+    /// As [`Cache::authenticate`] for a credential that is not in keygate's key
+    /// format (a custom `KEYGATE_ADMIN_KEY`); the admin listener only.
+    pub fn authenticate_any(
+        &self,
+        credential: &str,
+        now_ms: i64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        self.authenticate_hash(&KeyHash::of(credential), now_ms)
+    }
+
+    fn authenticate_hash(&self, hash: &KeyHash, now_ms: i64) -> Result<Arc<Principal>, AuthError> {
+        // The shard guard lives only for this expression; never across an await.
+        let principal = self
+            .keys
+            .get(hash)
+            .map(|e| Arc::clone(e.value()))
+            .ok_or(AuthError::Unknown)?;
+        if principal.expires_at <= now_ms {
+            return Err(AuthError::Expired);
+        }
+        self.touch(&principal, now_ms);
+        Ok(principal)
+    }
+
+    /// Queues the key for a `last_used_at` write at most once per resolution
+    /// window: one relaxed load on the common path.
+    fn touch(&self, p: &Principal, now_ms: i64) {
+        let last = p.last_used_ms.load(Ordering::Relaxed);
+        if now_ms - last >= USAGE_RESOLUTION_MS {
+            p.last_used_ms.store(now_ms, Ordering::Relaxed);
+            if let Ok(mut q) = self.usage.lock() {
+                q.push((p.key_id, p.account_id, now_ms));
+            }
+        }
+    }
+
+    /// Takes the queued usage records for a batched write.
+    pub fn take_usage(&self) -> Vec<(Uuid, Uuid, i64)> {
+        self.usage
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
+    }
+
+    /// Inserts one live key from the initial load.
+    pub fn insert(&self, record: &AuthRecord) {
+        let p = self.principal(&record.account, &record.key);
+        self.keys.insert(record.key.hash, Arc::new(p));
+    }
+
+    /// Replaces everything cached for one account with what the store now
+    /// says: live keys of an open, enabled account are (re)inserted, every
+    /// other key of it is evicted.
+    pub fn apply_account(&self, account: &ServiceAccount, keys: &[ApiKey]) {
+        let open = account.closed_at.is_none() && account.enabled;
+        for key in keys {
+            if open && key.revoked_at.is_none() {
+                let p = self.principal(account, key);
+                self.keys.insert(key.hash, Arc::new(p));
+            } else {
+                self.keys.remove(&key.hash);
+            }
+        }
+    }
+
+    /// Evicts the given keys (their account is gone from the store).
+    pub fn evict(&self, keys: &[ApiKey]) {
+        for key in keys {
+            self.keys.remove(&key.hash);
+        }
+    }
+
+    fn principal(&self, account: &ServiceAccount, key: &ApiKey) -> Principal {
+        let expires_at = account
+            .expires_at
+            .unwrap_or(i64::MAX)
+            .min(key.expires_at.unwrap_or(i64::MAX));
+        Principal {
+            key_id: key.id,
+            account_id: account.id,
+            organization_id: account.organization_id,
+            project_id: account.project_id,
+            role: account.role,
+            admin: account.is_admin(),
+            scopes: self.intern(&account.scopes),
+            expires_at,
+            rate_limit: account
+                .rate_limit
+                .as_deref()
+                .and_then(|s| RateSpec::parse(s).ok()),
+            last_used_ms: AtomicI64::new(0),
+            identity: OnceLock::new(),
+        }
+    }
+
+    fn intern(&self, scopes: &[String]) -> Arc<ScopeSet> {
+        let joined = scopes.join(" ");
+        let make = || {
+            Arc::new(ScopeSet {
+                list: scopes.iter().map(|s| s.as_str().into()).collect(),
+                joined: Bytes::from(joined.clone()),
+            })
+        };
+        match self.scope_sets.lock() {
+            Ok(mut sets) => Arc::clone(sets.entry(joined.as_str().into()).or_insert_with(make)),
+            Err(_) => make(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The store revision this cache reflects.
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_revision(&self, revision: i64) {
+        self.revision.store(revision, Ordering::Release);
+    }
+
+    pub(crate) fn mark_synced(&self, now_ms: i64) {
+        self.last_sync_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Milliseconds since the cache last heard from the store.
+    pub fn staleness_ms(&self, now_ms: i64) -> i64 {
+        now_ms - self.last_sync_ms.load(Ordering::Acquire)
+    }
+
+    /// Past `max_staleness` without the store: authentication fails closed.
+    pub fn is_stale(&self, now_ms: i64) -> bool {
+        self.staleness_ms(now_ms) > self.max_staleness_ms
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ServiceAccount;
+
+    fn account(enabled: bool) -> ServiceAccount {
+        ServiceAccount {
+            id: Uuid::now_v7(),
+            organization_id: Uuid::now_v7(),
+            project_id: None,
+            name: "a".into(),
+            description: None,
+            role: Role::Member,
+            scopes: vec!["orders:read".into()],
+            enabled,
+            expires_at: None,
+            closed_at: None,
+            rate_limit: None,
+            created_by: None,
+            created_at: 0,
+            updated_at: 0,
+            last_used_at: None,
+        }
+    }
+
+    fn key(format: &ApiKeyFormat, account: &ServiceAccount) -> (String, ApiKey) {
+        let g = format.generate_key();
+        (
+            g.value.to_string(),
+            ApiKey {
+                id: Uuid::now_v7(),
+                service_account_id: account.id,
+                hash: g.hash,
+                redacted: g.redacted,
+                created_at: 0,
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
+            },
+        )
+    }
+
+    #[test]
+    fn live_key_authenticates_and_disabling_evicts_it() {
+        let format = ApiKeyFormat::new("kg");
+        let cache = Cache::new(format.clone(), 1000);
+        let mut acct = account(true);
+        let (secret, k) = key(&format, &acct);
+        cache.apply_account(&acct, std::slice::from_ref(&k));
+        let p = cache.authenticate(&secret, 1).unwrap();
+        assert_eq!(p.account_id, acct.id);
+        assert!(p.scopes.contains("orders:read"));
+        assert_eq!(&p.scopes.joined()[..], b"orders:read");
+
+        acct.enabled = false;
+        cache.apply_account(&acct, std::slice::from_ref(&k));
+        assert_eq!(
+            cache.authenticate(&secret, 1).unwrap_err(),
+            AuthError::Unknown
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_before_lookup_and_expiry_is_enforced() {
+        let format = ApiKeyFormat::new("kg");
+        let cache = Cache::new(format.clone(), 1000);
+        assert_eq!(
+            cache.authenticate("kg_nope", 1).unwrap_err(),
+            AuthError::Malformed
+        );
+        let mut acct = account(true);
+        acct.expires_at = Some(100);
+        let (secret, k) = key(&format, &acct);
+        cache.apply_account(&acct, &[k]);
+        assert!(cache.authenticate(&secret, 99).is_ok());
+        assert_eq!(
+            cache.authenticate(&secret, 100).unwrap_err(),
+            AuthError::Expired
+        );
+    }
+
+    #[test]
+    fn usage_is_queued_once_per_window() {
+        let format = ApiKeyFormat::new("kg");
+        let cache = Cache::new(format.clone(), 1000);
+        let acct = account(true);
+        let (secret, k) = key(&format, &acct);
+        cache.apply_account(&acct, &[k]);
+        for t in [
+            USAGE_RESOLUTION_MS,
+            USAGE_RESOLUTION_MS + 1,
+            USAGE_RESOLUTION_MS + 2,
+        ] {
+            cache.authenticate(&secret, t).unwrap();
+        }
+        assert_eq!(cache.take_usage().len(), 1);
+        assert!(cache.take_usage().is_empty());
+    }
+
+    #[test]
+    fn equal_scope_sets_are_shared() {
+        let format = ApiKeyFormat::new("kg");
+        let cache = Cache::new(format.clone(), 1000);
+        let (a, b) = (account(true), account(true));
+        let (sa, ka) = key(&format, &a);
+        let (sb, kb) = key(&format, &b);
+        cache.apply_account(&a, &[ka]);
+        cache.apply_account(&b, &[kb]);
+        let pa = cache.authenticate(&sa, 1).unwrap();
+        let pb = cache.authenticate(&sb, 1).unwrap();
+        assert!(Arc::ptr_eq(&pa.scopes, &pb.scopes));
+    }
+}

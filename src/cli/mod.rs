@@ -1,0 +1,280 @@
+//! The command line: `keygate serve`, and admin verbs that talk to a running
+//! admin API (they never open the store themselves, so they work against any
+//! replica and go through the same authorization as every other client).
+
+mod client;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keygate",
+    version,
+    about = "Machine identity for APIs: API keys, an authenticating proxy and an admin API in one binary"
+)]
+pub struct Cli {
+    /// Admin API base URL (for the admin verbs).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub admin_url: String,
+    /// Credential for the admin verbs: an admin or owner API key.
+    #[arg(long, global = true, env = "KEYGATE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run keygate: the public listener, the admin listener and the cache sync.
+    Serve(ServeArgs),
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Projects inside an organization.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Service accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// API keys of a service account.
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML). Without one, built-in defaults apply.
+    #[arg(long, short, env = "KEYGATE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "json", env = "KEYGATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCmd {
+    /// Create an organization (platform admins only).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        abbreviation: Option<String>,
+    },
+    /// List organizations you can see.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project in an organization.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List an organization's projects.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Create a service account; prints its first API key once.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// owner or member.
+        #[arg(long)]
+        role: Option<String>,
+        /// A scope to grant; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// RFC 3339 time after which the account stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Do not issue an API key now.
+        #[arg(long)]
+        no_key: bool,
+    },
+    /// List service accounts.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// active, disabled, expired or closed.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one service account.
+    Get { id: String },
+    /// Disable an account: its keys stop working until it is enabled.
+    Disable { id: String },
+    /// Enable a disabled account.
+    Enable { id: String },
+    /// Close an account for good, revoking every key.
+    Close { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Issue an additional API key; prints it once.
+    Issue { account: String },
+    /// List an account's live keys (redacted).
+    List { account: String },
+    /// Issue a new key and retire the old ones after a grace period.
+    Rotate {
+        account: String,
+        /// Seconds the old keys keep working.
+        #[arg(long, default_value_t = 0)]
+        grace: u64,
+    },
+    /// Revoke one key at once.
+    Revoke { account: String, key: String },
+}
+
+/// Runs an admin verb; returns the process exit code.
+pub async fn run_admin(cli: &Cli) -> i32 {
+    let Some(key) = cli.admin_key.as_deref() else {
+        eprintln!(
+            "error: an admin credential is needed: pass --admin-key or set KEYGATE_ADMIN_KEY"
+        );
+        return 2;
+    };
+    let c = client::AdminClient::new(&cli.admin_url, key);
+    let (method, path, body): (&str, String, Option<Value>) = match &cli.command {
+        Command::Serve(_) => return 2,
+        Command::Org(OrgCmd::Create { name, abbreviation }) => (
+            "POST",
+            "/v1/organizations".into(),
+            Some(json!({ "name": name, "abbreviation": abbreviation })),
+        ),
+        Command::Org(OrgCmd::List) => ("GET", "/v1/organizations?limit=100".into(), None),
+        Command::Project(ProjectCmd::Create { org, name }) => (
+            "POST",
+            format!("/v1/organizations/{org}/projects"),
+            Some(json!({ "name": name })),
+        ),
+        Command::Project(ProjectCmd::List { org }) => (
+            "GET",
+            format!("/v1/organizations/{org}/projects?limit=100"),
+            None,
+        ),
+        Command::Account(AccountCmd::Create {
+            org,
+            project,
+            name,
+            description,
+            role,
+            scopes,
+            expires_at,
+            no_key,
+        }) => (
+            "POST",
+            "/v1/service-accounts".into(),
+            Some(json!({
+                "organization_id": org,
+                "project_id": project,
+                "name": name,
+                "description": description,
+                "role": role,
+                "scopes": scopes,
+                "expires_at": expires_at,
+                "create_api_key": !no_key,
+            })),
+        ),
+        Command::Account(AccountCmd::List {
+            org,
+            project,
+            state,
+        }) => {
+            let mut q = vec!["limit=100".to_string()];
+            q.extend(org.as_ref().map(|o| format!("organization_id={o}")));
+            q.extend(project.as_ref().map(|p| format!("project_id={p}")));
+            q.extend(state.as_ref().map(|s| format!("state={s}")));
+            ("GET", format!("/v1/service-accounts?{}", q.join("&")), None)
+        }
+        Command::Account(AccountCmd::Get { id }) => {
+            ("GET", format!("/v1/service-accounts/{id}"), None)
+        }
+        Command::Account(AccountCmd::Disable { id }) => (
+            "PATCH",
+            format!("/v1/service-accounts/{id}"),
+            Some(json!({ "enabled": false })),
+        ),
+        Command::Account(AccountCmd::Enable { id }) => (
+            "PATCH",
+            format!("/v1/service-accounts/{id}"),
+            Some(json!({ "enabled": true })),
+        ),
+        Command::Account(AccountCmd::Close { id }) => {
+            ("DELETE", format!("/v1/service-accounts/{id}"), None)
+        }
+        Command::Key(KeyCmd::Issue { account }) => (
+            "POST",
+            format!("/v1/service-accounts/{account}/api-keys"),
+            Some(json!({})),
+        ),
+        Command::Key(KeyCmd::List { account }) => (
+            "GET",
+            format!("/v1/service-accounts/{account}/api-keys"),
+            None,
+        ),
+        Command::Key(KeyCmd::Rotate { account, grace }) => (
+            "POST",
+            format!("/v1/service-accounts/{account}/rotate-api-key"),
+            Some(json!({ "grace_period_seconds": grace })),
+        ),
+        Command::Key(KeyCmd::Revoke { account, key }) => (
+            "DELETE",
+            format!("/v1/service-accounts/{account}/api-keys/{key}"),
+            None,
+        ),
+    };
+    // Drop nulls so optional flags not given are not sent.
+    let body = body.map(|mut b| {
+        if let Value::Object(m) = &mut b {
+            m.retain(|_, v| !v.is_null());
+        }
+        b
+    });
+    match c.send(method, &path, body).await {
+        Ok((status, value)) if status < 400 => {
+            match value {
+                Value::Null => println!("ok"),
+                v => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+            }
+            0
+        }
+        Ok((status, value)) => {
+            let msg = value
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            eprintln!("error: {status}: {msg}");
+            1
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The typed configuration tree, loaded from TOML plus `KEYGATE_<SECTION>__<KEY>`
+//! environment overrides and validated once at start. Everything downstream
+//! takes these typed values; nothing re-parses strings at run time.
+
+mod env;
+mod raw;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub tokens: TokensConfig,
+    pub keys: KeysConfig,
+    pub rate_limit: RateLimitConfig,
+    pub routes: Vec<RouteConfig>,
+    /// From `KEYGATE_ADMIN_KEY`: the bootstrap platform admin's key, used only
+    /// when the store has no admin yet.
+    pub bootstrap_admin_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub request_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: Secret,
+    pub poll_interval: Duration,
+    pub max_staleness: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Es256,
+    EdDsa,
+    Rs256,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokensConfig {
+    pub issuer: String,
+    pub algorithm: Algorithm,
+    pub ttl: Duration,
+    pub max_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    Local,
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub backend: RateLimitBackend,
+    pub redis_url: Secret,
+    pub default: Option<RateSpec>,
+}
+
+/// `N/s`, `N/m` or `N/h`, optionally ` burst M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub count: u32,
+    pub per: Duration,
+    pub burst: u32,
+}
+
+impl RateSpec {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (rate, burst) = match s.split_once(" burst ") {
+            Some((r, b)) => (
+                r.trim(),
+                Some(
+                    b.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|b| *b > 0)
+                        .ok_or_else(|| format!("burst {b:?} is not a positive integer"))?,
+                ),
+            ),
+            None => (s, None),
+        };
+        let (count, unit) = rate
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not of the form N/s, N/m or N/h"))?;
+        let count = count
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|c| *c > 0)
+            .ok_or_else(|| format!("{count:?} is not a positive integer"))?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            other => return Err(format!("unit {other:?} is not one of s, m, h")),
+        };
+        Ok(Self {
+            count,
+            per,
+            burst: burst.unwrap_or(count),
+        })
+    }
+}
+
+impl fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.count)?;
+        if self.burst != self.count {
+            write!(f, " burst {}", self.burst)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardAuth {
+    Headers,
+    Jwt,
+    Passthrough,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Normalised: starts with `/`, no trailing `/` (except the root route `/`).
+    pub prefix: String,
+    pub upstream: http::Uri,
+    pub strip_prefix: bool,
+    pub audience: Option<String>,
+    /// Upper-case method (or `*`) → every scope required.
+    pub scopes: BTreeMap<String, Vec<String>>,
+    pub forward_auth: ForwardAuth,
+    pub rate_limit: Option<RateSpec>,
+    pub public: bool,
+}
+
+/// A secret string: `Debug` prints `***`, the memory is zeroed on drop.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(Zeroizing::new(s.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A config that could not be loaded: every problem found, one per line, each
+/// naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(p: String) -> Self {
+        Self { problems: vec![p] }
+    }
+}
+
+const SECTIONS: &[&str] = &["server", "admin", "store", "tokens", "keys", "rate_limit"];
+
+impl Config {
+    /// Parses TOML text, applies overrides from `env`, validates.
+    pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut tree: toml::Table = toml::from_str(text)
+            .map_err(|e| ConfigError::one(format!("TOML syntax: {}", e.message())))?;
+        let mut problems = env::apply(&mut tree, env, SECTIONS);
+        problems.extend(validate::unknown_keys(&tree));
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let raw: raw::Raw = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::one(e.message().to_string()))?;
+        let bootstrap = env
+            .get("KEYGATE_ADMIN_KEY")
+            .filter(|k| !k.is_empty())
+            .map(|k| Secret::new(k.clone()));
+        validate::validate(raw, bootstrap)
+    }
+
+    /// Reads `path`, then as [`Config::from_toml`].
+    pub fn load_file(path: &Path, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::one(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text, env)
+    }
+
+    /// The built-in defaults (plus `env`), as when no config file is given.
+    pub fn defaults(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_toml("", env)
+    }
+}
+
+#[cfg(test)]
+mod tests;

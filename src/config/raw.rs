@@ -1,0 +1,154 @@
+//! The config file as written: serde structs mirroring the TOML, with
+//! defaults. Values stay close to their textual form here; [`super::validate`]
+//! turns them into typed values and reports every problem at once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Raw {
+    pub(crate) server: RawServer,
+    pub(crate) admin: RawAdmin,
+    pub(crate) store: RawStore,
+    pub(crate) tokens: RawTokens,
+    pub(crate) keys: RawKeys,
+    pub(crate) rate_limit: RawRateLimit,
+    pub(crate) routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawServer {
+    pub(crate) listen: String,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
+    pub(crate) request_timeout: String,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) shutdown_grace: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            request_timeout: "30s".into(),
+            max_body_bytes: 10 * 1024 * 1024,
+            shutdown_grace: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAdmin {
+    pub(crate) listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8081".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawStore {
+    pub(crate) url: String,
+    pub(crate) poll_interval: String,
+    pub(crate) max_staleness: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://keygate.db".into(),
+            poll_interval: "1s".into(),
+            max_staleness: "15m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTokens {
+    pub(crate) issuer: String,
+    pub(crate) algorithm: String,
+    pub(crate) ttl: String,
+    pub(crate) max_ttl: String,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            algorithm: "ES256".into(),
+            ttl: "5m".into(),
+            max_ttl: "1h".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawKeys {
+    pub(crate) prefix: String,
+}
+
+impl Default for RawKeys {
+    fn default() -> Self {
+        Self {
+            prefix: "kg".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRateLimit {
+    pub(crate) backend: String,
+    pub(crate) redis_url: String,
+    pub(crate) default: Option<String>,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            default: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) name: String,
+    pub(crate) prefix: String,
+    pub(crate) upstream: String,
+    #[serde(default)]
+    pub(crate) strip_prefix: bool,
+    #[serde(default)]
+    pub(crate) audience: Option<String>,
+    #[serde(default)]
+    pub(crate) scopes: BTreeMap<String, Vec<String>>,
+    #[serde(default = "default_forward_auth")]
+    pub(crate) forward_auth: String,
+    #[serde(default)]
+    pub(crate) rate_limit: Option<String>,
+    #[serde(default)]
+    pub(crate) public: bool,
+}
+
+fn default_forward_auth() -> String {
+    "headers".into()
+}

@@ -1,0 +1,125 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn empty_config_gives_the_documented_defaults() {
+    let c = Config::defaults(&HashMap::new()).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(c.store.url.expose(), "sqlite://keygate.db");
+    assert_eq!(c.store.poll_interval, Duration::from_secs(1));
+    assert_eq!(c.tokens.algorithm, Algorithm::Es256);
+    assert_eq!(c.keys.prefix, "kg");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let c = Config::from_toml(
+        "[store]\npoll_interval = \"5s\"\n",
+        &env(&[
+            ("KEYGATE_STORE__POLL_INTERVAL", "250ms"),
+            ("KEYGATE_SERVER__MAX_BODY_BYTES", "1024"),
+            ("KEYGATE_CONFIG", "ignored.toml"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.store.poll_interval, Duration::from_millis(250));
+    assert_eq!(c.server.max_body_bytes, 1024);
+}
+
+#[test]
+fn every_bad_key_is_named_at_once() {
+    let err = Config::from_toml(
+        r#"
+[server]
+request_timeout = "soon"
+listen = "nowhere"
+[tokens]
+algorithm = "HS256"
+[[routes]]
+name = "a"
+prefix = "a"
+upstream = "ftp://x"
+scopes = { FETCH = ["x"] }
+"#,
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    for key in [
+        "server.request_timeout",
+        "server.listen",
+        "tokens.algorithm",
+        "routes[0].prefix",
+        "routes[0].upstream",
+        "routes[0].scopes",
+    ] {
+        assert!(text.contains(key), "{key} missing from: {text}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_env_sections_are_refused() {
+    let err = Config::from_toml(
+        "[server]\nlisten_addr = \"x\"\n[nope]\n",
+        &env(&[("KEYGATE_BOGUS__X", "1")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.listen_addr: unknown key"), "{err}");
+    assert!(err.contains("nope: unknown section"), "{err}");
+    assert!(err.contains("KEYGATE_BOGUS__X"), "{err}");
+}
+
+#[test]
+fn short_bootstrap_admin_key_is_refused() {
+    let err = Config::defaults(&env(&[("KEYGATE_ADMIN_KEY", "short")])).unwrap_err();
+    assert!(err.to_string().contains("KEYGATE_ADMIN_KEY"));
+}
+
+#[test]
+fn store_url_secret_is_not_debug_printed() {
+    let c = Config::defaults(&env(&[("KEYGATE_STORE__URL", "postgres://u:hunter2@h/db")])).unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn rate_specs_parse() {
+    let r = RateSpec::parse("50/s").unwrap();
+    assert_eq!((r.count, r.per, r.burst), (50, Duration::from_secs(1), 50));
+    let r = RateSpec::parse("100/m burst 20").unwrap();
+    assert_eq!(
+        (r.count, r.per, r.burst),
+        (100, Duration::from_secs(60), 20)
+    );
+    assert!(RateSpec::parse("0/s").is_err());
+    assert!(RateSpec::parse("5/d").is_err());
+}
+
+#[test]
+fn shipped_example_configs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for name in ["keygate.toml", "sidecar.toml", "gateway.toml"] {
+        Config::load_file(&dir.join(name), &HashMap::new())
+            .unwrap_or_else(|e| panic!("config/{name}: {e}"));
+    }
+}
+
+#[test]
+fn route_prefix_trailing_slash_is_normalised() {
+    let c = Config::from_toml(
+        "[[routes]]\nname = \"a\"\nprefix = \"/a/\"\nupstream = \"http://127.0.0.1:1\"\n",
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(c.routes[0].prefix, "/a");
+}

@@ -1,0 +1,72 @@
+//! The keygate binary: parse the CLI, then either serve or run an admin verb.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use keygate::cli::{Cli, Command};
+use keygate::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve(args) => {
+            keygate::telemetry::init(args.log_format);
+            let env: HashMap<String, String> = std::env::vars().collect();
+            let config = match &args.config {
+                Some(path) => Config::load_file(path, &env),
+                None => Config::defaults(&env),
+            };
+            let config = match config {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("keygate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve(config).await
+        }
+        _ => ExitCode::from(u8::try_from(keygate::cli::run_admin(&cli).await).unwrap_or(1)),
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let mut running = match keygate::app::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keygate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(key) = running.take_bootstrap_key() {
+        // DESIGN: printed once, on stderr, never again.
+        eprintln!("bootstrap admin key: {}", key.as_str());
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

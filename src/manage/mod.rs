@@ -1,0 +1,290 @@
+//! Account management: the rules behind every admin operation — who may do
+//! what, what input is valid, which writes commit together — free of HTTP so
+//! the native API and every dialect share them.
+//!
+//! Authorization model (DESIGN: Admin listener): a principal holding
+//! `keygate:admin` may do anything; a service account with role `owner` may
+//! manage its own organization (org-scoped) or project (project-scoped);
+//! anything else is forbidden. What an actor cannot see answers "not found",
+//! never its data.
+
+mod accounts;
+mod bootstrap;
+mod orgs;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use accounts::{parse_state as accounts_state, AccountPatch, IssuedKey, NewAccount};
+pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
+
+use crate::cache::sync::Syncer;
+use crate::cache::Principal;
+use crate::clock::SharedClock;
+use crate::credential::ApiKeyFormat;
+use crate::store::{self, AuditEvent, Role, Store, Write, WriteBatch};
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub account_id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub role: Role,
+    pub admin: bool,
+}
+
+impl From<&Principal> for Actor {
+    fn from(p: &Principal) -> Self {
+        Self {
+            account_id: p.account_id,
+            organization_id: p.organization_id,
+            project_id: p.project_id,
+            role: p.role,
+            admin: p.admin,
+        }
+    }
+}
+
+impl Actor {
+    /// May this actor see things in `org` / `project` at all?
+    fn sees(&self, org: Uuid, project: Option<Uuid>) -> bool {
+        self.admin
+            || (self.organization_id == org
+                && (self.project_id.is_none() || self.project_id == project))
+    }
+
+    /// Admin or owner; members manage nothing.
+    fn require_manager(&self) -> Result<()> {
+        if self.admin || self.role == Role::Owner {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "only owners and platform admins may manage service accounts",
+            ))
+        }
+    }
+
+    /// Org-wide powers: admin, or an org-scoped owner of `org`.
+    fn manages_org(&self, org: Uuid) -> bool {
+        self.admin
+            || (self.role == Role::Owner
+                && self.project_id.is_none()
+                && self.organization_id == org)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{param}: {message}")]
+    Invalid {
+        param: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        param: Option<&'static str>,
+        message: String,
+    },
+    #[error("store unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            param,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Store failures become "unavailable" (retryable) or "internal"; the cause is
+/// logged once here, at the edge of the domain.
+fn from_store(e: store::Error, what: &'static str) -> Error {
+    match e {
+        store::Error::Conflict(param) => Error::Conflict {
+            code: "duplicate_name",
+            param: Some(param),
+            message: format!("a {what} with this {param} already exists"),
+        },
+        store::Error::NotFound => Error::NotFound(what),
+        store::Error::Unavailable(ref cause) => {
+            tracing::warn!(error = %cause, "store unavailable");
+            Error::Unavailable
+        }
+        other => {
+            tracing::error!(error = %other, "store error");
+            Error::Internal
+        }
+    }
+}
+
+/// A write's result and the revision that carries it.
+#[derive(Debug)]
+pub struct Written<T> {
+    pub value: T,
+    pub revision: i64,
+}
+
+pub struct Manager {
+    store: Arc<dyn Store>,
+    syncer: Arc<Syncer>,
+    format: ApiKeyFormat,
+    clock: SharedClock,
+}
+
+/// A page of results and the cursor for the next.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+pub const MAX_PAGE: u32 = 100;
+pub const DEFAULT_PAGE: u32 = 20;
+
+impl Manager {
+    pub fn new(
+        store: Arc<dyn Store>,
+        syncer: Arc<Syncer>,
+        format: ApiKeyFormat,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            syncer,
+            format,
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Commits a batch, then applies it to this process's cache at once, so a
+    /// revocation through this replica is effective before the call returns.
+    async fn commit(
+        &self,
+        actor: Option<&Actor>,
+        what: &'static str,
+        writes: Vec<Write>,
+        audit: Audit,
+    ) -> Result<i64> {
+        let batch = WriteBatch {
+            writes,
+            audit: AuditEvent {
+                id: Uuid::now_v7(),
+                at: self.now(),
+                actor_id: actor.map(|a| a.account_id),
+                action: audit.action.into(),
+                target_type: audit.target_type.into(),
+                target_id: audit.target_id,
+                organization_id: audit.organization_id,
+                details: audit.details,
+            },
+        };
+        let revision = self
+            .store
+            .write(batch)
+            .await
+            .map_err(|e| from_store(e, what))?;
+        if let Err(e) = self.syncer.catch_up().await {
+            // Committed; other replicas (and this one's poll) will pick it up.
+            tracing::warn!(error = %e, revision, "write committed but local cache catch-up failed");
+        }
+        Ok(revision)
+    }
+
+    /// Paging helper: fetch one more than asked to learn `has_more`.
+    fn page(after: Option<Uuid>, limit: Option<u32>) -> Result<store::Page> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        Ok(store::Page {
+            after,
+            limit: limit + 1,
+        })
+    }
+
+    fn listing<T>(mut data: Vec<T>, page: store::Page) -> Listing<T> {
+        let has_more = data.len() > (page.limit - 1) as usize;
+        data.truncate((page.limit - 1) as usize);
+        Listing { data, has_more }
+    }
+
+    pub async fn audit_events(
+        &self,
+        actor: &Actor,
+        after: Option<Uuid>,
+        limit: Option<u32>,
+    ) -> Result<Listing<AuditEvent>> {
+        actor.require_manager()?;
+        if !actor.admin && actor.project_id.is_some() {
+            return Err(Error::Forbidden(
+                "audit events are for organization owners and platform admins",
+            ));
+        }
+        let page = Self::page(after, limit)?;
+        let only = (!actor.admin).then_some(actor.organization_id);
+        let events = self
+            .store
+            .audit_events(only, page)
+            .await
+            .map_err(|e| from_store(e, "audit event"))?;
+        Ok(Self::listing(events, page))
+    }
+
+    pub async fn replicas(&self, actor: &Actor) -> Result<Vec<store::Replica>> {
+        if !actor.admin {
+            return Err(Error::Forbidden(
+                "replicas are visible to platform admins only",
+            ));
+        }
+        // Live: heard from within three heartbeats.
+        let since = self.now() - 15_000;
+        self.store
+            .replicas(since)
+            .await
+            .map_err(|e| from_store(e, "replica"))
+    }
+}
+
+/// What the audit log records for one write.
+struct Audit {
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Uuid,
+    organization_id: Option<Uuid>,
+    details: serde_json::Value,
+}
+
+/// Names: 1–255 characters after trimming, no control characters.
+fn valid_name(param: &'static str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid(param, "must not be empty"));
+    }
+    if name.chars().count() > 255 {
+        return Err(Error::invalid(param, "must be at most 255 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(param, "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}

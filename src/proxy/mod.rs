@@ -1,0 +1,254 @@
+//! The public listener's request path: route → authenticate → authorize →
+//! rewrite headers → forward, streaming both ways.
+//!
+//! The hot path reads only the [`Cache`]; it never touches the store, holds
+//! no lock across an await, and on success allocates only what the upstream
+//! request needs. Refusals become HTTP in [`respond`].
+
+mod headers;
+pub mod respond;
+pub mod routing;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response};
+use http_body_util::{Either, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub use headers::X_REQUEST_ID;
+pub use respond::Body;
+pub use routing::{Route, RouteTable};
+
+use crate::cache::{Cache, Principal};
+use crate::clock::SharedClock;
+use crate::config::{Config, ForwardAuth};
+use crate::credential;
+
+type UpstreamClient = Client<HttpConnector, Limited<Incoming>>;
+
+/// Per-connection facts, computed once per connection rather than per request.
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    client_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(remote: SocketAddr) -> Self {
+        let client_ip = HeaderValue::from_str(&remote.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Self { remote, client_ip }
+    }
+}
+
+pub struct Proxy {
+    routes: RouteTable,
+    cache: Arc<Cache>,
+    client: UpstreamClient,
+    clock: SharedClock,
+    request_timeout: Duration,
+    max_body_bytes: u64,
+}
+
+impl Proxy {
+    pub fn new(config: &Config, cache: Arc<Cache>, clock: SharedClock) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(
+            config.server.request_timeout.min(Duration::from_secs(10)),
+        ));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Self {
+            routes: RouteTable::new(&config.routes),
+            cache,
+            client,
+            clock,
+            request_timeout: config.server.request_timeout,
+            max_body_bytes: config.server.max_body_bytes,
+        }
+    }
+
+    /// Serves one request; never fails (every refusal is a response).
+    pub async fn handle(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        let request_id = headers::request_id(req.headers_mut());
+        let mut res = self.forward(req, conn).await;
+        res.headers_mut().insert(&X_REQUEST_ID, request_id);
+        res
+    }
+
+    async fn forward(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        let (path, route) = match self.routes.resolve(req.uri().path()) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e, "refused path");
+                return respond::bad_path();
+            }
+        };
+        let Some(route) = route else {
+            return respond::no_route();
+        };
+        if req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > self.max_body_bytes)
+        {
+            return respond::body_too_large();
+        }
+
+        let principal = if route.public {
+            None
+        } else {
+            match self.authenticate(&req) {
+                Ok(p) => Some(p),
+                Err(refusal) => return refusal.into_response(),
+            }
+        };
+        if let Some(p) = &principal {
+            let required = route.required_scopes(req.method().as_str());
+            if !required.iter().all(|s| p.scopes.contains(s)) {
+                return respond::insufficient_scope(required);
+            }
+        }
+
+        let uri = match upstream_uri(route, &path, req.uri()) {
+            Some(uri) => uri,
+            None => return respond::bad_path(),
+        };
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri;
+        let h = &mut parts.headers;
+        headers::remove_hop_by_hop(h);
+        headers::remove_spoofed_identity(h);
+        if route.forward_auth != ForwardAuth::Passthrough {
+            headers::remove_credentials(h);
+        }
+        headers::set_forwarded(h, &conn.client_ip);
+        if let Some(p) = &principal {
+            headers::set_identity(h, p);
+        }
+        let upstream_req = Request::from_parts(
+            parts,
+            Limited::new(
+                body,
+                usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            ),
+        );
+
+        match tokio::time::timeout(self.request_timeout, self.client.request(upstream_req)).await {
+            Err(_) => {
+                tracing::warn!(route = %route.name, "upstream timed out");
+                respond::gateway_timeout()
+            }
+            Ok(Err(e)) => {
+                if is_body_limit(&e) {
+                    return respond::body_too_large();
+                }
+                tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+                respond::bad_gateway()
+            }
+            Ok(Ok(res)) => {
+                let (mut parts, body) = res.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Either::Left(body))
+            }
+        }
+    }
+
+    /// Credential → principal, from the cache alone.
+    fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Principal>, Refusal> {
+        let now = self.clock.now_ms();
+        // SECURITY: past max_staleness we cannot know about revocations: fail closed.
+        if self.cache.is_stale(now) {
+            return Err(Refusal::Stale);
+        }
+        let h = req.headers();
+        let auth = h.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        let api_key = h.get(&headers::X_API_KEY).map(HeaderValue::as_bytes);
+        let (secret, _) = credential::extract(auth, api_key).map_err(|e| match e {
+            credential::Error::Missing => Refusal::Missing,
+            credential::Error::Malformed => Refusal::Invalid,
+        })?;
+        self.cache.authenticate(secret, now).map_err(|e| {
+            tracing::debug!(reason = %e, "credential refused");
+            Refusal::Invalid
+        })
+    }
+}
+
+/// Why authentication refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Missing,
+    Invalid,
+    Stale,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response<Body> {
+        match self {
+            Refusal::Missing => respond::missing_credential(),
+            Refusal::Invalid => respond::invalid_credential(),
+            Refusal::Stale => respond::stale(),
+        }
+    }
+}
+
+/// The upstream URI: route's upstream + (prefix-stripped) normalised path +
+/// query. Reuses the incoming path-and-query when nothing changes.
+fn upstream_uri(route: &Route, path: &str, incoming: &Uri) -> Option<Uri> {
+    let rest = if route.strip_prefix && route.prefix != "/" {
+        match &path[route.prefix.len()..] {
+            "" => "/",
+            r => r,
+        }
+    } else {
+        path
+    };
+    let pq = if route.upstream_base.is_empty() && rest == incoming.path() {
+        incoming
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))
+    } else {
+        let query = incoming.query();
+        let mut s = String::with_capacity(
+            route.upstream_base.len() + rest.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        s.push_str(&route.upstream_base);
+        s.push_str(rest);
+        if let Some(q) = query {
+            s.push('?');
+            s.push_str(q);
+        }
+        PathAndQuery::from_maybe_shared(bytes::Bytes::from(s)).ok()?
+    };
+    Uri::builder()
+        .scheme(route.upstream_scheme.clone())
+        .authority(route.upstream_authority.clone())
+        .path_and_query(pq)
+        .build()
+        .ok()
+}
+
+fn is_body_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

@@ -1,0 +1,109 @@
+//! Where proxy refusals become HTTP: status, `WWW-Authenticate` challenge
+//! (RFC 6750 §3), and a JSON body in the same `{"error":{…}}` shape as the
+//! admin API. Bodies are static: no formatting on the refusal path either,
+//! except the 403 challenge that names the missing scopes.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// The proxy's response body: the upstream's, streamed, or keygate's own.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="keygate""#);
+const CHALLENGE_INVALID: HeaderValue =
+    HeaderValue::from_static(r#"Bearer realm="keygate", error="invalid_token""#);
+
+fn error(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    res
+}
+
+/// 401, no credential presented.
+pub fn missing_credential() -> Response<Body> {
+    let mut res = error(
+        StatusCode::UNAUTHORIZED,
+        r#"{"error":{"type":"authentication_error","code":"missing_credential","message":"a credential is required: Authorization: Bearer <key>, Authorization: Token <key> or X-API-Key: <key>","param":null}}"#,
+    );
+    res.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, CHALLENGE);
+    res
+}
+
+/// 401, a credential was presented and is not valid (never says why).
+pub fn invalid_credential() -> Response<Body> {
+    let mut res = error(
+        StatusCode::UNAUTHORIZED,
+        r#"{"error":{"type":"authentication_error","code":"invalid_token","message":"the credential is invalid, expired or revoked","param":null}}"#,
+    );
+    res.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, CHALLENGE_INVALID);
+    res
+}
+
+/// 403, naming every scope the route requires for this method.
+pub fn insufficient_scope(required: &[String]) -> Response<Body> {
+    let mut res = error(
+        StatusCode::FORBIDDEN,
+        r#"{"error":{"type":"permission_error","code":"insufficient_scope","message":"the credential lacks a scope this route requires","param":null}}"#,
+    );
+    let challenge = format!(
+        r#"Bearer realm="keygate", error="insufficient_scope", scope="{}""#,
+        required.join(" ")
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
+}
+
+pub fn bad_path() -> Response<Body> {
+    error(
+        StatusCode::BAD_REQUEST,
+        r#"{"error":{"type":"invalid_request_error","code":"invalid_path","message":"the path contains a dot-dot segment or an encoded slash that would change the route","param":null}}"#,
+    )
+}
+
+pub fn no_route() -> Response<Body> {
+    error(
+        StatusCode::NOT_FOUND,
+        r#"{"error":{"type":"not_found_error","code":"no_route","message":"no route matches this path","param":null}}"#,
+    )
+}
+
+pub fn body_too_large() -> Response<Body> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        r#"{"error":{"type":"invalid_request_error","code":"body_too_large","message":"the request body exceeds server.max_body_bytes","param":null}}"#,
+    )
+}
+
+/// 503: the cache has not heard from the store for longer than
+/// `max_staleness`, so keygate fails closed.
+pub fn stale() -> Response<Body> {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":{"type":"unavailable_error","code":"credentials_stale","message":"credential data is stale; refusing to authenticate","param":null}}"#,
+    )
+}
+
+pub fn bad_gateway() -> Response<Body> {
+    error(
+        StatusCode::BAD_GATEWAY,
+        r#"{"error":{"type":"upstream_error","code":"upstream_unreachable","message":"the upstream could not be reached","param":null}}"#,
+    )
+}
+
+pub fn gateway_timeout() -> Response<Body> {
+    error(
+        StatusCode::GATEWAY_TIMEOUT,
+        r#"{"error":{"type":"upstream_error","code":"upstream_timeout","message":"the upstream did not answer within server.request_timeout","param":null}}"#,
+    )
+}

@@ -1,0 +1,186 @@
+//! Persistence: the [`Store`] trait, its model, and the SQLite implementation.
+//!
+//! The store is the source of truth. Every write goes through
+//! [`Store::write`] as one [`WriteBatch`]: the entity changes, an audit event
+//! and a change-feed entry commit in one transaction under one new revision,
+//! so nothing is ever half-written and every cache can catch up by revision.
+//! The store knows nothing of HTTP or of the cache.
+
+pub mod model;
+mod sqlite;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+use crate::credential::KeyHash;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A uniqueness rule was broken; names the field (`name`).
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// The row to change does not exist (or no longer does).
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached or failed.
+    #[error("store unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("store migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One entity change inside a [`WriteBatch`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    InsertOrganization(Organization),
+    UpdateOrganization(Organization),
+    DeleteOrganization(Uuid),
+    InsertProject(Project),
+    UpdateProject(Project),
+    InsertAccount(ServiceAccount),
+    UpdateAccount(ServiceAccount),
+    InsertKey(ApiKey),
+    /// Revokes one key of an account (no-op if already revoked).
+    RevokeKey {
+        account_id: Uuid,
+        key_id: Uuid,
+        at: i64,
+    },
+    /// Revokes every live key of an account.
+    RevokeAllKeys {
+        account_id: Uuid,
+        at: i64,
+    },
+    /// Makes every live key of an account expire at `at` (rotation grace),
+    /// unless it already expires earlier.
+    ExpireAllKeys {
+        account_id: Uuid,
+        at: i64,
+    },
+}
+
+impl Write {
+    /// The account whose authentication data this write touches, if any.
+    fn account(&self) -> Option<Uuid> {
+        match self {
+            Write::InsertAccount(a) | Write::UpdateAccount(a) => Some(a.id),
+            Write::InsertKey(k) => Some(k.service_account_id),
+            Write::RevokeKey { account_id, .. }
+            | Write::RevokeAllKeys { account_id, .. }
+            | Write::ExpireAllKeys { account_id, .. } => Some(*account_id),
+            _ => None,
+        }
+    }
+}
+
+/// Writes that commit together, with the audit event that explains them.
+#[derive(Debug, Clone)]
+pub struct WriteBatch {
+    pub writes: Vec<Write>,
+    pub audit: AuditEvent,
+}
+
+impl WriteBatch {
+    /// Accounts touched, deduplicated, in first-touched order.
+    pub fn accounts(&self) -> Vec<Uuid> {
+        let mut out: Vec<Uuid> = Vec::new();
+        for id in self.writes.iter().filter_map(Write::account) {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+}
+
+/// Keyset pagination: items with id greater than `after`, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub organization_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub state: Option<AccountState>,
+}
+
+/// Persistence for everything keygate manages. Implemented for SQLite here;
+/// a PostgreSQL implementation plugs in behind the same trait.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits a batch atomically and returns its new revision.
+    async fn write(&self, batch: WriteBatch) -> Result<i64>;
+
+    /// The latest committed revision.
+    async fn revision(&self) -> Result<i64>;
+    /// Change-feed entries after `revision`, oldest first, at most `limit`.
+    async fn changes_since(&self, revision: i64, limit: u32) -> Result<Vec<Change>>;
+
+    async fn organization(&self, id: Uuid) -> Result<Option<Organization>>;
+    /// Organizations by id; `only` restricts to one (an org owner's own).
+    async fn organizations(&self, only: Option<Uuid>, page: Page) -> Result<Vec<Organization>>;
+    /// Number of accounts of the organization that are not closed.
+    async fn open_accounts_in(&self, organization_id: Uuid) -> Result<u64>;
+
+    async fn project(&self, id: Uuid) -> Result<Option<Project>>;
+    async fn projects(&self, organization_id: Uuid, page: Page) -> Result<Vec<Project>>;
+
+    async fn account(&self, id: Uuid) -> Result<Option<ServiceAccount>>;
+    async fn accounts(
+        &self,
+        filter: &AccountFilter,
+        now_ms: i64,
+        page: Page,
+    ) -> Result<Vec<ServiceAccount>>;
+    /// Whether any open account holds the admin scope (bootstrap check).
+    async fn has_admin(&self) -> Result<bool>;
+
+    /// Every key of the account, revoked ones included (the cache needs their
+    /// hashes to evict them).
+    async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>>;
+    async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>>;
+
+    /// Live keys with their open accounts, ordered by key id, for the cache's
+    /// initial load; page through with `after`.
+    async fn auth_records(&self, page: Page) -> Result<Vec<AuthRecord>>;
+
+    /// Records `last_used_at` for keys and their accounts (batched, best effort;
+    /// not a change: authentication does not depend on it).
+    async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()>;
+
+    async fn audit_events(
+        &self,
+        organization_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<AuditEvent>>;
+
+    async fn heartbeat(&self, replica: &Replica) -> Result<()>;
+    /// Replicas whose heartbeat is newer than `since_ms`.
+    async fn replicas(&self, since_ms: i64) -> Result<Vec<Replica>>;
+
+    /// Closes connections; called once at shutdown.
+    async fn close(&self);
+}
+
+/// Opens the store named by `url` and brings its schema up to date.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(Error::Unsupported(
+            "the PostgreSQL store is not available in this release; use a sqlite: URL",
+        ))
+    }
+}

@@ -1,0 +1,180 @@
+//! The stored entities. Plain data: no HTTP, no SQL. Times are unix ms.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::credential::KeyHash;
+
+/// The scope that makes a principal a platform administrator.
+pub const ADMIN_SCOPE: &str = "keygate:admin";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub abbreviation: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub archived: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// Derived, never stored: closed beats disabled beats expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountState {
+    Active,
+    Disabled,
+    Expired,
+    Closed,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::Disabled => "disabled",
+            AccountState::Expired => "expired",
+            AccountState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            "expired" => Some(Self::Expired),
+            "closed" => Some(Self::Closed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub name: String,
+    pub description: Option<String>,
+    pub role: Role,
+    pub scopes: Vec<String>,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    /// A rate spec as configured (`"50/s"`), validated on write.
+    pub rate_limit: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl ServiceAccount {
+    pub fn state(&self, now_ms: i64) -> AccountState {
+        if self.closed_at.is_some() {
+            AccountState::Closed
+        } else if !self.enabled {
+            AccountState::Disabled
+        } else if self.expires_at.is_some_and(|e| e <= now_ms) {
+            AccountState::Expired
+        } else {
+            AccountState::Active
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.scopes.iter().any(|s| s == ADMIN_SCOPE)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub service_account_id: Uuid,
+    pub hash: KeyHash,
+    pub redacted: String,
+    pub created_at: i64,
+    /// Set by rotation with a grace period; the key stops working then.
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl ApiKey {
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: i64,
+    /// The acting service account; `None` for keygate itself (bootstrap).
+    pub actor_id: Option<Uuid>,
+    /// e.g. `service_account.create`.
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    /// What changed; never a secret or hash.
+    pub details: serde_json::Value,
+}
+
+/// One entry of the change feed: a revision and the accounts whose
+/// authentication data it touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub revision: i64,
+    pub accounts: Vec<Uuid>,
+}
+
+/// A live replica, as its heartbeat records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub id: Uuid,
+    pub hostname: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub revision: i64,
+}
+
+/// A key together with its account, as the cache loads it.
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    pub key: ApiKey,
+    pub account: ServiceAccount,
+}

@@ -1,0 +1,15 @@
+//! Integration tests: one binary, real sockets on `127.0.0.1:0`, a real upstream.
+//!
+//! Every test starts its own keygate (own temp SQLite file, own ports) through
+//! `keygate::app::start`, so tests run in parallel without sharing state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "integration/support.rs"]
+mod support;
+
+#[path = "integration/admin.rs"]
+mod admin;
+#[path = "integration/lifecycle.rs"]
+mod lifecycle;
+#[path = "integration/proxy.rs"]
+mod proxy;

@@ -1,0 +1,414 @@
+//! Test harness: an in-process keygate, an echoing upstream and a tiny HTTP client.
+//!
+//! Owns process setup and request plumbing only; assertions live in the test modules.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keygate::app::Running;
+use keygate::config::Config;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+/// The platform admin's key, handed to keygate through `KEYGATE_ADMIN_KEY`.
+const ADMIN_KEY: &str = "test-admin-key-0123456789-abcdefghijklmnop";
+
+/// Routes every harness serves; tests append more through `start(extra)`.
+const BASE_ROUTES: &str = r#"
+[[routes]]
+name = "orders"
+prefix = "/orders"
+upstream = "http://{UPSTREAM}"
+audience = "orders-api"
+scopes = { GET = ["orders:read"], POST = ["orders:write"] }
+forward_auth = "headers"
+
+[[routes]]
+name = "open"
+prefix = "/open"
+upstream = "http://{UPSTREAM}"
+public = true
+
+[[routes]]
+name = "pass"
+prefix = "/pass"
+upstream = "http://{UPSTREAM}"
+forward_auth = "passthrough"
+"#;
+
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub(crate) struct Harness {
+    running: Option<Running>,
+    dir: TempDir,
+    toml: String,
+    upstream_hits: Arc<AtomicUsize>,
+    pub(crate) admin_key: String,
+    client: HttpClient,
+    names: AtomicUsize,
+}
+
+impl Harness {
+    /// Starts an upstream and keygate with the base routes plus `routes_toml_extra`
+    /// (`{UPSTREAM}` in it is replaced by the upstream's address).
+    pub(crate) async fn start(routes_toml_extra: &str) -> Harness {
+        let (upstream_addr, upstream_hits) = spawn_upstream().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("keygate.db");
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "2s"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[store]
+url = "sqlite://{db}"
+poll_interval = "100ms"
+{routes}
+{extra}
+"#,
+            db = db.display(),
+            routes = BASE_ROUTES,
+            extra = routes_toml_extra,
+        )
+        .replace("{UPSTREAM}", &upstream_addr.to_string());
+
+        let mut harness = Harness {
+            running: None,
+            dir,
+            toml,
+            upstream_hits,
+            admin_key: ADMIN_KEY.to_string(),
+            client: new_client(),
+            names: AtomicUsize::new(0),
+        };
+        harness.running = Some(harness.boot().await);
+        harness
+    }
+
+    async fn boot(&self) -> Running {
+        let mut env = HashMap::new();
+        env.insert("KEYGATE_ADMIN_KEY".to_string(), self.admin_key.clone());
+        let config = match Config::from_toml(&self.toml, &env) {
+            Ok(config) => config,
+            Err(e) => panic!("test config refused: {e}\n{}", self.toml),
+        };
+        match keygate::app::start(config).await {
+            Ok(running) => running,
+            Err(e) => panic!("keygate failed to start: {e}"),
+        }
+    }
+
+    /// Graceful shutdown, then a fresh start on the same database file.
+    pub(crate) async fn restart(&mut self) {
+        // Drop pooled keep-alive connections so shutdown has nothing idle to wait on.
+        self.client = new_client();
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        assert!(
+            self.dir.path().join("keygate.db").exists(),
+            "store file missing after shutdown"
+        );
+        self.running = Some(self.boot().await);
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub(crate) fn public_addr(&self) -> SocketAddr {
+        self.running().public_addr()
+    }
+
+    pub(crate) fn admin_addr(&self) -> SocketAddr {
+        self.running().admin_addr()
+    }
+
+    /// Requests the upstream has answered so far.
+    pub(crate) fn upstream_hits(&self) -> usize {
+        self.upstream_hits.load(Ordering::SeqCst)
+    }
+
+    /// Admin API call as the platform admin.
+    pub(crate) async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        self.admin_as(&self.admin_key, method, path, body).await
+    }
+
+    /// Admin API call authenticated with `key` as a Bearer credential.
+    pub(crate) async fn admin_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let bytes = body
+            .map(|v| serde_json::to_vec(&v).unwrap())
+            .unwrap_or_default();
+        self.admin_raw(Some(key), method, path, bytes).await
+    }
+
+    /// Admin API call with a raw body and an optional Bearer credential.
+    pub(crate) async fn admin_raw(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(auth) = auth.as_deref() {
+            headers.push(("authorization", auth));
+        }
+        if !body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
+        send(
+            &self.client,
+            self.admin_addr(),
+            method,
+            path,
+            &headers,
+            body,
+        )
+        .await
+    }
+
+    /// Request to the public listener with exactly the given headers and no body.
+    pub(crate) async fn proxy(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        send(
+            &self.client,
+            self.public_addr(),
+            method,
+            path,
+            headers,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Request to the public listener with `Authorization: Bearer <key>`.
+    pub(crate) async fn bearer(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let auth = format!("Bearer {key}");
+        self.proxy(method, path, &[("authorization", auth.as_str())])
+            .await
+    }
+
+    /// `GET /orders/probe` with `key`, repeated until it answers `want` or the sync
+    /// deadline passes; returns the last status for the caller to assert on.
+    /// The status of the very next proxied request with `key`: writes through
+    /// this replica apply to its cache before the admin call returns, so no
+    /// waiting or retrying is allowed here. `want` is only for the message.
+    pub(crate) async fn key_status(&self, want: StatusCode, key: &str) -> StatusCode {
+        let (status, _, body) = self.bearer("GET", "/orders/probe", key).await;
+        if status != want {
+            eprintln!("key_status: wanted {want}, got {status}: {body}");
+        }
+        status
+    }
+
+    pub(crate) async fn create_org(&self, name: &str) -> String {
+        let (status, _, body) = self
+            .admin("POST", "/v1/organizations", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create org: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// A unique account name within this harness.
+    pub(crate) fn unique_name(&self) -> String {
+        format!("sa-{}", self.names.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Creates a member account in `org_id` with `scopes`; returns (account id, key).
+    pub(crate) async fn create_account(&self, org_id: &str, scopes: &[&str]) -> (String, String) {
+        self.create_account_with(json!({
+            "organization_id": org_id,
+            "name": self.unique_name(),
+            "scopes": scopes,
+        }))
+        .await
+    }
+
+    /// Creates an account from a full request body as the admin; returns (id, key).
+    pub(crate) async fn create_account_with(&self, body: Value) -> (String, String) {
+        let (status, _, body) = self.admin("POST", "/v1/service-accounts", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "create account: {body}");
+        account_and_key(&body)
+    }
+
+    /// Ids of every account in `org_id`, walking all pages.
+    pub(crate) async fn account_ids(&self, org_id: &str) -> Vec<String> {
+        list_ids(self, &format!("organization_id={org_id}")).await
+    }
+}
+
+fn new_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()
+}
+
+/// (account id, api key value) from a create or rotate response.
+pub(crate) fn account_and_key(body: &Value) -> (String, String) {
+    let id = body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {body}"));
+    let key = body["api_key"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no api_key.value in {body}"));
+    (id.to_string(), key.to_string())
+}
+
+/// Ids from `GET /v1/service-accounts?<query>` as the admin, following `next_cursor`.
+async fn list_ids(h: &Harness, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100 {
+        let mut path = format!("/v1/service-accounts?{query}&limit=100");
+        if let Some(cursor) = &after {
+            path.push_str(&format!("&after={cursor}"));
+        }
+        let (status, _, body) = h.admin("GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "list {path}: {body}");
+        for item in body["data"].as_array().unwrap() {
+            ids.push(item["id"].as_str().unwrap().to_string());
+        }
+        if body["has_more"] != json!(true) {
+            return ids;
+        }
+        after = Some(body["next_cursor"].as_str().unwrap().to_string());
+    }
+    panic!("listing never ended");
+}
+
+/// One HTTP/1.1 request; the body is parsed as JSON (Null when empty, the raw
+/// text as a JSON string when it is not JSON, so asserting on fields fails loudly).
+pub(crate) async fn send(
+    client: &HttpClient,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut builder = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(Full::new(Bytes::from(body))).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: timed out"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, parse_body(&bytes))
+}
+
+fn parse_body(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Header value as `&str` ("" when absent).
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A port nothing listens on: bind, read the port, drop the listener.
+pub(crate) async fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// An HTTP/1 upstream that answers every request with 200 and
+/// `{"method","path","headers":{lowercased name: value}}`.
+async fn spawn_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    echo(req)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut headers = serde_json::Map::new();
+    for name in req.headers().keys() {
+        let values: Vec<String> = req
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let body = json!({ "method": req.method().as_str(), "path": path, "headers": headers });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    response.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
