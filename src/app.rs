@@ -18,7 +18,8 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::credential::ApiKeyFormat;
 use crate::manage::{self, Manager};
-use crate::proxy::{self, Proxy};
+use crate::proxy::{self, Proxy, RouteTable};
+use crate::ratelimit::Limits;
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -121,9 +122,19 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let state = AdminState::new(manager, Arc::clone(&cache), Arc::clone(&clock));
+    let mut limits = Limits::new(config.rate_limit.default, config.rate_limit.failed_auth);
+    let routes = RouteTable::new(&config.routes, &mut limits);
+    let limits = Arc::new(limits);
+
+    let state = AdminState::new(
+        manager,
+        Arc::clone(&cache),
+        Arc::clone(&limits),
+        Arc::clone(&clock),
+    );
     let mut admin_rx = rx.clone();
-    let admin_app = admin::router(state.clone());
+    let admin_app =
+        admin::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(admin, admin_app).with_graceful_shutdown(async move {
             let _ = admin_rx.changed().await;
@@ -151,7 +162,14 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     tasks.push(tokio::spawn(
         Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
     ));
-    let proxy = Arc::new(Proxy::new(&config, Arc::clone(&cache), clock));
+    tasks.push(tokio::spawn(housekeep(Arc::clone(&limits), rx.clone())));
+    let proxy = Arc::new(Proxy::new(
+        &config,
+        routes,
+        limits,
+        Arc::clone(&cache),
+        clock,
+    ));
     tasks.push(tokio::spawn(proxy::server::serve(
         public,
         proxy,
@@ -169,4 +187,16 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         bootstrap_key,
         grace: config.server.shutdown_grace,
     })
+}
+
+/// Forgets rate-limit state that carries no information any more (buckets
+/// that have refilled), so memory follows active principals, not all ever seen.
+async fn housekeep(limits: Arc<Limits>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => limits.housekeep(),
+            _ = shutdown.changed() => break,
+        }
+    }
 }

@@ -21,5 +21,6 @@ pub mod config;
 pub mod credential;
 pub mod manage;
 pub mod proxy;
+pub mod ratelimit;
 pub mod store;
 pub mod telemetry;

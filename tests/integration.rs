@@ -13,3 +13,5 @@ mod admin;
 mod lifecycle;
 #[path = "integration/proxy.rs"]
 mod proxy;
+#[path = "integration/ratelimit.rs"]
+mod ratelimit;

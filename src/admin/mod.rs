@@ -23,6 +23,7 @@ pub use error::ApiError;
 use crate::cache::Cache;
 use crate::clock::SharedClock;
 use crate::manage::Manager;
+use crate::ratelimit::Limits;
 
 /// Largest admin request body; larger answers 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,6 +36,7 @@ pub struct AdminState(Arc<Inner>);
 pub struct Inner {
     pub manager: Manager,
     pub cache: Arc<Cache>,
+    pub limits: Arc<Limits>,
     pub clock: SharedClock,
 }
 
@@ -46,10 +48,16 @@ impl std::ops::Deref for AdminState {
 }
 
 impl AdminState {
-    pub fn new(manager: Manager, cache: Arc<Cache>, clock: SharedClock) -> Self {
+    pub fn new(
+        manager: Manager,
+        cache: Arc<Cache>,
+        limits: Arc<Limits>,
+        clock: SharedClock,
+    ) -> Self {
         Self(Arc::new(Inner {
             manager,
             cache,
+            limits,
             clock,
         }))
     }

@@ -80,6 +80,8 @@ pub struct RateLimitConfig {
     pub backend: RateLimitBackend,
     pub redis_url: Secret,
     pub default: Option<RateSpec>,
+    /// Failed authentication attempts allowed per client address.
+    pub failed_auth: RateSpec,
 }
 
 /// `N/s`, `N/m` or `N/h`, optionally ` burst M`.

@@ -117,6 +117,7 @@ pub(crate) struct RawRateLimit {
     pub(crate) backend: String,
     pub(crate) redis_url: String,
     pub(crate) default: Option<String>,
+    pub(crate) failed_auth: String,
 }
 
 impl Default for RawRateLimit {
@@ -125,6 +126,7 @@ impl Default for RawRateLimit {
             backend: "local".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             default: None,
+            failed_auth: "60/m burst 20".into(),
         }
     }
 }

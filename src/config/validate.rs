@@ -25,7 +25,10 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("store", &["url", "poll_interval", "max_staleness"]),
     ("tokens", &["issuer", "algorithm", "ttl", "max_ttl"]),
     ("keys", &["prefix"]),
-    ("rate_limit", &["backend", "redis_url", "default"]),
+    (
+        "rate_limit",
+        &["backend", "redis_url", "default", "failed_auth"],
+    ),
 ];
 
 const ROUTE_KEYS: &[&str] = &[
@@ -232,6 +235,13 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             .default
             .as_deref()
             .and_then(|s| p.rate("rate_limit.default", s)),
+        failed_auth: p
+            .rate("rate_limit.failed_auth", &rl.failed_auth)
+            .unwrap_or(RateSpec {
+                count: 60,
+                per: Duration::from_secs(60),
+                burst: 20,
+            }),
     };
 
     let mut routes = Vec::with_capacity(raw.routes.len());

@@ -31,6 +31,7 @@ use crate::cache::{Cache, Principal};
 use crate::clock::SharedClock;
 use crate::config::{Config, ForwardAuth};
 use crate::credential;
+use crate::ratelimit::{Decision, Limits, Subject};
 
 type UpstreamClient = Client<HttpConnector, Limited<Incoming>>;
 
@@ -50,6 +51,7 @@ impl ConnInfo {
 
 pub struct Proxy {
     routes: RouteTable,
+    limits: Arc<Limits>,
     cache: Arc<Cache>,
     client: UpstreamClient,
     clock: SharedClock,
@@ -58,7 +60,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, cache: Arc<Cache>, clock: SharedClock) -> Self {
+    pub fn new(
+        config: &Config,
+        routes: RouteTable,
+        limits: Arc<Limits>,
+        cache: Arc<Cache>,
+        clock: SharedClock,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(
@@ -69,7 +77,8 @@ impl Proxy {
             .pool_max_idle_per_host(1024)
             .build(connector);
         Self {
-            routes: RouteTable::new(&config.routes),
+            routes,
+            limits,
             cache,
             client,
             clock,
@@ -110,7 +119,7 @@ impl Proxy {
         let principal = if route.public {
             None
         } else {
-            match self.authenticate(&req) {
+            match self.authenticate(&req, conn) {
                 Ok(p) => Some(p),
                 Err(refusal) => return refusal.into_response(),
             }
@@ -120,6 +129,11 @@ impl Proxy {
             if !required.iter().all(|s| p.scopes.contains(s)) {
                 return respond::insufficient_scope(required);
             }
+        }
+
+        let limit = self.rate_limit(route, principal.as_deref(), conn);
+        if let Some(d) = limit.filter(|d| !d.allowed) {
+            return respond::rate_limited(&d);
         }
 
         let uri = match upstream_uri(route, &path, req.uri()) {
@@ -146,43 +160,85 @@ impl Proxy {
             ),
         );
 
-        match tokio::time::timeout(self.request_timeout, self.client.request(upstream_req)).await {
-            Err(_) => {
-                tracing::warn!(route = %route.name, "upstream timed out");
-                respond::gateway_timeout()
-            }
-            Ok(Err(e)) => {
-                if is_body_limit(&e) {
-                    return respond::body_too_large();
+        let mut res =
+            match tokio::time::timeout(self.request_timeout, self.client.request(upstream_req))
+                .await
+            {
+                Err(_) => {
+                    tracing::warn!(route = %route.name, "upstream timed out");
+                    respond::gateway_timeout()
                 }
-                tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
-                respond::bad_gateway()
-            }
-            Ok(Ok(res)) => {
-                let (mut parts, body) = res.into_parts();
-                headers::remove_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Either::Left(body))
-            }
+                Ok(Err(e)) => {
+                    if is_body_limit(&e) {
+                        return respond::body_too_large();
+                    }
+                    tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+                    respond::bad_gateway()
+                }
+                Ok(Ok(res)) => {
+                    let (mut parts, body) = res.into_parts();
+                    headers::remove_hop_by_hop(&mut parts.headers);
+                    Response::from_parts(parts, Either::Left(body))
+                }
+            };
+        if let Some(d) = &limit {
+            respond::rate_limit_headers(res.headers_mut(), d);
         }
+        res
+    }
+
+    /// The limit that applies: the route's own, else the account's, else the
+    /// default. `None`: unlimited.
+    fn rate_limit<'a>(
+        &'a self,
+        route: &'a Route,
+        principal: Option<&Principal>,
+        conn: &ConnInfo,
+    ) -> Option<Decision<'a>> {
+        let subject = match principal {
+            Some(p) => Subject::Account(p.account_id),
+            None => Subject::Address(conn.remote.ip()),
+        };
+        if let Some(limit) = &route.limit {
+            return Some(limit.check(&subject));
+        }
+        if let Some((p, spec)) = principal.and_then(|p| p.rate_limit.map(|s| (p, s))) {
+            return Some(self.limits.accounts.check(p.account_id, spec));
+        }
+        self.limits.default.as_ref().map(|d| d.check(&subject))
     }
 
     /// Credential → principal, from the cache alone.
-    fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Principal>, Refusal> {
+    fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Result<Arc<Principal>, Refusal> {
         let now = self.clock.now_ms();
         // SECURITY: past max_staleness we cannot know about revocations: fail closed.
         if self.cache.is_stale(now) {
             return Err(Refusal::Stale);
         }
+        let ip = conn.remote.ip();
+        if let Some(wait) = self.limits.failed_auth.blocked(ip) {
+            return Err(Refusal::Blocked(wait));
+        }
         let h = req.headers();
         let auth = h.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
         let api_key = h.get(&headers::X_API_KEY).map(HeaderValue::as_bytes);
+        // A presented credential that fails is charged to the client's
+        // address, never to the key it names.
+        let failed = || match self.limits.failed_auth.record_failure(ip) {
+            Some(wait) => Refusal::Blocked(wait),
+            None => Refusal::Invalid,
+        };
         let (secret, _) = credential::extract(auth, api_key).map_err(|e| match e {
             credential::Error::Missing => Refusal::Missing,
-            credential::Error::Malformed => Refusal::Invalid,
+            credential::Error::Malformed => failed(),
         })?;
         self.cache.authenticate(secret, now).map_err(|e| {
             tracing::debug!(reason = %e, "credential refused");
-            Refusal::Invalid
+            failed()
         })
     }
 }
@@ -193,6 +249,8 @@ enum Refusal {
     Missing,
     Invalid,
     Stale,
+    /// Too many failed attempts from this address; seconds to wait.
+    Blocked(u64),
 }
 
 impl Refusal {
@@ -201,6 +259,7 @@ impl Refusal {
             Refusal::Missing => respond::missing_credential(),
             Refusal::Invalid => respond::invalid_credential(),
             Refusal::Stale => respond::stale(),
+            Refusal::Blocked(wait) => respond::too_many_failures(wait),
         }
     }
 }

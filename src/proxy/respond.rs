@@ -5,9 +5,11 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{HeaderMap, HeaderName, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+
+use crate::ratelimit::Decision;
 
 /// The proxy's response body: the upstream's, streamed, or keygate's own.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -106,4 +108,70 @@ pub fn gateway_timeout() -> Response<Body> {
         StatusCode::GATEWAY_TIMEOUT,
         r#"{"error":{"type":"upstream_error","code":"upstream_timeout","message":"the upstream did not answer within server.request_timeout","param":null}}"#,
     )
+}
+
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The rate-limit fields every response on a limited route carries: the
+/// widely deployed `RateLimit-Limit/-Remaining/-Reset` and the IETF draft's
+/// (draft-ietf-httpapi-ratelimit-headers) structured `RateLimit-Policy` and
+/// `RateLimit`.
+pub fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision<'_>) {
+    // Policy names are route names: keep them a valid sf-string.
+    let policy: String = d
+        .policy
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    headers.insert(&RATELIMIT_LIMIT, HeaderValue::from(d.spec.count));
+    headers.insert(&RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
+    headers.insert(&RATELIMIT_RESET, HeaderValue::from(d.reset_secs));
+    let pairs = [
+        (
+            &RATELIMIT_POLICY,
+            format!("\"{policy}\";q={};w={}", d.spec.count, d.spec.per.as_secs()),
+        ),
+        (
+            &RATELIMIT,
+            format!("\"{policy}\";r={};t={}", d.remaining, d.reset_secs),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// 429 for a principal over its limit, with `Retry-After` (RFC 9110 §10.2.3).
+pub fn rate_limited(d: &Decision<'_>) -> Response<Body> {
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        r#"{"error":{"type":"rate_limit_error","code":"rate_limited","message":"rate limit exceeded; retry after the number of seconds in Retry-After","param":null}}"#,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_secs));
+    rate_limit_headers(res.headers_mut(), d);
+    res
+}
+
+/// 429 for an address that failed authentication too often.
+pub fn too_many_failures(wait_secs: u64) -> Response<Body> {
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        r#"{"error":{"type":"rate_limit_error","code":"too_many_failed_attempts","message":"too many failed authentication attempts from this address","param":null}}"#,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
+    res
 }

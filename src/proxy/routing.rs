@@ -7,7 +7,10 @@
 
 use std::borrow::Cow;
 
-use crate::config::{ForwardAuth, RateSpec, RouteConfig};
+use std::sync::Arc;
+
+use crate::config::{ForwardAuth, RouteConfig};
+use crate::ratelimit::{KeyedLimit, Limits};
 
 /// Why a path cannot be routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -34,12 +37,13 @@ pub struct Route {
     /// Method → required scopes; `*` for the rest. Sorted by method.
     scopes: Vec<(String, Vec<String>)>,
     pub forward_auth: ForwardAuth,
-    pub rate_limit: Option<RateSpec>,
+    /// The route's own limit (one bucket per principal on this route).
+    pub limit: Option<Arc<KeyedLimit>>,
     pub public: bool,
 }
 
 impl Route {
-    fn new(c: &RouteConfig) -> Option<Self> {
+    fn new(c: &RouteConfig, limits: &mut Limits) -> Option<Self> {
         let parts = c.upstream.clone().into_parts();
         let base = c.upstream.path().trim_end_matches('/').to_string();
         Some(Self {
@@ -56,7 +60,7 @@ impl Route {
                 .map(|(m, s)| (m.clone(), s.clone()))
                 .collect(),
             forward_auth: c.forward_auth,
-            rate_limit: c.rate_limit,
+            limit: c.rate_limit.map(|spec| limits.route_limit(spec, &c.name)),
             public: c.public,
         })
     }
@@ -84,8 +88,11 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(config: &[RouteConfig]) -> Self {
-        let mut routes: Vec<Route> = config.iter().filter_map(Route::new).collect();
+    pub fn new(config: &[RouteConfig], limits: &mut Limits) -> Self {
+        let mut routes: Vec<Route> = config
+            .iter()
+            .filter_map(|c| Route::new(c, limits))
+            .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Self { routes }
     }
@@ -184,6 +191,10 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
 
+    fn test_limits() -> Limits {
+        Limits::new(None, crate::config::RateSpec::parse("10/s").unwrap())
+    }
+
     fn table() -> RouteTable {
         let c = crate::config::Config::from_toml(
             r#"
@@ -203,7 +214,7 @@ upstream = "http://127.0.0.1:3"
             &HashMap::new(),
         )
         .unwrap();
-        RouteTable::new(&c.routes)
+        RouteTable::new(&c.routes, &mut test_limits())
     }
 
     #[test]
@@ -260,7 +271,7 @@ upstream = "http://127.0.0.1:3"
             &HashMap::new(),
         )
         .unwrap();
-        let t = RouteTable::new(&c.routes);
+        let t = RouteTable::new(&c.routes, &mut test_limits());
         let r = t.find("/a").unwrap();
         assert_eq!(r.required_scopes("GET"), ["r".to_string()]);
         assert_eq!(r.required_scopes("DELETE"), ["w".to_string()]);

@@ -226,8 +226,6 @@ poll_interval = "100ms"
             .await
     }
 
-    /// `GET /orders/probe` with `key`, repeated until it answers `want` or the sync
-    /// deadline passes; returns the last status for the caller to assert on.
     /// The status of the very next proxied request with `key`: writes through
     /// this replica apply to its cache before the admin call returns, so no
     /// waiting or retrying is allowed here. `want` is only for the message.
