@@ -9,9 +9,13 @@ mod support;
 
 #[path = "integration/admin.rs"]
 mod admin;
+#[path = "integration/hardening.rs"]
+mod hardening;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
 #[path = "integration/proxy.rs"]
 mod proxy;
 #[path = "integration/ratelimit.rs"]
 mod ratelimit;
+#[path = "integration/store.rs"]
+mod store;

@@ -68,21 +68,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(bytes)
-            .map(JsonBody)
-            .map_err(|e| json_error(&e))
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value: T = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| json_error(e.path().to_string(), e.inner()))?;
+        de.end().map_err(|e| json_error(String::new(), &e))?;
+        Ok(JsonBody(value))
     }
 }
 
-fn json_error(e: &serde_json::Error) -> ApiError {
+fn json_error(path: String, e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     let text = e.to_string();
-    // serde names the field in backticks: "unknown field `x`", "missing field `y`".
-    let param = text
-        .split('`')
-        .nth(1)
-        .filter(|_| text.contains(" field `"))
-        .map(str::to_string);
+    // The field at fault: where serde_path_to_error says, else the one serde
+    // names in backticks ("unknown field `x`", "missing field `y`").
+    let param = Some(path)
+        .filter(|p| !p.is_empty() && p != ".")
+        .or_else(|| {
+            text.split('`')
+                .nth(1)
+                .filter(|_| text.contains(" field `"))
+                .map(str::to_string)
+        });
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::invalid("invalid_json", format!("malformed JSON: {text}"), None)
@@ -95,7 +101,11 @@ fn json_error(e: &serde_json::Error) -> ApiError {
             } else {
                 "invalid_value"
             };
-            ApiError::invalid(code, text, param)
+            let message = match &param {
+                Some(p) if !text.contains(&format!("`{p}`")) => format!("{p}: {text}"),
+                _ => text,
+            };
+            ApiError::invalid(code, message, param)
         }
     }
 }

@@ -110,6 +110,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/audit-events", get(system::audit_events))
         .route("/v1/replicas", get(system::replicas))
         .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                "this method is not allowed on this path",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

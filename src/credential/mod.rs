@@ -36,17 +36,29 @@ pub fn extract<'a>(
     authorization: Option<&'a [u8]>,
     api_key: Option<&'a [u8]>,
 ) -> Result<(&'a str, Source), Error> {
-    if let Some(value) = authorization {
-        let value = trim(value);
-        let rest = strip_scheme(value, b"bearer ")
-            .or_else(|| strip_scheme(value, b"token "))
-            .ok_or(Error::Malformed)?;
+    if let Some(rest) = authorization.and_then(keygate_scheme) {
         return as_credential(rest).map(|c| (c, Source::Authorization));
     }
+    // Another scheme (Basic, …) is meant for the upstream, not keygate.
     if let Some(value) = api_key {
         return as_credential(trim(value)).map(|c| (c, Source::ApiKeyHeader));
     }
     Err(Error::Missing)
+}
+
+/// Whether an `Authorization` value carries a keygate credential (`Bearer`
+/// or `Token` scheme); only then is it stripped before forwarding.
+pub fn is_keygate_authorization(value: &[u8]) -> bool {
+    keygate_scheme(value).is_some()
+}
+
+fn keygate_scheme(value: &[u8]) -> Option<&[u8]> {
+    let value = trim(value);
+    // A bare "Bearer" is a presented, empty credential: malformed, not missing.
+    if value.eq_ignore_ascii_case(b"bearer") || value.eq_ignore_ascii_case(b"token") {
+        return Some(&[]);
+    }
+    strip_scheme(value, b"bearer ").or_else(|| strip_scheme(value, b"token "))
 }
 
 /// Case-insensitive scheme match (RFC 9110 §11.1: auth schemes are case-insensitive).
@@ -108,9 +120,19 @@ mod tests {
     }
 
     #[test]
+    fn another_scheme_does_not_hide_the_api_key_header() {
+        assert_eq!(
+            extract(Some(b"Basic dXNlcjpwdw=="), Some(b"kg_x")),
+            Ok(("kg_x", Source::ApiKeyHeader))
+        );
+        assert!(is_keygate_authorization(b"bearer x"));
+        assert!(!is_keygate_authorization(b"Basic x"));
+    }
+
+    #[test]
     fn missing_and_malformed_are_told_apart() {
         assert_eq!(extract(None, None), Err(Error::Missing));
-        assert_eq!(extract(Some(b"Basic abc"), None), Err(Error::Malformed));
+        assert_eq!(extract(Some(b"Basic abc"), None), Err(Error::Missing));
         assert_eq!(extract(Some(b"Bearer "), None), Err(Error::Malformed));
         assert_eq!(extract(Some(b"Bearer a b"), None), Err(Error::Malformed));
         let long = vec![b'a'; MAX_CREDENTIAL_LEN + 1];

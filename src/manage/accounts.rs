@@ -71,6 +71,13 @@ fn valid_scopes(actor: &Actor, scopes: Vec<String>) -> Result<Vec<String>> {
                 "only platform admins may grant keygate: scopes",
             ));
         }
+        // SECURITY: scopes are global strings that upstreams trust; an owner
+        // delegates from what it holds and can never mint more.
+        if !actor.admin && !actor.scopes.contains(&s) {
+            return Err(Error::Forbidden(
+                "an owner may grant only scopes it holds itself",
+            ));
+        }
         if !out.contains(&s) {
             out.push(s);
         }
@@ -119,6 +126,28 @@ impl Manager {
             return Err(Error::NotFound("service account"));
         }
         Ok(account)
+    }
+
+    /// An account the actor may change. SECURITY: accounts holding
+    /// `keygate:` scopes are platform infrastructure; only platform admins may
+    /// change them or their keys, or an org owner could mint itself an admin key.
+    async fn account_for_write(&self, actor: &Actor, id: Uuid) -> Result<ServiceAccount> {
+        let account = self.account(actor, id).await?;
+        if !actor.admin && account.scopes.iter().any(|s| s.starts_with("keygate:")) {
+            return Err(Error::Forbidden(
+                "only platform admins may change accounts that hold keygate: scopes",
+            ));
+        }
+        if account.closed_at.is_some() {
+            return Err(closed());
+        }
+        Ok(account)
+    }
+
+    /// `updated_at` for a write replacing a row last written at `previous`:
+    /// strictly later, so the optimistic guard never sees two writes alike.
+    fn next_updated_at(&self, previous: i64) -> i64 {
+        self.now().max(previous + 1)
     }
 
     pub async fn accounts(
@@ -249,10 +278,8 @@ impl Manager {
         id: Uuid,
         patch: AccountPatch,
     ) -> Result<Written<ServiceAccount>> {
-        let mut account = self.account(actor, id).await?;
-        if account.closed_at.is_some() {
-            return Err(closed());
-        }
+        let mut account = self.account_for_write(actor, id).await?;
+        let previous_updated_at = account.updated_at;
         let mut changed = serde_json::Map::new();
         if let Some(name) = patch.name {
             account.name = valid_name("name", &name)?;
@@ -278,10 +305,7 @@ impl Manager {
             account.rate_limit = valid_rate(rate_limit)?;
             changed.insert("rate_limit".into(), json!(account.rate_limit));
         }
-        // SECURITY: an owner must not lock itself out of, or widen, its own powers
-        // by editing its own account's scopes into keygate: ones (checked above);
-        // disabling itself is allowed and takes effect at once.
-        account.updated_at = self.now();
+        account.updated_at = self.next_updated_at(previous_updated_at);
         let audit = Audit {
             action: "service_account.update",
             target_type: "service_account",
@@ -293,7 +317,10 @@ impl Manager {
             .commit(
                 Some(actor),
                 "service account",
-                vec![Write::UpdateAccount(account.clone())],
+                vec![Write::UpdateAccount {
+                    account: account.clone(),
+                    previous_updated_at,
+                }],
                 audit,
             )
             .await?;
@@ -305,11 +332,9 @@ impl Manager {
 
     /// Closes an account: final; every key is revoked in the same commit.
     pub async fn close_account(&self, actor: &Actor, id: Uuid) -> Result<Written<ServiceAccount>> {
-        let mut account = self.account(actor, id).await?;
-        if account.closed_at.is_some() {
-            return Err(closed());
-        }
-        let now = self.now();
+        let mut account = self.account_for_write(actor, id).await?;
+        let previous_updated_at = account.updated_at;
+        let now = self.next_updated_at(previous_updated_at);
         account.closed_at = Some(now);
         account.updated_at = now;
         let audit = Audit {
@@ -320,7 +345,10 @@ impl Manager {
             details: json!({ "name": account.name }),
         };
         let writes = vec![
-            Write::UpdateAccount(account.clone()),
+            Write::UpdateAccount {
+                account: account.clone(),
+                previous_updated_at,
+            },
             Write::RevokeAllKeys {
                 account_id: id,
                 at: now,
@@ -365,10 +393,7 @@ impl Manager {
     }
 
     pub async fn issue_key(&self, actor: &Actor, account_id: Uuid) -> Result<Written<IssuedKey>> {
-        let account = self.account(actor, account_id).await?;
-        if account.closed_at.is_some() {
-            return Err(closed());
-        }
+        let account = self.account_for_write(actor, account_id).await?;
         let issued = self.new_key(account_id, self.now());
         let audit = Audit {
             action: "api_key.create",
@@ -397,7 +422,7 @@ impl Manager {
         account_id: Uuid,
         key_id: Uuid,
     ) -> Result<Written<()>> {
-        let account = self.account(actor, account_id).await?;
+        let account = self.account_for_write(actor, account_id).await?;
         let audit = Audit {
             action: "api_key.revoke",
             target_type: "api_key",
@@ -438,10 +463,7 @@ impl Manager {
                 format!("must be at most {MAX_GRACE_SECONDS} (30 days)"),
             ));
         }
-        let account = self.account(actor, account_id).await?;
-        if account.closed_at.is_some() {
-            return Err(closed());
-        }
+        let account = self.account_for_write(actor, account_id).await?;
         let now = self.now();
         let issued = self.new_key(account_id, now);
         let retire = if grace_seconds == 0 {

@@ -20,7 +20,7 @@ pub use accounts::{parse_state as accounts_state, AccountPatch, IssuedKey, NewAc
 pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
 
 use crate::cache::sync::Syncer;
-use crate::cache::Principal;
+use crate::cache::{Principal, ScopeSet};
 use crate::clock::SharedClock;
 use crate::credential::ApiKeyFormat;
 use crate::store::{self, AuditEvent, Role, Store, Write, WriteBatch};
@@ -33,6 +33,8 @@ pub struct Actor {
     pub project_id: Option<Uuid>,
     pub role: Role,
     pub admin: bool,
+    /// The actor's own scopes: an owner may grant only these.
+    pub scopes: Arc<ScopeSet>,
 }
 
 impl From<&Principal> for Actor {
@@ -43,6 +45,7 @@ impl From<&Principal> for Actor {
             project_id: p.project_id,
             role: p.role,
             admin: p.admin,
+            scopes: Arc::clone(&p.scopes),
         }
     }
 }
@@ -119,6 +122,11 @@ fn from_store(e: store::Error, what: &'static str) -> Error {
             message: format!("a {what} with this {param} already exists"),
         },
         store::Error::NotFound => Error::NotFound(what),
+        store::Error::Stale => Error::Conflict {
+            code: "concurrent_update",
+            param: None,
+            message: format!("the {what} changed while this request was processed; retry"),
+        },
         store::Error::Unavailable(ref cause) => {
             tracing::warn!(error = %cause, "store unavailable");
             Error::Unavailable

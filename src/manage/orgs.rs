@@ -247,14 +247,24 @@ impl Manager {
     ) -> Result<Listing<Project>> {
         self.organization(actor, org_id).await?;
         let page = Self::page(after, limit)?;
-        let mut projects = self
+        if let Some(own) = actor.project_id.filter(|_| !actor.admin) {
+            // A project-scoped owner sees exactly its own project.
+            let mine = self.project(actor, own).await?;
+            let data = if after.is_none_or(|a| a < mine.id) {
+                vec![mine]
+            } else {
+                Vec::new()
+            };
+            return Ok(Listing {
+                data,
+                has_more: false,
+            });
+        }
+        let projects = self
             .store
             .projects(org_id, page)
             .await
             .map_err(|e| from_store(e, "project"))?;
-        if let Some(own) = actor.project_id.filter(|_| !actor.admin) {
-            projects.retain(|p| p.id == own);
-        }
         Ok(Self::listing(projects, page))
     }
 

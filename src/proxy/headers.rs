@@ -44,7 +44,12 @@ pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         if let Ok(s) = value.to_str() {
             named.extend(
                 s.split(',')
-                    .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+                    .map(str::trim)
+                    // The usual tokens name nothing extra: skip them without allocating.
+                    .filter(|n| {
+                        !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close")
+                    })
+                    .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()),
             );
         }
     }
@@ -70,9 +75,16 @@ pub(super) fn remove_spoofed_identity(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every header that can carry a keygate credential.
+/// Removes every header that carries a keygate credential: `X-API-Key`, and
+/// `Authorization` when its scheme is `Bearer` or `Token`.
 pub(super) fn remove_credentials(headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
+    // `Authorization` with another scheme (Basic, …) is the upstream's business.
+    if headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| crate::credential::is_keygate_authorization(v.as_bytes()))
+    {
+        headers.remove(header::AUTHORIZATION);
+    }
     headers.remove(&X_API_KEY);
 }
 
@@ -90,8 +102,14 @@ pub(super) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     };
     headers.insert(&X_FORWARDED_FOR, xff);
     headers.insert(&X_FORWARDED_PROTO, HTTP);
-    if let Some(host) = headers.remove(header::HOST) {
-        headers.insert(&X_FORWARDED_HOST, host);
+    // SECURITY: X-Forwarded-Host is keygate's word too, never the client's.
+    match headers.remove(header::HOST) {
+        Some(host) => {
+            headers.insert(&X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
     }
 }
 

@@ -124,16 +124,26 @@ impl Proxy {
                 Err(refusal) => return refusal.into_response(),
             }
         };
-        if let Some(p) = &principal {
-            let required = route.required_scopes(req.method().as_str());
-            if !required.iter().all(|s| p.scopes.contains(s)) {
-                return respond::insufficient_scope(required);
-            }
-        }
-
+        // Limits first: a request refused for scope still spends budget and
+        // its 403 carries the rate-limit fields like every other response.
         let limit = self.rate_limit(route, principal.as_deref(), conn);
         if let Some(d) = limit.filter(|d| !d.allowed) {
             return respond::rate_limited(&d);
+        }
+        if let Some(p) = &principal {
+            let refusal = match route.required_scopes(req.method().as_str()) {
+                None => Some(respond::method_not_permitted()),
+                Some(required) if !required.iter().all(|s| p.scopes.contains(s)) => {
+                    Some(respond::insufficient_scope(required))
+                }
+                Some(_) => None,
+            };
+            if let Some(mut res) = refusal {
+                if let Some(d) = &limit {
+                    respond::rate_limit_headers(res.headers_mut(), d);
+                }
+                return res;
+            }
         }
 
         let uri = match upstream_uri(route, &path, req.uri()) {

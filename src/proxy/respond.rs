@@ -66,6 +66,19 @@ pub fn insufficient_scope(required: &[String]) -> Response<Body> {
     res
 }
 
+/// 403: the route lists scopes for other methods, none for this one.
+pub fn method_not_permitted() -> Response<Body> {
+    let mut res = error(
+        StatusCode::FORBIDDEN,
+        r#"{"error":{"type":"permission_error","code":"method_not_permitted","message":"this route grants no scope for this method","param":null}}"#,
+    );
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer realm="keygate", error="insufficient_scope""#),
+    );
+    res
+}
+
 pub fn bad_path() -> Response<Body> {
     error(
         StatusCode::BAD_REQUEST,

@@ -65,13 +65,24 @@ impl Route {
         })
     }
 
-    /// Every scope required for `method`; empty: any authenticated account.
-    pub fn required_scopes(&self, method: &str) -> &[String] {
-        self.scopes
-            .iter()
-            .find(|(m, _)| m == method)
-            .or_else(|| self.scopes.iter().find(|(m, _)| m == "*"))
-            .map_or(&[], |(_, s)| s.as_slice())
+    /// Every scope required for `method`: empty when the route lists no
+    /// scopes at all (any authenticated account). `None` when the route lists
+    /// scopes but none for this method and no `"*"`: SECURITY: a method the
+    /// operator did not mention is refused, not opened to every key. `HEAD`
+    /// falls back to `GET`'s scopes.
+    pub fn required_scopes(&self, method: &str) -> Option<&[String]> {
+        if self.scopes.is_empty() {
+            return Some(&[]);
+        }
+        let find = |m: &str| {
+            self.scopes
+                .iter()
+                .find(|(k, _)| k == m)
+                .map(|(_, s)| s.as_slice())
+        };
+        find(method)
+            .or_else(|| if method == "HEAD" { find("GET") } else { None })
+            .or_else(|| find("*"))
     }
 
     fn matches(&self, path: &str) -> bool {
@@ -154,7 +165,39 @@ fn dots(segment: &str) -> usize {
     n
 }
 
-/// Drops empty and `.` segments; refuses `..`. Borrows when nothing changes.
+/// Decodes percent-encoded unreserved characters (RFC 3986 §6.2.2.2), so
+/// `/orders/%69tems` routes — and reaches the upstream — as `/orders/items`.
+/// Other escapes are kept as they are.
+fn decode_unreserved(raw: &str) -> Cow<'_, str> {
+    if !raw.contains('%') {
+        return Cow::Borrowed(raw);
+    }
+    let b = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                    out.push(char::from(c));
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        // Copy one whole UTF-8 character.
+        let ch_len = raw[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&raw[i..i + ch_len]);
+        i += ch_len;
+    }
+    Cow::Owned(out)
+}
+
+/// Drops empty and `.` segments; refuses `..` (in any encoding, and with
+/// `;` parameters, which some servers strip: `..;`). Borrows when nothing
+/// changes.
 pub fn normalise(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -163,11 +206,15 @@ pub fn normalise(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if clean {
         return Ok(Cow::Borrowed(raw));
     }
-    let mut out = String::with_capacity(raw.len());
-    let trailing = raw.len() > 1 && raw.ends_with('/');
-    for segment in raw.split('/') {
-        match (segment.is_empty(), dots(segment)) {
-            (true, _) | (_, 1) => continue,
+    let decoded = decode_unreserved(raw);
+    let mut out = String::with_capacity(decoded.len());
+    let trailing = decoded.len() > 1 && decoded.ends_with('/');
+    for segment in decoded.split('/') {
+        let bare = segment.split(';').next().unwrap_or("");
+        match (segment.is_empty(), dots(bare)) {
+            (true, _) => continue,
+            (_, 1 | 2) if bare.len() != segment.len() => return Err(PathError::Traversal),
+            (_, 1) => continue,
             (_, 2) => return Err(PathError::Traversal),
             _ => {
                 out.push('/');
@@ -273,8 +320,38 @@ upstream = "http://127.0.0.1:3"
         .unwrap();
         let t = RouteTable::new(&c.routes, &mut test_limits());
         let r = t.find("/a").unwrap();
-        assert_eq!(r.required_scopes("GET"), ["r".to_string()]);
-        assert_eq!(r.required_scopes("DELETE"), ["w".to_string()]);
+        assert_eq!(r.required_scopes("GET"), Some(&["r".to_string()][..]));
+        assert_eq!(r.required_scopes("DELETE"), Some(&["w".to_string()][..]));
+    }
+
+    #[test]
+    fn unlisted_methods_are_refused_and_head_follows_get() {
+        let c = crate::config::Config::from_toml(
+            "[[routes]]\nname = \"a\"\nprefix = \"/a\"\nupstream = \"http://127.0.0.1:1\"\nscopes = { GET = [\"r\"] }\n[[routes]]\nname = \"b\"\nprefix = \"/b\"\nupstream = \"http://127.0.0.1:1\"\n",
+            &HashMap::new(),
+        )
+        .unwrap();
+        let t = RouteTable::new(&c.routes, &mut test_limits());
+        let a = t.find("/a").unwrap();
+        assert_eq!(a.required_scopes("DELETE"), None);
+        assert_eq!(a.required_scopes("HEAD"), Some(&["r".to_string()][..]));
+        // No scopes at all: any authenticated account, any method.
+        assert_eq!(
+            t.find("/b").unwrap().required_scopes("DELETE"),
+            Some(&[][..])
+        );
+    }
+
+    #[test]
+    fn encoded_unreserved_characters_route_as_themselves() {
+        let t = table();
+        let (path, route) = t.resolve("/orders/%69tems/1").unwrap();
+        assert_eq!(path, "/orders/items/1");
+        assert_eq!(route.unwrap().name, "order-items");
+        assert_eq!(t.resolve("/%61dmin/x").unwrap().1.unwrap().name, "admin");
+        // Reserved escapes stay encoded.
+        assert_eq!(normalise("/a%20b%3F").unwrap(), "/a%20b%3F");
+        assert_eq!(normalise("/caf%C3%A9/%7e").unwrap(), "/caf%C3%A9/~");
     }
 
     proptest! {

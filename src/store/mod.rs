@@ -25,6 +25,10 @@ pub enum Error {
     /// The row to change does not exist (or no longer does).
     #[error("not found")]
     NotFound,
+    /// The row no longer matches what the write was based on (a concurrent
+    /// write won); nothing was written.
+    #[error("row changed concurrently")]
+    Stale,
     /// The database could not be reached or failed.
     #[error("store unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -43,11 +47,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Write {
     InsertOrganization(Organization),
     UpdateOrganization(Organization),
+    /// Deletes an organization with its projects, only if it has no open
+    /// accounts at commit time (else `Stale`).
     DeleteOrganization(Uuid),
     InsertProject(Project),
     UpdateProject(Project),
     InsertAccount(ServiceAccount),
-    UpdateAccount(ServiceAccount),
+    /// Updates an account, provided it still has `previous_updated_at`
+    /// (optimistic concurrency: a stale read never overwrites a newer write,
+    /// so a concurrent disable or close cannot be undone).
+    UpdateAccount {
+        account: ServiceAccount,
+        previous_updated_at: i64,
+    },
     InsertKey(ApiKey),
     /// Revokes one key of an account (no-op if already revoked).
     RevokeKey {
@@ -72,7 +84,7 @@ impl Write {
     /// The account whose authentication data this write touches, if any.
     fn account(&self) -> Option<Uuid> {
         match self {
-            Write::InsertAccount(a) | Write::UpdateAccount(a) => Some(a.id),
+            Write::InsertAccount(a) | Write::UpdateAccount { account: a, .. } => Some(a.id),
             Write::InsertKey(k) => Some(k.service_account_id),
             Write::RevokeKey { account_id, .. }
             | Write::RevokeAllKeys { account_id, .. }

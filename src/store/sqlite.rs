@@ -195,13 +195,20 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<()> {
                 .await
                 .map_err(db)?,
         )?,
-        Write::DeleteOrganization(id) => touched(
-            sqlx::query("DELETE FROM organizations WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?,
-        )?,
+        Write::DeleteOrganization(id) => {
+            let r = sqlx::query(
+                "DELETE FROM organizations WHERE id = ? AND NOT EXISTS \
+                 (SELECT 1 FROM service_accounts WHERE organization_id = ? AND closed_at IS NULL)",
+            )
+            .bind(id.to_string())
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+            if r.rows_affected() == 0 {
+                return Err(Error::Stale);
+            }
+        }
         Write::InsertProject(p) => {
             sqlx::query("INSERT INTO projects (id, organization_id, name, archived, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
                 .bind(p.id.to_string())
@@ -249,10 +256,14 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<()> {
             .await
             .map_err(db)?;
         }
-        Write::UpdateAccount(a) => touched(
-            sqlx::query(
+        Write::UpdateAccount {
+            account: a,
+            previous_updated_at,
+        } => {
+            let r = sqlx::query(
                 "UPDATE service_accounts SET name = ?, description = ?, role = ?, scopes = ?, enabled = ?, \
-                 expires_at = ?, closed_at = ?, rate_limit = ?, updated_at = ? WHERE id = ?",
+                 expires_at = ?, closed_at = ?, rate_limit = ?, updated_at = ? \
+                 WHERE id = ? AND updated_at = ? AND closed_at IS NULL",
             )
             .bind(&a.name)
             .bind(&a.description)
@@ -264,10 +275,14 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<()> {
             .bind(&a.rate_limit)
             .bind(a.updated_at)
             .bind(a.id.to_string())
+            .bind(previous_updated_at)
             .execute(&mut **tx)
             .await
-            .map_err(db)?,
-        )?,
+            .map_err(db)?;
+            if r.rows_affected() == 0 {
+                return Err(Error::Stale);
+            }
+        }
         Write::InsertKey(k) => {
             sqlx::query(
                 "INSERT INTO api_keys (id, service_account_id, hash, redacted, created_at, expires_at, revoked_at, last_used_at) \
