@@ -24,7 +24,7 @@ use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] store::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -35,7 +35,15 @@ async fn serve(config: Config) -> ExitCode {
     let mut running = match keygate::app::start(config).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("keygate: {e}");
+            // The whole cause chain: "store unavailable" alone helps nobody.
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                msg.push_str(": ");
+                msg.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            eprintln!("keygate: {msg}");
             return ExitCode::from(1);
         }
     };

@@ -13,9 +13,13 @@ mod admin;
 mod hardening;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/operations.rs"]
+mod operations;
 #[path = "integration/proxy.rs"]
 mod proxy;
 #[path = "integration/ratelimit.rs"]
 mod ratelimit;
+#[path = "integration/replicas.rs"]
+mod replicas;
 #[path = "integration/store.rs"]
 mod store;

@@ -121,8 +121,16 @@ impl Syncer {
         let mut poll = tokio::time::interval(poll_interval);
         let mut flush = tokio::time::interval(USAGE_FLUSH_EVERY);
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        // A store that pushes changes wakes us at once; polling is the backstop.
+        // `notify_one` keeps a permit while nobody waits, so none is lost.
+        let signal = self.store.change_signal();
         loop {
             tokio::select! {
+                () = pushed(signal.as_deref()) => {
+                    if let Err(e) = self.catch_up().await {
+                        tracing::warn!(error = %e, "cache sync after notification failed");
+                    }
+                }
                 _ = poll.tick() => {
                     if let Err(e) = self.catch_up().await {
                         tracing::warn!(error = %e, staleness_ms = self.cache.staleness_ms(self.clock.now_ms()), "cache sync failed; serving from cache");
@@ -150,6 +158,13 @@ impl Syncer {
         if let Err(e) = self.store.heartbeat(&r).await {
             tracing::debug!(error = %e, "heartbeat failed");
         }
+    }
+}
+
+async fn pushed(signal: Option<&tokio::sync::Notify>) {
+    match signal {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
     }
 }
 

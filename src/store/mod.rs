@@ -7,12 +7,15 @@
 //! The store knows nothing of HTTP or of the cache.
 
 pub mod model;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use model::*;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::credential::KeyHash;
@@ -184,15 +187,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes connections; called once at shutdown.
     async fn close(&self);
+
+    /// Signalled when another writer may have committed (PostgreSQL
+    /// `LISTEN/NOTIFY`); `None` when the backend has no push (SQLite: polling).
+    fn change_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Opens the store named by `url` and brings its schema up to date.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(Error::Unsupported(
-            "the PostgreSQL store is not available in this release; use a sqlite: URL",
+            "store.url must start with sqlite: or postgres://",
         ))
     }
 }

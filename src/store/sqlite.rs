@@ -7,24 +7,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use super::rows::*;
 use super::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
-
-const ACCOUNT_COLUMNS: &str =
-    "a.id, a.organization_id, a.project_id, a.name, a.description, a.role, \
-     a.scopes, a.enabled, a.expires_at, a.closed_at, a.rate_limit, a.created_by, a.created_at, \
-     a.updated_at, a.last_used_at";
-const KEY_COLUMNS: &str = "k.id AS k_id, k.service_account_id AS k_account, k.hash AS k_hash, \
-     k.redacted AS k_redacted, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
-     k.revoked_at AS k_revoked_at, k.last_used_at AS k_last_used_at";
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -52,115 +43,6 @@ impl SqliteStore {
             write_lock: Mutex::new(()),
         })
     }
-}
-
-fn db(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("name"),
-        _ => Error::Unavailable(e),
-    }
-}
-
-fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
-    let s: String = row.try_get(col).map_err(db)?;
-    Uuid::parse_str(&s).map_err(|_| Error::Corrupt("malformed id"))
-}
-
-fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
-    let s: Option<String> = row.try_get(col).map_err(db)?;
-    s.map(|s| Uuid::parse_str(&s).map_err(|_| Error::Corrupt("malformed id")))
-        .transpose()
-}
-
-fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
-    row: &'r SqliteRow,
-    col: &str,
-) -> Result<T> {
-    row.try_get(col).map_err(db)
-}
-
-fn org_from(row: &SqliteRow) -> Result<Organization> {
-    Ok(Organization {
-        id: uuid_col(row, "id")?,
-        name: get(row, "name")?,
-        abbreviation: get(row, "abbreviation")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-    })
-}
-
-fn project_from(row: &SqliteRow) -> Result<Project> {
-    Ok(Project {
-        id: uuid_col(row, "id")?,
-        organization_id: uuid_col(row, "organization_id")?,
-        name: get(row, "name")?,
-        archived: get(row, "archived")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-    })
-}
-
-fn account_from(row: &SqliteRow) -> Result<ServiceAccount> {
-    let role: String = get(row, "role")?;
-    let scopes: String = get(row, "scopes")?;
-    Ok(ServiceAccount {
-        id: uuid_col(row, "id")?,
-        organization_id: uuid_col(row, "organization_id")?,
-        project_id: opt_uuid_col(row, "project_id")?,
-        name: get(row, "name")?,
-        description: get(row, "description")?,
-        role: Role::parse(&role).ok_or(Error::Corrupt("unknown role"))?,
-        scopes: serde_json::from_str(&scopes).map_err(|_| Error::Corrupt("malformed scopes"))?,
-        enabled: get(row, "enabled")?,
-        expires_at: get(row, "expires_at")?,
-        closed_at: get(row, "closed_at")?,
-        rate_limit: get(row, "rate_limit")?,
-        created_by: opt_uuid_col(row, "created_by")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-        last_used_at: get(row, "last_used_at")?,
-    })
-}
-
-fn key_from(row: &SqliteRow) -> Result<ApiKey> {
-    let hash: String = get(row, "k_hash")?;
-    Ok(ApiKey {
-        id: uuid_col(row, "k_id")?,
-        service_account_id: uuid_col(row, "k_account")?,
-        hash: KeyHash::from_hex(&hash).ok_or(Error::Corrupt("malformed key hash"))?,
-        redacted: get(row, "k_redacted")?,
-        created_at: get(row, "k_created_at")?,
-        expires_at: get(row, "k_expires_at")?,
-        revoked_at: get(row, "k_revoked_at")?,
-        last_used_at: get(row, "k_last_used_at")?,
-    })
-}
-
-fn audit_from(row: &SqliteRow) -> Result<AuditEvent> {
-    let details: String = get(row, "details")?;
-    Ok(AuditEvent {
-        id: uuid_col(row, "id")?,
-        at: get(row, "at")?,
-        actor_id: opt_uuid_col(row, "actor_id")?,
-        action: get(row, "action")?,
-        target_type: get(row, "target_type")?,
-        target_id: uuid_col(row, "target_id")?,
-        organization_id: opt_uuid_col(row, "organization_id")?,
-        details: serde_json::from_str(&details)
-            .map_err(|_| Error::Corrupt("malformed audit details"))?,
-    })
-}
-
-fn scopes_json(scopes: &[String]) -> String {
-    serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into())
-}
-
-fn limit(page: Page) -> i64 {
-    i64::from(page.limit)
-}
-
-fn after(page: Page) -> String {
-    page.after.map(|u| u.to_string()).unwrap_or_default()
 }
 
 /// Fails with `NotFound` when an update or delete touched no row.
@@ -359,12 +241,11 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let accounts: Vec<String> = batch.accounts().iter().map(Uuid::to_string).collect();
         let revision: i64 = sqlx::query_scalar(
             "INSERT INTO changes (at, accounts) VALUES (?, ?) RETURNING revision",
         )
         .bind(a.at)
-        .bind(serde_json::to_string(&accounts).unwrap_or_else(|_| "[]".into()))
+        .bind(accounts_json(&batch))
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
@@ -388,20 +269,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let accounts: String = get(r, "accounts")?;
-                let ids: Vec<String> = serde_json::from_str(&accounts)
-                    .map_err(|_| Error::Corrupt("malformed change"))?;
-                Ok(Change {
-                    revision: get(r, "revision")?,
-                    accounts: ids
-                        .iter()
-                        .map(|s| Uuid::parse_str(s).map_err(|_| Error::Corrupt("malformed id")))
-                        .collect::<Result<_>>()?,
-                })
-            })
-            .collect()
+        rows.iter().map(change_from).collect()
     }
 
     async fn organization(&self, id: Uuid) -> Result<Option<Organization>> {
@@ -656,15 +524,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?
             .iter()
-            .map(|r| {
-                Ok(Replica {
-                    id: uuid_col(r, "id")?,
-                    hostname: get(r, "hostname")?,
-                    started_at: get(r, "started_at")?,
-                    heartbeat_at: get(r, "heartbeat_at")?,
-                    revision: get(r, "revision")?,
-                })
-            })
+            .map(replica_from)
             .collect()
     }
 

@@ -1,10 +1,15 @@
 //! The SQLite store directly: atomic batches and the guards that keep
 //! concurrent writers from undoing each other.
 
+use std::sync::Arc;
+
 use keygate::store::{
-    AuditEvent, Organization, Role, ServiceAccount, SqliteStore, Store, Write, WriteBatch,
+    AuditEvent, Organization, PostgresStore, Role, ServiceAccount, SqliteStore, Store, Write,
+    WriteBatch,
 };
 use uuid::Uuid;
+
+use crate::support::pg_schema_url;
 
 fn audit(target: Uuid) -> AuditEvent {
     AuditEvent {
@@ -49,14 +54,27 @@ fn account(org: Uuid, name: &str) -> ServiceAccount {
     }
 }
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
+/// Every backend to test: SQLite always; PostgreSQL when
+/// `KEYGATE_TEST_POSTGRES_URL` is set (CI sets it), in a schema of its own.
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let s = SqliteStore::connect(&url).await.unwrap();
-    (dir, s)
+    let mut out: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> = vec![(
+        "sqlite",
+        Arc::new(SqliteStore::connect(&url).await.unwrap()),
+        Some(dir),
+    )];
+    if let Some(url) = pg_schema_url().await {
+        out.push((
+            "postgres",
+            Arc::new(PostgresStore::connect(&url).await.unwrap()),
+            None,
+        ));
+    }
+    out
 }
 
-async fn write(s: &SqliteStore, writes: Vec<Write>) -> keygate::store::Result<i64> {
+async fn write(s: &dyn Store, writes: Vec<Write>) -> keygate::store::Result<i64> {
     s.write(WriteBatch {
         writes,
         audit: audit(Uuid::nil()),
@@ -66,102 +84,113 @@ async fn write(s: &SqliteStore, writes: Vec<Write>) -> keygate::store::Result<i6
 
 #[tokio::test]
 async fn a_stale_account_update_cannot_undo_a_newer_one() {
-    let (_dir, s) = store().await;
-    let o = org();
-    let a = account(o.id, "bot");
-    write(
-        &s,
-        vec![
-            Write::InsertOrganization(o.clone()),
-            Write::InsertAccount(a.clone()),
-        ],
-    )
-    .await
-    .unwrap();
-    // Writer 1 disables (based on updated_at = 1).
-    let mut disabled = a.clone();
-    disabled.enabled = false;
-    disabled.updated_at = 2;
-    write(
-        &s,
-        vec![Write::UpdateAccount {
-            account: disabled,
-            previous_updated_at: 1,
-        }],
-    )
-    .await
-    .unwrap();
-    // Writer 2 read before that and edits the description: refused, not applied.
-    let mut stale = a.clone();
-    stale.description = Some("edited".into());
-    stale.updated_at = 2;
-    let err = write(
-        &s,
-        vec![Write::UpdateAccount {
-            account: stale,
-            previous_updated_at: 1,
-        }],
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, keygate::store::Error::Stale), "{err:?}");
-    let now = s.account(a.id).await.unwrap().unwrap();
-    assert!(!now.enabled, "the disable must survive");
-    assert_eq!(now.description, None);
+    for (backend, s, _dir) in stores().await {
+        let s = s.as_ref();
+        eprintln!("a_stale_account_update_cannot_undo_a_newer_one: {backend}");
+        let o = org();
+        let a = account(o.id, "bot");
+        write(
+            s,
+            vec![
+                Write::InsertOrganization(o.clone()),
+                Write::InsertAccount(a.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+        // Writer 1 disables (based on updated_at = 1).
+        let mut disabled = a.clone();
+        disabled.enabled = false;
+        disabled.updated_at = 2;
+        write(
+            s,
+            vec![Write::UpdateAccount {
+                account: disabled,
+                previous_updated_at: 1,
+            }],
+        )
+        .await
+        .unwrap();
+        // Writer 2 read before that and edits the description: refused, not applied.
+        let mut stale = a.clone();
+        stale.description = Some("edited".into());
+        stale.updated_at = 2;
+        let err = write(
+            s,
+            vec![Write::UpdateAccount {
+                account: stale,
+                previous_updated_at: 1,
+            }],
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, keygate::store::Error::Stale), "{err:?}");
+        let now = s.account(a.id).await.unwrap().unwrap();
+        assert!(!now.enabled, "the disable must survive");
+        assert_eq!(now.description, None);
+    }
 }
 
 #[tokio::test]
 async fn a_failed_batch_writes_nothing_and_bumps_no_revision() {
-    let (_dir, s) = store().await;
-    let o = org();
-    write(
-        &s,
-        vec![
-            Write::InsertOrganization(o.clone()),
-            Write::InsertAccount(account(o.id, "dup")),
-        ],
-    )
-    .await
-    .unwrap();
-    let before = s.revision().await.unwrap();
-    // Second account is fine, third duplicates a name: the whole batch fails.
-    let fresh = account(o.id, "fresh");
-    let err = write(
-        &s,
-        vec![
-            Write::InsertAccount(fresh.clone()),
-            Write::InsertAccount(account(o.id, "dup")),
-        ],
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, keygate::store::Error::Conflict("name")),
-        "{err:?}"
-    );
-    assert!(
-        s.account(fresh.id).await.unwrap().is_none(),
-        "half-written batch"
-    );
-    assert_eq!(s.revision().await.unwrap(), before);
+    for (backend, s, _dir) in stores().await {
+        let s = s.as_ref();
+        eprintln!("a_failed_batch_writes_nothing_and_bumps_no_revision: {backend}");
+        let o = org();
+        write(
+            s,
+            vec![
+                Write::InsertOrganization(o.clone()),
+                Write::InsertAccount(account(o.id, "dup")),
+            ],
+        )
+        .await
+        .unwrap();
+        let before = s.revision().await.unwrap();
+        // Second account is fine, third duplicates a name: the whole batch fails.
+        let fresh = account(o.id, "fresh");
+        let err = write(
+            s,
+            vec![
+                Write::InsertAccount(fresh.clone()),
+                Write::InsertAccount(account(o.id, "dup")),
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, keygate::store::Error::Conflict("name")),
+            "{err:?}"
+        );
+        assert!(
+            s.account(fresh.id).await.unwrap().is_none(),
+            "half-written batch"
+        );
+        assert_eq!(s.revision().await.unwrap(), before);
+    }
 }
 
 #[tokio::test]
 async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earlier() {
-    let (_dir, s) = store().await;
-    let o = org();
-    write(&s, vec![Write::InsertOrganization(o.clone())])
-        .await
-        .unwrap();
-    // An account arrives after a caller checked the org was empty.
-    let a = account(o.id, "late");
-    write(&s, vec![Write::InsertAccount(a.clone())])
-        .await
-        .unwrap();
-    let err = write(&s, vec![Write::DeleteOrganization(o.id)])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, keygate::store::Error::Stale), "{err:?}");
-    assert!(s.account(a.id).await.unwrap().is_some());
-    assert!(s.organization(o.id).await.unwrap().is_some());
+    for (backend, s, _dir) in stores().await {
+        let s = s.as_ref();
+        eprintln!(
+            "an_organization_with_open_accounts_is_not_deleted_even_if_checked_earlier: {backend}"
+        );
+        let o = org();
+        write(s, vec![Write::InsertOrganization(o.clone())])
+            .await
+            .unwrap();
+        // An account arrives after a caller checked the org was empty.
+        let a = account(o.id, "late");
+        write(s, vec![Write::InsertAccount(a.clone())])
+            .await
+            .unwrap();
+        let err = write(s, vec![Write::DeleteOrganization(o.id)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, keygate::store::Error::Stale), "{err:?}");
+        assert!(s.account(a.id).await.unwrap().is_some());
+        assert!(s.organization(o.id).await.unwrap().is_some());
+    }
 }

@@ -63,26 +63,50 @@ pub(crate) struct Harness {
 impl Harness {
     /// Starts an upstream and keygate with the base routes plus `routes_toml_extra`
     /// (`{UPSTREAM}` in it is replaced by the upstream's address).
+    /// Runs on SQLite, or on PostgreSQL when `KEYGATE_TEST_STORE=postgres`
+    /// (CI runs the whole suite both ways).
     pub(crate) async fn start(routes_toml_extra: &str) -> Harness {
+        let store = match std::env::var("KEYGATE_TEST_STORE").as_deref() {
+            Ok("postgres") => Some(
+                pg_schema_url()
+                    .await
+                    .expect("KEYGATE_TEST_STORE=postgres needs KEYGATE_TEST_POSTGRES_URL"),
+            ),
+            _ => None,
+        };
+        Self::start_on(store, routes_toml_extra).await
+    }
+
+    /// As [`Harness::start`], on the given store URL (default: a fresh SQLite file).
+    pub(crate) async fn start_on(store_url: Option<String>, routes_toml_extra: &str) -> Harness {
         let (upstream_addr, upstream_hits) = spawn_upstream().await;
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("keygate.db");
+        let db = store_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("keygate.db").display()));
         let toml = format!(
             r#"
 [server]
 listen = "127.0.0.1:0"
 shutdown_grace = "2s"
+request_timeout = "2s"
 
 [admin]
 listen = "127.0.0.1:0"
 
 [store]
-url = "sqlite://{db}"
-poll_interval = "100ms"
+url = "{db}"
+poll_interval = "{POLL}"
 {routes}
 {extra}
 "#,
-            db = db.display(),
+            db = db,
+            // SQLite has no push: poll briskly. PostgreSQL pushes (NOTIFY):
+            // poll rarely, so a test sees the push path, not the backstop.
+            POLL = if db.starts_with("postgres") {
+                "10s"
+            } else {
+                "100ms"
+            },
             routes = BASE_ROUTES,
             extra = routes_toml_extra,
         )
@@ -101,6 +125,23 @@ poll_interval = "100ms"
         harness
     }
 
+    /// Another keygate on the same store and config (its own ports): a
+    /// second replica.
+    pub(crate) async fn boot_replica(&self) -> Running {
+        self.boot().await
+    }
+
+    /// A request to any listener address with the harness's client.
+    pub(crate) async fn send_to(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        send(&self.client, addr, method, path, headers, Vec::new()).await
+    }
+
     async fn boot(&self) -> Running {
         let mut env = HashMap::new();
         env.insert("KEYGATE_ADMIN_KEY".to_string(), self.admin_key.clone());
@@ -110,7 +151,7 @@ poll_interval = "100ms"
         };
         match keygate::app::start(config).await {
             Ok(running) => running,
-            Err(e) => panic!("keygate failed to start: {e}"),
+            Err(e) => panic!("keygate failed to start: {e:?}"),
         }
     }
 
@@ -121,10 +162,12 @@ poll_interval = "100ms"
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
-        assert!(
-            self.dir.path().join("keygate.db").exists(),
-            "store file missing after shutdown"
-        );
+        if self.toml.contains("url = \"sqlite://") {
+            assert!(
+                self.dir.path().join("keygate.db").exists(),
+                "store file missing after shutdown"
+            );
+        }
         self.running = Some(self.boot().await);
     }
 
@@ -409,4 +452,25 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
         http::HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// A PostgreSQL URL whose connections use a fresh schema of their own, so
+/// parallel tests never see each other's rows. `None` when
+/// `KEYGATE_TEST_POSTGRES_URL` is unset (CI always sets it).
+pub(crate) async fn pg_schema_url() -> Option<String> {
+    let Ok(base) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
+        eprintln!("KEYGATE_TEST_POSTGRES_URL unset: skipping the PostgreSQL backend");
+        return None;
+    };
+    let schema = format!("kg_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("KEYGATE_TEST_POSTGRES_URL is set but unreachable: {e}"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
