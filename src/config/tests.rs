@@ -123,3 +123,14 @@ fn route_prefix_trailing_slash_is_normalised() {
     .unwrap();
     assert_eq!(c.routes[0].prefix, "/a");
 }
+
+#[test]
+fn staleness_must_allow_several_polls() {
+    let err = Config::from_toml(
+        "[store]\npoll_interval = \"10s\"\nmax_staleness = \"15s\"\n",
+        &HashMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("store.max_staleness"), "{err}");
+}

@@ -167,6 +167,15 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
         poll_interval: p.duration("store.poll_interval", &st.poll_interval),
         max_staleness: p.duration("store.max_staleness", &st.max_staleness),
     };
+    // Staleness is measured from the last successful sync, and an idle store
+    // is synced only by polling: staleness must allow a few polls, or a
+    // healthy but quiet store would make the proxy fail closed.
+    if store.max_staleness < store.poll_interval * 3 {
+        p.push(
+            "store.max_staleness",
+            "must be at least three times store.poll_interval",
+        );
+    }
 
     let t = &raw.tokens;
     let algorithm = match t.algorithm.as_str() {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::support::{pg_schema_url, Harness};
+use crate::support::{pg_schema_url, Cable, Harness};
 
 /// Polls `GET /orders/1` on `addr` until it answers `want`; returns how long that took.
 async fn until(h: &Harness, addr: std::net::SocketAddr, key: &str, want: StatusCode) -> Duration {
@@ -57,4 +57,79 @@ async fn revocation_through_one_replica_reaches_the_other_within_a_second() {
         "revocation took {revoked:?}"
     );
     h_env.shutdown().await;
+}
+
+/// Polls until `f` holds or `within` passes; returns whether it held.
+async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_outage_keeps_auth_up_then_fails_closed_then_recovers() {
+    let Some(url) = pg_schema_url().await else {
+        return;
+    };
+    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let cable = Cable::to(pg).await;
+    let via_cable = url.replace("127.0.0.1:5432", &cable.addr.to_string());
+    let h = Harness::start_with(
+        Some(via_cable),
+        "",
+        &[
+            ("KEYGATE_STORE__POLL_INTERVAL", "200ms"),
+            ("KEYGATE_STORE__MAX_STALENESS", "3s"),
+        ],
+    )
+    .await;
+    let org = h.create_org("acme").await;
+    let (account, key) = h.create_account(&org, &["orders:read"]).await;
+    assert_eq!(h.bearer("GET", "/orders/1", &key).await.0, StatusCode::OK);
+
+    cable.cut();
+    // Authentication keeps working from the cache ...
+    assert_eq!(h.bearer("GET", "/orders/1", &key).await.0, StatusCode::OK);
+    // ... while writes, which need the store, answer 503.
+    let (status, _, body) = h
+        .admin(
+            "PATCH",
+            &format!("/v1/service-accounts/{account}"),
+            Some(serde_json::json!({ "description": "during outage" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // Past max_staleness the proxy can no longer vouch for revocations: fail closed.
+    let closed = eventually(Duration::from_secs(10), || async {
+        h.bearer("GET", "/orders/1", &key).await.0 == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert!(closed, "proxy never failed closed");
+    let (status, _, ready) = h.admin("GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+
+    // The store comes back: the cache catches up with no restart.
+    cable.restore();
+    let recovered = eventually(Duration::from_secs(10), || async {
+        h.bearer("GET", "/orders/1", &key).await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(recovered, "proxy never recovered");
+    let (status, _, _) = h
+        .admin("DELETE", &format!("/v1/service-accounts/{account}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.bearer("GET", "/orders/1", &key).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

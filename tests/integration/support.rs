@@ -56,6 +56,7 @@ pub(crate) struct Harness {
     toml: String,
     upstream_hits: Arc<AtomicUsize>,
     pub(crate) admin_key: String,
+    env: Vec<(String, String)>,
     client: HttpClient,
     names: AtomicUsize,
 }
@@ -79,6 +80,15 @@ impl Harness {
 
     /// As [`Harness::start`], on the given store URL (default: a fresh SQLite file).
     pub(crate) async fn start_on(store_url: Option<String>, routes_toml_extra: &str) -> Harness {
+        Self::start_with(store_url, routes_toml_extra, &[]).await
+    }
+
+    /// As [`Harness::start_on`], with extra `KEYGATE_*` environment overrides.
+    pub(crate) async fn start_with(
+        store_url: Option<String>,
+        routes_toml_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Harness {
         let (upstream_addr, upstream_hits) = spawn_upstream().await;
         let dir = tempfile::tempdir().unwrap();
         let db = store_url
@@ -118,6 +128,10 @@ poll_interval = "{POLL}"
             toml,
             upstream_hits,
             admin_key: ADMIN_KEY.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             client: new_client(),
             names: AtomicUsize::new(0),
         };
@@ -143,7 +157,7 @@ poll_interval = "{POLL}"
     }
 
     async fn boot(&self) -> Running {
-        let mut env = HashMap::new();
+        let mut env: HashMap<String, String> = self.env.iter().cloned().collect();
         env.insert("KEYGATE_ADMIN_KEY".to_string(), self.admin_key.clone());
         let config = match Config::from_toml(&self.toml, &env) {
             Ok(config) => config,
@@ -473,4 +487,52 @@ pub(crate) async fn pg_schema_url() -> Option<String> {
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// A TCP forwarder to `target` that a test can cut and restore: the store
+/// "going down" for real, as keygate's connections see it.
+pub(crate) struct Cable {
+    pub(crate) addr: SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Cable {
+    pub(crate) async fn to(target: SocketAddr) -> Cable {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let up2 = Arc::clone(&up);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused in effect
+                }
+                let mut cuts = cuts.clone();
+                // Only cuts after this tunnel opened concern it.
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Cable { addr, up, cut }
+    }
+
+    /// Severs every connection and refuses new ones.
+    pub(crate) fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }
