@@ -21,6 +21,7 @@ use crate::manage::{self, Manager};
 use crate::proxy::{self, Proxy, RouteTable};
 use crate::ratelimit::Limits;
 use crate::store::{self, Store};
+use crate::token::{keys, KeyRing, Minter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -103,8 +104,10 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let max_staleness_ms =
         i64::try_from(config.store.max_staleness.as_millis()).unwrap_or(i64::MAX);
     let cache = Arc::new(Cache::new(format.clone(), max_staleness_ms));
+    let ring = Arc::new(KeyRing::new());
     let syncer = Arc::new(Syncer::new(
         Arc::clone(&cache),
+        Arc::clone(&ring),
         Arc::clone(&store),
         Arc::clone(&clock),
     ));
@@ -131,6 +134,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&cache),
         Arc::clone(&limits),
         Arc::clone(&clock),
+        config.tokens.clone(),
     );
     let mut admin_rx = rx.clone();
     let admin_app =
@@ -159,13 +163,36 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         .await
         .map_err(StartError::Bootstrap)?;
 
+    state
+        .manager
+        .ensure_signing_key(
+            keys::jwt_algorithm(config.tokens.algorithm),
+            config.tokens.max_ttl,
+        )
+        .await
+        .map_err(StartError::Bootstrap)?;
+
     tasks.push(tokio::spawn(
         Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
     ));
     tasks.push(tokio::spawn(housekeep(Arc::clone(&limits), rx.clone())));
+    let minter = Minter::new(
+        Arc::clone(&ring),
+        config.tokens.issuer.clone(),
+        config.tokens.ttl,
+        config.tokens.max_ttl,
+        Arc::clone(&clock),
+    );
+    let oauth = crate::oauth::router(Arc::new(crate::oauth::OAuthState {
+        minter,
+        cache: Arc::clone(&cache),
+        limits: Arc::clone(&limits),
+        clock: Arc::clone(&clock),
+    }));
     let proxy = Arc::new(Proxy::new(
         &config,
         routes,
+        oauth,
         limits,
         Arc::clone(&cache),
         clock,

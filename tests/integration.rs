@@ -13,6 +13,8 @@ mod admin;
 mod hardening;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/oauth.rs"]
+mod oauth;
 #[path = "integration/operations.rs"]
 mod operations;
 #[path = "integration/proxy.rs"]

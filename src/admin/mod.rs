@@ -2,6 +2,7 @@
 //! HTTP only — every rule lives in [`crate::manage`]; errors become HTTP in
 //! [`error`]. Never mounted on the public listener.
 
+mod credentials;
 mod error;
 mod extract;
 mod organizations;
@@ -38,6 +39,8 @@ pub struct Inner {
     pub cache: Arc<Cache>,
     pub limits: Arc<Limits>,
     pub clock: SharedClock,
+    /// For signing-key rotation: which algorithm, and how long tokens live.
+    pub tokens: crate::config::TokensConfig,
 }
 
 impl std::ops::Deref for AdminState {
@@ -53,12 +56,14 @@ impl AdminState {
         cache: Arc<Cache>,
         limits: Arc<Limits>,
         clock: SharedClock,
+        tokens: crate::config::TokensConfig,
     ) -> Self {
         Self(Arc::new(Inner {
             manager,
             cache,
             limits,
             clock,
+            tokens,
         }))
     }
 }
@@ -106,6 +111,25 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/v1/service-accounts/{id}/rotate-api-key",
             post(service_accounts::rotate_key),
+        )
+        .route(
+            "/v1/service-accounts/{id}/credentials",
+            get(credentials::list).post(credentials::create),
+        )
+        .route(
+            "/v1/service-accounts/{id}/credentials/{cid}",
+            get(credentials::get)
+                .patch(credentials::update)
+                .delete(credentials::delete),
+        )
+        .route(
+            "/v1/service-accounts/{id}/credentials/{cid}/secret",
+            post(credentials::regenerate),
+        )
+        .route("/v1/signing-keys", get(credentials::signing_keys))
+        .route(
+            "/v1/signing-keys/rotate",
+            post(credentials::rotate_signing_key),
         )
         .route("/v1/audit-events", get(system::audit_events))
         .route("/v1/replicas", get(system::replicas))

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use crate::config::RateSpec;
 use crate::credential::{ApiKeyFormat, KeyHash};
-use crate::store::{ApiKey, AuthRecord, Role, ServiceAccount};
+use subtle::ConstantTimeEq;
+
+use crate::store::{ApiKey, AuthRecord, ClientCredential, RevokedToken, Role, ServiceAccount};
 
 /// How often, at most, one key's use is queued for `last_used_at`.
 const USAGE_RESOLUTION_MS: i64 = 10_000;
@@ -133,8 +135,20 @@ impl BuildHasher for BuildIdentity {
     }
 }
 
+/// A client credential as the token endpoint needs it.
+#[derive(Debug)]
+struct ClientEntry {
+    secret_hash: KeyHash,
+    principal: Arc<Principal>,
+}
+
 pub struct Cache {
     keys: DashMap<KeyHash, Arc<Principal>, BuildIdentity>,
+    clients: DashMap<Box<str>, Arc<ClientEntry>>,
+    /// Disabled or closed accounts: their unexpired JWTs are refused.
+    blocked: DashMap<Uuid, ()>,
+    /// Revoked token ids → their expiry (unix ms).
+    revoked: DashMap<Box<str>, i64>,
     scope_sets: Mutex<HashMap<Box<str>, Arc<ScopeSet>>>,
     format: ApiKeyFormat,
     revision: AtomicI64,
@@ -152,6 +166,9 @@ impl Cache {
     pub fn with_capacity(format: ApiKeyFormat, max_staleness_ms: i64, capacity: usize) -> Self {
         Self {
             keys: DashMap::with_capacity_and_hasher(capacity, BuildIdentity),
+            clients: DashMap::new(),
+            blocked: DashMap::new(),
+            revoked: DashMap::new(),
             scope_sets: Mutex::new(HashMap::new()),
             format,
             revision: AtomicI64::new(0),
@@ -221,39 +238,130 @@ impl Cache {
 
     /// Inserts one live key from the initial load.
     pub fn insert(&self, record: &AuthRecord) {
-        let p = self.principal(&record.account, &record.key);
+        let p = self.principal(&record.account, record.key.id, record.key.expires_at);
         self.keys.insert(record.key.hash, Arc::new(p));
     }
 
+    /// Inserts one live client credential from the initial load.
+    pub fn insert_client(&self, credential: &ClientCredential, account: &ServiceAccount) {
+        self.put_client(credential, account);
+    }
+
+    fn put_client(&self, c: &ClientCredential, account: &ServiceAccount) {
+        let principal = Arc::new(self.principal(account, c.id, c.expires_at));
+        self.clients.insert(
+            c.client_id.as_str().into(),
+            Arc::new(ClientEntry {
+                secret_hash: c.secret_hash,
+                principal,
+            }),
+        );
+    }
+
     /// Replaces everything cached for one account with what the store now
-    /// says: live keys of an open, enabled account are (re)inserted, every
-    /// other key of it is evicted.
-    pub fn apply_account(&self, account: &ServiceAccount, keys: &[ApiKey]) {
+    /// says: live keys and credentials of an open, enabled account are
+    /// (re)inserted, every other one of it is evicted; a disabled or closed
+    /// account is blocked, so its live JWTs fail too.
+    pub fn apply_account(
+        &self,
+        account: &ServiceAccount,
+        keys: &[ApiKey],
+        credentials: &[ClientCredential],
+    ) {
         let open = account.closed_at.is_none() && account.enabled;
         for key in keys {
             if open && key.revoked_at.is_none() {
-                let p = self.principal(account, key);
+                let p = self.principal(account, key.id, key.expires_at);
                 self.keys.insert(key.hash, Arc::new(p));
             } else {
                 self.keys.remove(&key.hash);
             }
         }
-    }
-
-    /// Evicts the given keys (their account is gone from the store).
-    pub fn evict(&self, keys: &[ApiKey]) {
-        for key in keys {
-            self.keys.remove(&key.hash);
+        for c in credentials {
+            if open && c.deleted_at.is_none() {
+                self.put_client(c, account);
+            } else {
+                self.clients.remove(c.client_id.as_str());
+            }
+        }
+        if open {
+            self.blocked.remove(&account.id);
+        } else {
+            self.blocked.insert(account.id, ());
         }
     }
 
-    fn principal(&self, account: &ServiceAccount, key: &ApiKey) -> Principal {
+    /// Evicts the given keys and credentials (their account is gone).
+    pub fn evict(&self, keys: &[ApiKey], credentials: &[ClientCredential]) {
+        for key in keys {
+            self.keys.remove(&key.hash);
+        }
+        for c in credentials {
+            self.clients.remove(c.client_id.as_str());
+        }
+    }
+
+    /// Client authentication for the token endpoint: `client_id` lookup,
+    /// SHA-256 of the secret, constant-time comparison, expiry.
+    pub fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+        now_ms: i64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let entry = self
+            .clients
+            .get(client_id)
+            .map(|e| Arc::clone(e.value()))
+            .ok_or(AuthError::Unknown)?;
+        // SECURITY: constant time, so response timing says nothing about the secret.
+        let presented = KeyHash::of(secret);
+        if !bool::from(presented.0.ct_eq(&entry.secret_hash.0)) {
+            return Err(AuthError::Unknown);
+        }
+        if entry.principal.expires_at <= now_ms {
+            return Err(AuthError::Expired);
+        }
+        self.touch(&entry.principal, now_ms);
+        Ok(Arc::clone(&entry.principal))
+    }
+
+    /// Whether an account is disabled or closed (its JWTs must fail).
+    pub fn is_blocked(&self, account_id: &Uuid) -> bool {
+        !self.blocked.is_empty() && self.blocked.contains_key(account_id)
+    }
+
+    pub(crate) fn set_blocked(&self, accounts: &[Uuid]) {
+        for id in accounts {
+            self.blocked.insert(*id, ());
+        }
+    }
+
+    /// Whether a token id has been revoked (RFC 7009).
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        !self.revoked.is_empty() && self.revoked.contains_key(jti)
+    }
+
+    /// Replaces the revoked-token set with the unexpired ones.
+    pub(crate) fn set_revoked(&self, tokens: &[RevokedToken]) {
+        self.revoked.clear();
+        for t in tokens {
+            self.revoked.insert(t.jti.as_str().into(), t.expires_at);
+        }
+    }
+
+    fn principal(
+        &self,
+        account: &ServiceAccount,
+        credential_id: Uuid,
+        credential_expires_at: Option<i64>,
+    ) -> Principal {
         let expires_at = account
             .expires_at
             .unwrap_or(i64::MAX)
-            .min(key.expires_at.unwrap_or(i64::MAX));
+            .min(credential_expires_at.unwrap_or(i64::MAX));
         Principal {
-            key_id: key.id,
+            key_id: credential_id,
             account_id: account.id,
             organization_id: account.organization_id,
             project_id: account.project_id,
@@ -372,14 +480,14 @@ mod tests {
         let cache = Cache::new(format.clone(), 1000);
         let mut acct = account(true);
         let (secret, k) = key(&format, &acct);
-        cache.apply_account(&acct, std::slice::from_ref(&k));
+        cache.apply_account(&acct, std::slice::from_ref(&k), &[]);
         let p = cache.authenticate(&secret, 1).unwrap();
         assert_eq!(p.account_id, acct.id);
         assert!(p.scopes.contains("orders:read"));
         assert_eq!(&p.scopes.joined()[..], b"orders:read");
 
         acct.enabled = false;
-        cache.apply_account(&acct, std::slice::from_ref(&k));
+        cache.apply_account(&acct, std::slice::from_ref(&k), &[]);
         assert_eq!(
             cache.authenticate(&secret, 1).unwrap_err(),
             AuthError::Unknown
@@ -397,7 +505,7 @@ mod tests {
         let mut acct = account(true);
         acct.expires_at = Some(100);
         let (secret, k) = key(&format, &acct);
-        cache.apply_account(&acct, &[k]);
+        cache.apply_account(&acct, &[k], &[]);
         assert!(cache.authenticate(&secret, 99).is_ok());
         assert_eq!(
             cache.authenticate(&secret, 100).unwrap_err(),
@@ -411,7 +519,7 @@ mod tests {
         let cache = Cache::new(format.clone(), 1000);
         let acct = account(true);
         let (secret, k) = key(&format, &acct);
-        cache.apply_account(&acct, &[k]);
+        cache.apply_account(&acct, &[k], &[]);
         for t in [
             USAGE_RESOLUTION_MS,
             USAGE_RESOLUTION_MS + 1,
@@ -430,8 +538,8 @@ mod tests {
         let (a, b) = (account(true), account(true));
         let (sa, ka) = key(&format, &a);
         let (sb, kb) = key(&format, &b);
-        cache.apply_account(&a, &[ka]);
-        cache.apply_account(&b, &[kb]);
+        cache.apply_account(&a, &[ka], &[]);
+        cache.apply_account(&b, &[kb], &[]);
         let pa = cache.authenticate(&sa, 1).unwrap();
         let pb = cache.authenticate(&sb, 1).unwrap();
         assert!(Arc::ptr_eq(&pa.scopes, &pb.scopes));

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::Cache;
 use crate::clock::SharedClock;
-use crate::store::{self, Page, Replica, Store};
+use crate::store::{self, Page, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNING_KEYS};
+use crate::token::KeyRing;
 
 const LOAD_PAGE: u32 = 10_000;
 const CHANGES_PAGE: u32 = 1_000;
@@ -20,6 +21,7 @@ const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Syncer {
     cache: Arc<Cache>,
+    ring: Arc<KeyRing>,
     store: Arc<dyn Store>,
     clock: SharedClock,
     replica: Replica,
@@ -28,7 +30,12 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(cache: Arc<Cache>, store: Arc<dyn Store>, clock: SharedClock) -> Self {
+    pub fn new(
+        cache: Arc<Cache>,
+        ring: Arc<KeyRing>,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+    ) -> Self {
         let now = clock.now_ms();
         let replica = Replica {
             id: Uuid::now_v7(),
@@ -39,6 +46,7 @@ impl Syncer {
         };
         Self {
             cache,
+            ring,
             store,
             clock,
             replica,
@@ -71,7 +79,15 @@ impl Syncer {
                 _ => break,
             }
         }
+        for (credential, account) in self.store.credential_records().await? {
+            self.cache.insert_client(&credential, &account);
+        }
+        self.cache
+            .set_blocked(&self.store.blocked_accounts().await?);
+        self.cache
+            .set_revoked(&self.store.revoked_tokens(self.clock.now_ms()).await?);
         self.cache.set_revision(revision);
+        self.reload_ring().await?;
         self.catch_up_locked().await?;
         self.cache.set_ready();
         Ok(())
@@ -93,6 +109,19 @@ impl Syncer {
             let Some(last) = changes.last().map(|c| c.revision) else {
                 break;
             };
+            if changes
+                .iter()
+                .any(|c| c.topics.iter().any(|t| t == TOPIC_SIGNING_KEYS))
+            {
+                self.reload_ring().await?;
+            }
+            if changes
+                .iter()
+                .any(|c| c.topics.iter().any(|t| t == TOPIC_REVOCATIONS))
+            {
+                self.cache
+                    .set_revoked(&self.store.revoked_tokens(self.clock.now_ms()).await?);
+            }
             let mut seen: Vec<Uuid> = Vec::new();
             for id in changes.iter().flat_map(|c| c.accounts.iter()) {
                 if seen.contains(id) {
@@ -100,15 +129,22 @@ impl Syncer {
                 }
                 seen.push(*id);
                 let keys = self.store.keys_of(*id).await?;
+                let credentials = self.store.credentials_of(*id).await?;
                 match self.store.account(*id).await? {
-                    Some(account) => self.cache.apply_account(&account, &keys),
-                    None => self.cache.evict(&keys),
+                    Some(account) => self.cache.apply_account(&account, &keys, &credentials),
+                    None => self.cache.evict(&keys, &credentials),
                 }
             }
             self.cache.set_revision(last);
         }
         self.cache.mark_synced(self.clock.now_ms());
         Ok(self.cache.revision())
+    }
+
+    async fn reload_ring(&self) -> store::Result<()> {
+        let keys = self.store.signing_keys(self.clock.now_ms()).await?;
+        self.ring.replace(&keys);
+        Ok(())
     }
 
     /// Polls the change feed until `shutdown` flips, flushing usage and

@@ -47,6 +47,45 @@ pub enum Command {
     /// API keys of a service account.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// OAuth client credentials of a service account.
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+    /// JWT signing keys.
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCmd {
+    /// Create a client credential; prints its client_secret once.
+    Create {
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// RFC 3339 time after which the credential stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List an account's credentials (never their secrets).
+    List { account: String },
+    /// Issue a new secret; the old one stops working at once. Prints it once.
+    Regenerate { account: String, credential: String },
+    /// Delete a credential.
+    Delete { account: String, credential: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCmd {
+    /// List signing keys (public parts).
+    List,
+    /// Publish a new signing key; it signs after --activate-after seconds and
+    /// the old keys retire once their tokens have expired.
+    Rotate {
+        #[arg(long, default_value_t = 60)]
+        activate_after: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +285,43 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             "DELETE",
             format!("/v1/service-accounts/{account}/api-keys/{key}"),
             None,
+        ),
+        Command::Credential(CredentialCmd::Create {
+            account,
+            name,
+            description,
+            expires_at,
+        }) => (
+            "POST",
+            format!("/v1/service-accounts/{account}/credentials"),
+            Some(json!({ "name": name, "description": description, "expires_at": expires_at })),
+        ),
+        Command::Credential(CredentialCmd::List { account }) => (
+            "GET",
+            format!("/v1/service-accounts/{account}/credentials"),
+            None,
+        ),
+        Command::Credential(CredentialCmd::Regenerate {
+            account,
+            credential,
+        }) => (
+            "POST",
+            format!("/v1/service-accounts/{account}/credentials/{credential}/secret"),
+            Some(json!({})),
+        ),
+        Command::Credential(CredentialCmd::Delete {
+            account,
+            credential,
+        }) => (
+            "DELETE",
+            format!("/v1/service-accounts/{account}/credentials/{credential}"),
+            None,
+        ),
+        Command::SigningKey(SigningKeyCmd::List) => ("GET", "/v1/signing-keys".into(), None),
+        Command::SigningKey(SigningKeyCmd::Rotate { activate_after }) => (
+            "POST",
+            "/v1/signing-keys/rotate".into(),
+            Some(json!({ "activate_after_seconds": activate_after })),
         ),
     };
     // Drop nulls so optional flags not given are not sent.

@@ -112,6 +112,19 @@ impl ApiKeyFormat {
         generate(&self.prefix)
     }
 
+    /// Generates a client secret `<prefix>s_…` (the key format, checksum included).
+    pub fn generate_secret(&self) -> Generated {
+        generate(&format!("{}s", self.prefix))
+    }
+
+    /// Generates a public client id `<prefix>c_<22 base62>`.
+    pub fn generate_client_id(&self) -> String {
+        let mut rng = rand::thread_rng();
+        let mut id = format!("{}c_", self.prefix);
+        id.extend((0..22).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])));
+        id
+    }
+
     /// Checks shape and checksum of a presented key without any lookup.
     /// Returns false for anything that cannot be a key of this format.
     pub fn is_well_formed(&self, candidate: &str) -> bool {

@@ -131,7 +131,11 @@ impl Manager {
     /// An account the actor may change. SECURITY: accounts holding
     /// `keygate:` scopes are platform infrastructure; only platform admins may
     /// change them or their keys, or an org owner could mint itself an admin key.
-    async fn account_for_write(&self, actor: &Actor, id: Uuid) -> Result<ServiceAccount> {
+    pub(super) async fn account_for_write(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<ServiceAccount> {
         let account = self.account(actor, id).await?;
         if !actor.admin && account.scopes.iter().any(|s| s.starts_with("keygate:")) {
             return Err(Error::Forbidden(
@@ -350,6 +354,10 @@ impl Manager {
                 previous_updated_at,
             },
             Write::RevokeAllKeys {
+                account_id: id,
+                at: now,
+            },
+            Write::DeleteAllCredentials {
                 account_id: id,
                 at: now,
             },

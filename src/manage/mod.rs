@@ -10,13 +10,16 @@
 
 mod accounts;
 mod bootstrap;
+mod credentials;
 mod orgs;
+mod signing_keys;
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 pub use accounts::{parse_state as accounts_state, AccountPatch, IssuedKey, NewAccount};
+pub use credentials::{CredentialPatch, IssuedCredential, NewCredential};
 pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
 
 use crate::cache::sync::Syncer;
@@ -146,7 +149,7 @@ pub struct Written<T> {
 }
 
 pub struct Manager {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     syncer: Arc<Syncer>,
     format: ApiKeyFormat,
     clock: SharedClock,

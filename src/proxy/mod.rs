@@ -51,6 +51,8 @@ impl ConnInfo {
 
 pub struct Proxy {
     routes: RouteTable,
+    /// `/oauth2/*` and `/.well-known/*`, served ahead of the routes.
+    oauth: axum::Router,
     limits: Arc<Limits>,
     cache: Arc<Cache>,
     client: UpstreamClient,
@@ -63,6 +65,7 @@ impl Proxy {
     pub fn new(
         config: &Config,
         routes: RouteTable,
+        oauth: axum::Router,
         limits: Arc<Limits>,
         cache: Arc<Cache>,
         clock: SharedClock,
@@ -78,6 +81,7 @@ impl Proxy {
             .build(connector);
         Self {
             routes,
+            oauth,
             limits,
             cache,
             client,
@@ -90,9 +94,23 @@ impl Proxy {
     /// Serves one request; never fails (every refusal is a response).
     pub async fn handle(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
         let request_id = headers::request_id(req.headers_mut());
-        let mut res = self.forward(req, conn).await;
+        let mut res = if crate::oauth::owns(req.uri().path()) {
+            self.serve_oauth(req, conn).await
+        } else {
+            self.forward(req, conn).await
+        };
         res.headers_mut().insert(&X_REQUEST_ID, request_id);
         res
+    }
+
+    async fn serve_oauth(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        use tower::ServiceExt as _;
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(conn.remote));
+        match self.oauth.clone().oneshot(req).await {
+            Ok(res) => res.map(|b| Either::Right(Either::Right(b))),
+            Err(never) => match never {},
+        }
     }
 
     async fn forward(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {

@@ -11,8 +11,9 @@ use hyper::body::Incoming;
 
 use crate::ratelimit::Decision;
 
-/// The proxy's response body: the upstream's, streamed, or keygate's own.
-pub type Body = Either<Incoming, Full<Bytes>>;
+/// The proxy's response body: the upstream's, streamed; keygate's own
+/// refusals; or the OAuth endpoints'. An enum, not a box: no allocation.
+pub type Body = Either<Incoming, Either<Full<Bytes>, axum::body::Body>>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="keygate""#);
@@ -20,9 +21,9 @@ const CHALLENGE_INVALID: HeaderValue =
     HeaderValue::from_static(r#"Bearer realm="keygate", error="invalid_token""#);
 
 fn error(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut res = Response::new(Either::Right(Full::new(Bytes::from_static(
+    let mut res = Response::new(Either::Right(Either::Left(Full::new(Bytes::from_static(
         body.as_bytes(),
-    ))));
+    )))));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, JSON);
     res

@@ -81,6 +81,27 @@ pub enum Write {
         account_id: Uuid,
         at: i64,
     },
+    InsertCredential(ClientCredential),
+    /// Updates name, description, expiry and secret hash of a live credential.
+    UpdateCredential(ClientCredential),
+    /// Deletes one credential (kept as a tombstone so caches can evict it).
+    DeleteCredential {
+        account_id: Uuid,
+        id: Uuid,
+        at: i64,
+    },
+    /// Deletes every live credential of an account (closing it).
+    DeleteAllCredentials {
+        account_id: Uuid,
+        at: i64,
+    },
+    InsertSigningKey(SigningKeyRecord),
+    /// Schedules every unretired key but `except` to retire at `at`.
+    RetireSigningKeys {
+        except: String,
+        at: i64,
+    },
+    RevokeToken(RevokedToken),
 }
 
 impl Write {
@@ -91,7 +112,20 @@ impl Write {
             Write::InsertKey(k) => Some(k.service_account_id),
             Write::RevokeKey { account_id, .. }
             | Write::RevokeAllKeys { account_id, .. }
-            | Write::ExpireAllKeys { account_id, .. } => Some(*account_id),
+            | Write::ExpireAllKeys { account_id, .. }
+            | Write::DeleteCredential { account_id, .. }
+            | Write::DeleteAllCredentials { account_id, .. } => Some(*account_id),
+            Write::InsertCredential(c) | Write::UpdateCredential(c) => Some(c.service_account_id),
+            _ => None,
+        }
+    }
+
+    fn topic(&self) -> Option<&'static str> {
+        match self {
+            Write::InsertSigningKey(_) | Write::RetireSigningKeys { .. } => {
+                Some(TOPIC_SIGNING_KEYS)
+            }
+            Write::RevokeToken(_) => Some(TOPIC_REVOCATIONS),
             _ => None,
         }
     }
@@ -105,6 +139,17 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// Non-account topics touched, deduplicated.
+    pub fn topics(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for t in self.writes.iter().filter_map(Write::topic) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
     /// Accounts touched, deduplicated, in first-touched order.
     pub fn accounts(&self) -> Vec<Uuid> {
         let mut out: Vec<Uuid> = Vec::new();
@@ -166,6 +211,17 @@ pub trait Store: Send + Sync + 'static {
     /// hashes to evict them).
     async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>>;
     async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>>;
+
+    /// Every credential of the account, deleted ones included (for eviction).
+    async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>>;
+    /// Live credentials with their open, enabled accounts, for the initial load.
+    async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>>;
+    /// Signing keys not yet retired at `now_ms`.
+    async fn signing_keys(&self, now_ms: i64) -> Result<Vec<SigningKeyRecord>>;
+    /// Revoked token ids that have not expired at `now_ms`.
+    async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>>;
+    /// Accounts that are disabled or closed: their live tokens must fail.
+    async fn blocked_accounts(&self) -> Result<Vec<Uuid>>;
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
     /// initial load; page through with `after`.

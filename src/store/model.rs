@@ -160,6 +160,8 @@ pub struct AuditEvent {
 pub struct Change {
     pub revision: i64,
     pub accounts: Vec<Uuid>,
+    /// Non-account topics touched ([`TOPIC_SIGNING_KEYS`], [`TOPIC_REVOCATIONS`]).
+    pub topics: Vec<String>,
 }
 
 /// A live replica, as its heartbeat records it.
@@ -178,3 +180,66 @@ pub struct AuthRecord {
     pub key: ApiKey,
     pub account: ServiceAccount,
 }
+
+/// A JWT signing key as stored. The private half is a secret at rest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// `ES256`, `EdDSA` or `RS256`.
+    pub algorithm: String,
+    /// PKCS#8 DER.
+    pub private_der: Vec<u8>,
+    /// The public JWK (with `kid`, `alg`, `use`), as published.
+    pub public_jwk: serde_json::Value,
+    pub created_at: i64,
+    /// Published in JWKS from creation; signs from this time.
+    pub activates_at: i64,
+    /// Neither published nor accepted from this time.
+    pub retires_at: Option<i64>,
+}
+
+// SECURITY: never print the private key.
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("activates_at", &self.activates_at)
+            .field("retires_at", &self.retires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An OAuth client credential of a service account: a public `client_id`
+/// and a secret stored only as SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredential {
+    pub id: Uuid,
+    /// `kgc_…`, public.
+    pub client_id: String,
+    pub service_account_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub secret_hash: KeyHash,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl ClientCredential {
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.deleted_at.is_none() && self.expires_at.is_none_or(|e| e > now_ms)
+    }
+}
+
+/// A revoked token id, kept until the token would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+/// Change-feed topics for changes not about one account.
+pub const TOPIC_SIGNING_KEYS: &str = "signing_keys";
+pub const TOPIC_REVOCATIONS: &str = "revocations";

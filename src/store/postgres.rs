@@ -239,6 +239,7 @@ async fn apply(tx: &mut Transaction<'_, Postgres>, w: &Write) -> Result<()> {
             .await
             .map_err(db)?;
         }
+        other => token_write!(&mut **tx, other)?,
     }
     Ok(())
 }
@@ -273,10 +274,11 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
         let revision: i64 = sqlx::query_scalar(
-            "INSERT INTO changes (at, accounts) VALUES ($1, $2) RETURNING revision",
+            "INSERT INTO changes (at, accounts, topics) VALUES ($1, $2, $3) RETURNING revision",
         )
         .bind(a.at)
         .bind(accounts_json(&batch))
+        .bind(topics_json(&batch))
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
@@ -299,7 +301,7 @@ impl Store for PostgresStore {
 
     async fn changes_since(&self, revision: i64, limit: u32) -> Result<Vec<Change>> {
         let rows = sqlx::query(
-            "SELECT revision, accounts FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2",
+            "SELECT revision, accounts, topics FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2",
         )
         .bind(revision)
         .bind(i64::from(limit))
@@ -512,6 +514,12 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            sqlx::query("UPDATE client_credentials SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $1) WHERE id = $2")
+                .bind(at)
+                .bind(key_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
@@ -563,6 +571,26 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>> {
+        self.q_credentials_of(account_id).await
+    }
+
+    async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>> {
+        self.q_credential_records().await
+    }
+
+    async fn signing_keys(&self, now_ms: i64) -> Result<Vec<SigningKeyRecord>> {
+        self.q_signing_keys(now_ms).await
+    }
+
+    async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>> {
+        self.q_revoked_tokens(now_ms).await
+    }
+
+    async fn blocked_accounts(&self) -> Result<Vec<Uuid>> {
+        self.q_blocked_accounts().await
+    }
+
     async fn close(&self) {
         self.listener.abort();
         self.pool.close().await;
@@ -572,3 +600,5 @@ impl Store for PostgresStore {
         Some(Arc::clone(&self.notify))
     }
 }
+
+token_reads!(PostgresStore);

@@ -155,7 +155,10 @@ pub(super) fn replica_from(row: &impl Cols) -> Result<Replica> {
 pub(super) fn change_from(row: &impl Cols) -> Result<Change> {
     let ids: Vec<String> = serde_json::from_str(&row.text("accounts")?)
         .map_err(|_| Error::Corrupt("malformed change"))?;
+    let topics: Vec<String> = serde_json::from_str(&row.text("topics")?)
+        .map_err(|_| Error::Corrupt("malformed change"))?;
     Ok(Change {
+        topics,
         revision: row.int("revision")?,
         accounts: ids
             .iter()
@@ -181,3 +184,225 @@ pub(super) fn limit(page: Page) -> i64 {
 pub(super) fn after(page: Page) -> String {
     page.after.map(|u| u.to_string()).unwrap_or_default()
 }
+
+pub(super) const CREDENTIAL_COLUMNS: &str = "c.id AS c_id, c.client_id AS c_client_id, \
+     c.service_account_id AS c_account, c.name AS c_name, c.description AS c_description, \
+     c.secret_hash AS c_secret_hash, c.created_at AS c_created_at, c.expires_at AS c_expires_at, \
+     c.deleted_at AS c_deleted_at, c.last_used_at AS c_last_used_at";
+
+pub(super) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
+    Ok(ClientCredential {
+        id: row.uuid("c_id")?,
+        client_id: row.text("c_client_id")?,
+        service_account_id: row.uuid("c_account")?,
+        name: row.text("c_name")?,
+        description: row.opt_text("c_description")?,
+        secret_hash: KeyHash::from_hex(&row.text("c_secret_hash")?)
+            .ok_or(Error::Corrupt("malformed secret hash"))?,
+        created_at: row.int("c_created_at")?,
+        expires_at: row.opt_int("c_expires_at")?,
+        deleted_at: row.opt_int("c_deleted_at")?,
+        last_used_at: row.opt_int("c_last_used_at")?,
+    })
+}
+
+pub(super) fn signing_key_from(row: &impl Cols) -> Result<SigningKeyRecord> {
+    use base64::Engine as _;
+    Ok(SigningKeyRecord {
+        kid: row.text("kid")?,
+        algorithm: row.text("algorithm")?,
+        private_der: base64::engine::general_purpose::STANDARD
+            .decode(row.text("private_der")?)
+            .map_err(|_| Error::Corrupt("malformed signing key"))?,
+        public_jwk: serde_json::from_str(&row.text("public_jwk")?)
+            .map_err(|_| Error::Corrupt("malformed public jwk"))?,
+        created_at: row.int("created_at")?,
+        activates_at: row.int("activates_at")?,
+        retires_at: row.opt_int("retires_at")?,
+    })
+}
+
+pub(super) fn topics_json(batch: &WriteBatch) -> String {
+    serde_json::to_string(&batch.topics()).unwrap_or_else(|_| "[]".into())
+}
+
+pub(super) fn der_b64(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// The token-broker writes, identical SQL on both backends. Expands inside a
+/// backend's `apply`: `$exec` is its transaction executor. Evaluates to
+/// `Result<()>`.
+macro_rules! token_write {
+    ($exec:expr, $w:expr) => {{
+        match $w {
+            Write::InsertCredential(c) => sqlx::query(
+                "INSERT INTO client_credentials (id, client_id, service_account_id, name, description, \
+                 secret_hash, created_at, expires_at, deleted_at, last_used_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(c.id.to_string())
+            .bind(&c.client_id)
+            .bind(c.service_account_id.to_string())
+            .bind(&c.name)
+            .bind(&c.description)
+            .bind(c.secret_hash.to_hex())
+            .bind(c.created_at)
+            .bind(c.expires_at)
+            .bind(c.deleted_at)
+            .bind(c.last_used_at)
+            .execute($exec)
+            .await
+            .map_err(db)
+            .map(|_| ()),
+            Write::UpdateCredential(c) => sqlx::query(
+                "UPDATE client_credentials SET name = $1, description = $2, secret_hash = $3, \
+                 expires_at = $4 WHERE id = $5 AND deleted_at IS NULL",
+            )
+            .bind(&c.name)
+            .bind(&c.description)
+            .bind(c.secret_hash.to_hex())
+            .bind(c.expires_at)
+            .bind(c.id.to_string())
+            .execute($exec)
+            .await
+            .map_err(db)
+            .and_then(|r| if r.rows_affected() == 0 { Err(Error::NotFound) } else { Ok(()) }),
+            Write::DeleteCredential { account_id, id, at } => sqlx::query(
+                "UPDATE client_credentials SET deleted_at = $1 \
+                 WHERE id = $2 AND service_account_id = $3 AND deleted_at IS NULL",
+            )
+            .bind(at)
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .execute($exec)
+            .await
+            .map_err(db)
+            .and_then(|r| if r.rows_affected() == 0 { Err(Error::NotFound) } else { Ok(()) }),
+            Write::DeleteAllCredentials { account_id, at } => sqlx::query(
+                "UPDATE client_credentials SET deleted_at = $1 \
+                 WHERE service_account_id = $2 AND deleted_at IS NULL",
+            )
+            .bind(at)
+            .bind(account_id.to_string())
+            .execute($exec)
+            .await
+            .map_err(db)
+            .map(|_| ()),
+            Write::InsertSigningKey(k) => sqlx::query(
+                "INSERT INTO signing_keys (kid, algorithm, private_der, public_jwk, created_at, \
+                 activates_at, retires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&k.kid)
+            .bind(&k.algorithm)
+            .bind(der_b64(&k.private_der))
+            .bind(k.public_jwk.to_string())
+            .bind(k.created_at)
+            .bind(k.activates_at)
+            .bind(k.retires_at)
+            .execute($exec)
+            .await
+            .map_err(db)
+            .map(|_| ()),
+            Write::RetireSigningKeys { except, at } => sqlx::query(
+                "UPDATE signing_keys SET retires_at = $1 \
+                 WHERE kid <> $2 AND (retires_at IS NULL OR retires_at > $3)",
+            )
+            .bind(at)
+            .bind(except)
+            .bind(at)
+            .execute($exec)
+            .await
+            .map_err(db)
+            .map(|_| ()),
+            Write::RevokeToken(t) => sqlx::query(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(&t.jti)
+            .bind(t.expires_at)
+            .execute($exec)
+            .await
+            .map_err(db)
+            .map(|_| ()),
+            _ => Ok(()),
+        }
+    }};
+}
+pub(super) use token_write;
+
+/// The token-broker reads, identical on both backends: expands to inherent
+/// `q_*` methods on the backend type (its `self.pool`), which its `Store`
+/// impl delegates to (`#[async_trait]` cannot see macro-made methods).
+macro_rules! token_reads {
+    ($ty:ty) => {
+        impl $ty {
+        async fn q_credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>> {
+            sqlx::query(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM client_credentials c WHERE c.service_account_id = $1 ORDER BY c.id"
+            ))
+            .bind(account_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(credential_from)
+            .collect()
+        }
+
+        async fn q_credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>> {
+            sqlx::query(&format!(
+                "SELECT {CREDENTIAL_COLUMNS}, {ACCOUNT_COLUMNS} FROM client_credentials c \
+                 JOIN service_accounts a ON a.id = c.service_account_id \
+                 WHERE c.deleted_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| Ok((credential_from(r)?, account_from(r)?)))
+            .collect()
+        }
+
+        async fn q_signing_keys(&self, now_ms: i64) -> Result<Vec<SigningKeyRecord>> {
+            sqlx::query(
+                "SELECT * FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 ORDER BY activates_at, kid",
+            )
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(signing_key_from)
+            .collect()
+        }
+
+        async fn q_revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>> {
+            sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
+                .bind(now_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| {
+                    Ok(RevokedToken {
+                        jti: r.text("jti")?,
+                        expires_at: r.int("expires_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        async fn q_blocked_accounts(&self) -> Result<Vec<Uuid>> {
+            sqlx::query("SELECT id FROM service_accounts WHERE closed_at IS NOT NULL OR enabled = FALSE")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| r.uuid("id"))
+                .collect()
+        }
+        }
+    };
+}
+pub(super) use token_reads;

@@ -213,6 +213,7 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<()> {
             .await
             .map_err(db)?;
         }
+        other => token_write!(&mut **tx, other)?,
     }
     Ok(())
 }
@@ -242,10 +243,11 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         let revision: i64 = sqlx::query_scalar(
-            "INSERT INTO changes (at, accounts) VALUES (?, ?) RETURNING revision",
+            "INSERT INTO changes (at, accounts, topics) VALUES (?, ?, ?) RETURNING revision",
         )
         .bind(a.at)
         .bind(accounts_json(&batch))
+        .bind(topics_json(&batch))
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
@@ -262,7 +264,7 @@ impl Store for SqliteStore {
 
     async fn changes_since(&self, revision: i64, limit: u32) -> Result<Vec<Change>> {
         let rows = sqlx::query(
-            "SELECT revision, accounts FROM changes WHERE revision > ? ORDER BY revision LIMIT ?",
+            "SELECT revision, accounts, topics FROM changes WHERE revision > ? ORDER BY revision LIMIT ?",
         )
         .bind(revision)
         .bind(i64::from(limit))
@@ -476,6 +478,12 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            sqlx::query("UPDATE client_credentials SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?")
+                .bind(at)
+                .bind(key_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
@@ -528,7 +536,29 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>> {
+        self.q_credentials_of(account_id).await
+    }
+
+    async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>> {
+        self.q_credential_records().await
+    }
+
+    async fn signing_keys(&self, now_ms: i64) -> Result<Vec<SigningKeyRecord>> {
+        self.q_signing_keys(now_ms).await
+    }
+
+    async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>> {
+        self.q_revoked_tokens(now_ms).await
+    }
+
+    async fn blocked_accounts(&self) -> Result<Vec<Uuid>> {
+        self.q_blocked_accounts().await
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
 }
+
+token_reads!(SqliteStore);

@@ -145,6 +145,27 @@ poll_interval = "{POLL}"
         self.boot().await
     }
 
+    /// `POST` of a form body to the public listener, with extra headers.
+    pub(crate) async fn form(
+        &self,
+        path: &str,
+        form: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut all: Vec<(&str, &str)> =
+            vec![("content-type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        send(
+            &self.client,
+            self.public_addr(),
+            "POST",
+            path,
+            &all,
+            form.as_bytes().to_vec(),
+        )
+        .await
+    }
+
     /// A request to any listener address with the harness's client.
     pub(crate) async fn send_to(
         &self,
@@ -535,4 +556,21 @@ impl Cable {
     pub(crate) fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// `POST` of a JSON body to the public listener.
+pub(crate) async fn send_json(
+    h: &Harness,
+    path: &str,
+    body: Value,
+) -> (StatusCode, HeaderMap, Value) {
+    send(
+        &h.client,
+        h.public_addr(),
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
 }

@@ -1,0 +1,248 @@
+//! OAuth client credentials of service accounts: several per account, the
+//! secret shown once and stored as SHA-256.
+
+use serde_json::json;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{from_store, valid_name, Actor, Audit, Error, Manager, Result, Written};
+use crate::clock::parse_rfc3339;
+use crate::store::{ClientCredential, Write};
+
+#[derive(Debug, Default)]
+pub struct NewCredential {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct CredentialPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub expires_at: Option<Option<String>>,
+}
+
+/// A credential just made or re-keyed: the secret is shown once.
+pub struct IssuedCredential {
+    pub credential: ClientCredential,
+    pub secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for IssuedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredential")
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+fn expiry(s: Option<String>) -> Result<Option<i64>> {
+    s.map(|s| {
+        parse_rfc3339(&s)
+            .ok_or_else(|| Error::invalid("expires_at", format!("{s:?} is not an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+impl Manager {
+    /// Live credentials of an account.
+    pub async fn credentials(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+    ) -> Result<Vec<ClientCredential>> {
+        self.account(actor, account_id).await?;
+        let all = self
+            .store
+            .credentials_of(account_id)
+            .await
+            .map_err(|e| from_store(e, "credential"))?;
+        Ok(all.into_iter().filter(|c| c.deleted_at.is_none()).collect())
+    }
+
+    pub async fn credential(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        id: Uuid,
+    ) -> Result<ClientCredential> {
+        self.credentials(actor, account_id)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or(Error::NotFound("credential"))
+    }
+
+    pub async fn create_credential(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        new: NewCredential,
+    ) -> Result<Written<IssuedCredential>> {
+        let account = self.account_for_write(actor, account_id).await?;
+        let now = self.now();
+        let expires_at = expiry(new.expires_at)?;
+        if expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        if new
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 1000)
+        {
+            return Err(Error::invalid(
+                "description",
+                "must be at most 1000 characters",
+            ));
+        }
+        let secret = self.format.generate_secret();
+        let credential = ClientCredential {
+            id: Uuid::now_v7(),
+            client_id: self.format.generate_client_id(),
+            service_account_id: account_id,
+            name: valid_name("name", new.name.as_deref().unwrap_or("default"))?,
+            description: new.description,
+            secret_hash: secret.hash,
+            created_at: now,
+            expires_at,
+            deleted_at: None,
+            last_used_at: None,
+        };
+        let audit = Audit {
+            action: "credential.create",
+            target_type: "credential",
+            target_id: credential.id,
+            organization_id: Some(account.organization_id),
+            details: json!({ "service_account_id": account_id, "client_id": credential.client_id, "name": credential.name }),
+        };
+        let revision = self
+            .commit(
+                Some(actor),
+                "credential",
+                vec![Write::InsertCredential(credential.clone())],
+                audit,
+            )
+            .await?;
+        Ok(Written {
+            value: IssuedCredential {
+                credential,
+                secret: secret.value,
+            },
+            revision,
+        })
+    }
+
+    pub async fn update_credential(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        id: Uuid,
+        patch: CredentialPatch,
+    ) -> Result<Written<ClientCredential>> {
+        let account = self.account_for_write(actor, account_id).await?;
+        let mut c = self.credential(actor, account_id, id).await?;
+        if let Some(name) = patch.name {
+            c.name = valid_name("name", &name)?;
+        }
+        if let Some(description) = patch.description {
+            if description
+                .as_ref()
+                .is_some_and(|d| d.chars().count() > 1000)
+            {
+                return Err(Error::invalid(
+                    "description",
+                    "must be at most 1000 characters",
+                ));
+            }
+            c.description = description;
+        }
+        if let Some(expires_at) = patch.expires_at {
+            c.expires_at = expiry(expires_at)?;
+        }
+        let audit = Audit {
+            action: "credential.update",
+            target_type: "credential",
+            target_id: id,
+            organization_id: Some(account.organization_id),
+            details: json!({ "name": c.name, "expires_at": c.expires_at }),
+        };
+        let revision = self
+            .commit(
+                Some(actor),
+                "credential",
+                vec![Write::UpdateCredential(c.clone())],
+                audit,
+            )
+            .await?;
+        Ok(Written { value: c, revision })
+    }
+
+    /// A new secret for the credential; the old one stops working at once.
+    pub async fn regenerate_secret(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        id: Uuid,
+    ) -> Result<Written<IssuedCredential>> {
+        let account = self.account_for_write(actor, account_id).await?;
+        let mut c = self.credential(actor, account_id, id).await?;
+        let secret = self.format.generate_secret();
+        c.secret_hash = secret.hash;
+        let audit = Audit {
+            action: "credential.regenerate_secret",
+            target_type: "credential",
+            target_id: id,
+            organization_id: Some(account.organization_id),
+            details: json!({ "client_id": c.client_id }),
+        };
+        let revision = self
+            .commit(
+                Some(actor),
+                "credential",
+                vec![Write::UpdateCredential(c.clone())],
+                audit,
+            )
+            .await?;
+        Ok(Written {
+            value: IssuedCredential {
+                credential: c,
+                secret: secret.value,
+            },
+            revision,
+        })
+    }
+
+    pub async fn delete_credential(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        id: Uuid,
+    ) -> Result<Written<()>> {
+        let account = self.account_for_write(actor, account_id).await?;
+        let c = self.credential(actor, account_id, id).await?;
+        let audit = Audit {
+            action: "credential.delete",
+            target_type: "credential",
+            target_id: id,
+            organization_id: Some(account.organization_id),
+            details: json!({ "client_id": c.client_id }),
+        };
+        let revision = self
+            .commit(
+                Some(actor),
+                "credential",
+                vec![Write::DeleteCredential {
+                    account_id,
+                    id,
+                    at: self.now(),
+                }],
+                audit,
+            )
+            .await?;
+        Ok(Written {
+            value: (),
+            revision,
+        })
+    }
+}

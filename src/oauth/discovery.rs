@@ -1,0 +1,47 @@
+//! JWKS and authorization-server metadata.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::OAuthState;
+use crate::token::keys;
+
+/// RFC 7517 JWK Set of every published key, including the next one before it
+/// signs. Cacheable briefly: relying parties refetch on an unknown `kid`.
+pub(super) async fn jwks(State(s): State<Arc<OAuthState>>) -> Response {
+    let mut res = Json(s.minter.ring().jwks(s.clock.now_ms())).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    res
+}
+
+/// RFC 8414 metadata (also served as OpenID Connect discovery).
+pub(super) async fn metadata(State(s): State<Arc<OAuthState>>) -> Response {
+    let issuer = s.minter.issuer().trim_end_matches('/');
+    let algs: Vec<&str> = s
+        .minter
+        .ring()
+        .algorithms(s.clock.now_ms())
+        .into_iter()
+        .map(keys::algorithm_name)
+        .collect();
+    Json(json!({
+        "issuer": s.minter.issuer(),
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+    }))
+    .into_response()
+}
