@@ -21,7 +21,7 @@ use crate::manage::{self, Manager};
 use crate::proxy::{self, Proxy, RouteTable};
 use crate::ratelimit::Limits;
 use crate::store::{self, Store};
-use crate::token::{keys, KeyRing, Minter};
+use crate::token::{keys, KeyRing, Minter, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -111,12 +111,12 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&store),
         Arc::clone(&clock),
     ));
-    let manager = Manager::new(
+    let manager = Arc::new(Manager::new(
         Arc::clone(&store),
         Arc::clone(&syncer),
         format,
         Arc::clone(&clock),
-    );
+    ));
 
     let public = bind(config.server.listen).await?;
     let admin = bind(config.admin.listen).await?;
@@ -130,7 +130,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let limits = Arc::new(limits);
 
     let state = AdminState::new(
-        manager,
+        Arc::clone(&manager),
         Arc::clone(&cache),
         Arc::clone(&limits),
         Arc::clone(&clock),
@@ -175,28 +175,44 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     tasks.push(tokio::spawn(
         Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
     ));
-    tasks.push(tokio::spawn(housekeep(Arc::clone(&limits), rx.clone())));
-    let minter = Minter::new(
+    let verifier = Arc::new(TokenVerifier::new(
+        Arc::clone(&ring),
+        config.tokens.issuer.clone(),
+    ));
+    let minter = Arc::new(Minter::new(
         Arc::clone(&ring),
         config.tokens.issuer.clone(),
         config.tokens.ttl,
         config.tokens.max_ttl,
         Arc::clone(&clock),
-    );
+    ));
     let oauth = crate::oauth::router(Arc::new(crate::oauth::OAuthState {
-        minter,
+        minter: Arc::clone(&minter),
+        verifier: Arc::clone(&verifier),
+        manager: Arc::clone(&manager),
         cache: Arc::clone(&cache),
         limits: Arc::clone(&limits),
         clock: Arc::clone(&clock),
     }));
     let proxy = Arc::new(Proxy::new(
         &config,
-        routes,
-        oauth,
-        limits,
-        Arc::clone(&cache),
-        clock,
+        proxy::Parts {
+            routes,
+            oauth,
+            verifier: Arc::clone(&verifier),
+            minter: Arc::clone(&minter),
+            limits: Arc::clone(&limits),
+            cache: Arc::clone(&cache),
+            clock: Arc::clone(&clock),
+        },
     ));
+    tasks.push(tokio::spawn(housekeep(
+        Arc::clone(&limits),
+        Arc::clone(&verifier),
+        Arc::clone(&proxy),
+        Arc::clone(&clock),
+        rx.clone(),
+    )));
     tasks.push(tokio::spawn(proxy::server::serve(
         public,
         proxy,
@@ -218,11 +234,21 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
 /// Forgets rate-limit state that carries no information any more (buckets
 /// that have refilled), so memory follows active principals, not all ever seen.
-async fn housekeep(limits: Arc<Limits>, mut shutdown: watch::Receiver<bool>) {
+async fn housekeep(
+    limits: Arc<Limits>,
+    verifier: Arc<TokenVerifier>,
+    proxy: Arc<Proxy>,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = every.tick() => limits.housekeep(),
+            _ = every.tick() => {
+                limits.housekeep();
+                verifier.sweep(clock.now_ms());
+                proxy.sweep();
+            }
             _ = shutdown.changed() => break,
         }
     }

@@ -11,6 +11,8 @@ mod support;
 mod admin;
 #[path = "integration/hardening.rs"]
 mod hardening;
+#[path = "integration/jwt.rs"]
+mod jwt;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
 #[path = "integration/oauth.rs"]

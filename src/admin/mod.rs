@@ -35,7 +35,7 @@ static REVISION: HeaderName = HeaderName::from_static("x-keygate-revision");
 pub struct AdminState(Arc<Inner>);
 
 pub struct Inner {
-    pub manager: Manager,
+    pub manager: Arc<Manager>,
     pub cache: Arc<Cache>,
     pub limits: Arc<Limits>,
     pub clock: SharedClock,
@@ -52,7 +52,7 @@ impl std::ops::Deref for AdminState {
 
 impl AdminState {
     pub fn new(
-        manager: Manager,
+        manager: Arc<Manager>,
         cache: Arc<Cache>,
         limits: Arc<Limits>,
         clock: SharedClock,

@@ -78,6 +78,13 @@ pub struct ScopeSet {
 }
 
 impl ScopeSet {
+    pub fn empty() -> Self {
+        Self {
+            list: Box::new([]),
+            joined: Bytes::new(),
+        }
+    }
+
     pub fn contains(&self, scope: &str) -> bool {
         self.list.iter().any(|s| &**s == scope)
     }
@@ -324,6 +331,37 @@ impl Cache {
         }
         self.touch(&entry.principal, now_ms);
         Ok(Arc::clone(&entry.principal))
+    }
+
+    /// A principal for a verified JWT: identity and scopes from its claims
+    /// (`key_id` is the token's `jti`).
+    pub fn token_principal(
+        &self,
+        account_id: Uuid,
+        organization_id: Uuid,
+        project_id: Option<Uuid>,
+        jti: Uuid,
+        scope: &str,
+        expires_at: i64,
+    ) -> Principal {
+        let scopes: Vec<String> = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Principal {
+            key_id: jti,
+            account_id,
+            organization_id,
+            project_id,
+            role: Role::Member,
+            admin: false,
+            scopes: self.intern(&scopes),
+            expires_at,
+            rate_limit: None,
+            last_used_ms: AtomicI64::new(0),
+            identity: OnceLock::new(),
+        }
     }
 
     /// Whether an account is disabled or closed (its JWTs must fail).

@@ -348,13 +348,7 @@ fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConfig> {
     let forward_auth = match r.forward_auth.as_str() {
         "headers" => ForwardAuth::Headers,
         "passthrough" => ForwardAuth::Passthrough,
-        "jwt" => {
-            p.push(
-                &key("forward_auth"),
-                "\"jwt\" needs token minting, which is not available in this release",
-            );
-            ForwardAuth::Jwt
-        }
+        "jwt" => ForwardAuth::Jwt,
         other => {
             p.push(
                 &key("forward_auth"),

@@ -13,6 +13,7 @@ mod bootstrap;
 mod credentials;
 mod orgs;
 mod signing_keys;
+mod tokens;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ pub(super) enum Code {
     UnsupportedGrantType,
     InvalidScope,
     InvalidTarget,
+    UnsupportedTokenType,
 }
 
 impl Code {
@@ -27,6 +28,8 @@ impl Code {
             Code::InvalidScope => "invalid_scope",
             // RFC 8707 §2
             Code::InvalidTarget => "invalid_target",
+            // RFC 7009 §2.2.1
+            Code::UnsupportedTokenType => "unsupported_token_type",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod discovery;
 mod error;
+mod introspect;
 mod token;
 
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use axum::Router;
 
 use crate::cache::Cache;
 use crate::clock::SharedClock;
+use crate::manage::Manager;
 use crate::ratelimit::Limits;
-use crate::token::Minter;
+use crate::token::{Minter, TokenVerifier};
 
 /// Paths this module owns on the public listener.
 pub fn owns(path: &str) -> bool {
@@ -23,7 +25,9 @@ pub fn owns(path: &str) -> bool {
 }
 
 pub struct OAuthState {
-    pub minter: Minter,
+    pub minter: Arc<Minter>,
+    pub verifier: Arc<TokenVerifier>,
+    pub manager: Arc<Manager>,
     pub cache: Arc<Cache>,
     pub limits: Arc<Limits>,
     pub clock: SharedClock,
@@ -41,6 +45,8 @@ pub fn router(state: Arc<OAuthState>) -> Router {
             get(discovery::metadata),
         )
         .route("/oauth2/token", post(token::token))
+        .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/oauth2/revoke", post(introspect::revoke))
         .fallback(|| async { error::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .with_state(state)

@@ -24,10 +24,10 @@ const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_t
 const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The form, each parameter at most once (RFC 6749 §3.2).
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
         let form_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -56,7 +56,7 @@ impl Form {
         Ok(Self(pairs))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -67,13 +67,16 @@ impl Form {
 
 /// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part
 /// form-urlencoded, then base64) or from the body; never both.
-struct ClientAuth {
-    client_id: String,
-    secret: String,
-    basic: bool,
+pub(super) struct ClientAuth {
+    pub(super) client_id: String,
+    pub(super) secret: String,
+    pub(super) basic: bool,
 }
 
-fn client_auth(headers: &HeaderMap, form: &Form) -> Result<Option<ClientAuth>, OAuthError> {
+pub(super) fn client_auth(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Option<ClientAuth>, OAuthError> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -32,6 +32,10 @@ use crate::clock::SharedClock;
 use crate::config::{Config, ForwardAuth};
 use crate::credential;
 use crate::ratelimit::{Decision, Limits, Subject};
+use crate::token::mint::Subject as TokenSubject;
+use crate::token::{verify, Minter, TokenVerifier};
+use dashmap::DashMap;
+use uuid::Uuid;
 
 type UpstreamClient = Client<HttpConnector, Limited<Incoming>>;
 
@@ -53,6 +57,11 @@ pub struct Proxy {
     routes: RouteTable,
     /// `/oauth2/*` and `/.well-known/*`, served ahead of the routes.
     oauth: axum::Router,
+    verifier: Arc<TokenVerifier>,
+    /// For `forward_auth = "jwt"`: mints, and keeps each principal's token
+    /// per route until 80% of its lifetime.
+    minter: Arc<Minter>,
+    forward_tokens: DashMap<(Uuid, usize), Arc<(HeaderValue, i64)>>,
     limits: Arc<Limits>,
     cache: Arc<Cache>,
     client: UpstreamClient,
@@ -61,15 +70,29 @@ pub struct Proxy {
     max_body_bytes: u64,
 }
 
+/// What the proxy shares with the rest of keygate.
+pub struct Parts {
+    pub routes: RouteTable,
+    /// `/oauth2/*` and `/.well-known/*`.
+    pub oauth: axum::Router,
+    pub verifier: Arc<TokenVerifier>,
+    pub minter: Arc<Minter>,
+    pub limits: Arc<Limits>,
+    pub cache: Arc<Cache>,
+    pub clock: SharedClock,
+}
+
 impl Proxy {
-    pub fn new(
-        config: &Config,
-        routes: RouteTable,
-        oauth: axum::Router,
-        limits: Arc<Limits>,
-        cache: Arc<Cache>,
-        clock: SharedClock,
-    ) -> Self {
+    pub fn new(config: &Config, parts: Parts) -> Self {
+        let Parts {
+            routes,
+            oauth,
+            verifier,
+            minter,
+            limits,
+            cache,
+            clock,
+        } = parts;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(
@@ -82,6 +105,9 @@ impl Proxy {
         Self {
             routes,
             oauth,
+            verifier,
+            minter,
+            forward_tokens: DashMap::new(),
             limits,
             cache,
             client,
@@ -137,7 +163,7 @@ impl Proxy {
         let principal = if route.public {
             None
         } else {
-            match self.authenticate(&req, conn) {
+            match self.authenticate(&req, conn, route) {
                 Ok(p) => Some(p),
                 Err(refusal) => return refusal.into_response(),
             }
@@ -179,6 +205,14 @@ impl Proxy {
         headers::set_forwarded(h, &conn.client_ip);
         if let Some(p) = &principal {
             headers::set_identity(h, p);
+            if route.forward_auth == ForwardAuth::Jwt {
+                match self.forward_token(p, route) {
+                    Some(v) => {
+                        h.insert(header::AUTHORIZATION, v);
+                    }
+                    None => return respond::bad_gateway(),
+                }
+            }
         }
         let upstream_req = Request::from_parts(
             parts,
@@ -215,6 +249,46 @@ impl Proxy {
         res
     }
 
+    /// The JWT the upstream receives for `principal` on `route`: minted with
+    /// `aud` = the route's audience, reused until 80% of its lifetime.
+    fn forward_token(&self, principal: &Principal, route: &Route) -> Option<HeaderValue> {
+        let now = self.clock.now_ms();
+        let key = (principal.key_id, route.index);
+        if let Some(t) = self.forward_tokens.get(&key).map(|e| Arc::clone(e.value())) {
+            if now < t.1 {
+                return Some(t.0.clone());
+            }
+        }
+        let scope = principal.scopes.iter().collect::<Vec<_>>().join(" ");
+        let client_id = principal.key_id.to_string();
+        let subject = TokenSubject {
+            account_id: principal.account_id,
+            organization_id: principal.organization_id,
+            project_id: principal.project_id,
+            client_id: &client_id,
+            scope: &scope,
+            expires_at: principal.expires_at,
+        };
+        let minted = match self.minter.mint(&subject, route.audience.as_deref(), None) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, route = %route.name, "cannot mint a token for the upstream");
+                return None;
+            }
+        };
+        let value = HeaderValue::from_str(&format!("Bearer {}", minted.token)).ok()?;
+        let refresh_at = now + i64::try_from(minted.expires_in).unwrap_or(0) * 800;
+        self.forward_tokens
+            .insert(key, Arc::new((value.clone(), refresh_at)));
+        Some(value)
+    }
+
+    /// Drops minted upstream tokens past their reuse window.
+    pub fn sweep(&self) {
+        let now = self.clock.now_ms();
+        self.forward_tokens.retain(|_, t| t.1 > now);
+    }
+
     /// The limit that applies: the route's own, else the account's, else the
     /// default. `None`: unlimited.
     fn rate_limit<'a>(
@@ -241,6 +315,7 @@ impl Proxy {
         &self,
         req: &Request<Incoming>,
         conn: &ConnInfo,
+        route: &Route,
     ) -> Result<Arc<Principal>, Refusal> {
         let now = self.clock.now_ms();
         // SECURITY: past max_staleness we cannot know about revocations: fail closed.
@@ -264,6 +339,16 @@ impl Proxy {
             credential::Error::Missing => Refusal::Missing,
             credential::Error::Malformed => failed(),
         })?;
+        if verify::looks_like_jwt(secret) {
+            return self
+                .verifier
+                .authenticate(secret, route.audience.as_deref(), &self.cache, now)
+                .map(|v| Arc::clone(&v.principal))
+                .map_err(|e| {
+                    tracing::debug!(reason = %e, "token refused");
+                    failed()
+                });
+        }
         self.cache.authenticate(secret, now).map_err(|e| {
             tracing::debug!(reason = %e, "credential refused");
             failed()

@@ -26,6 +26,8 @@ pub enum PathError {
 /// A configured route, prepared for matching.
 #[derive(Debug)]
 pub struct Route {
+    /// Position in the config; identifies the route in per-route caches.
+    pub index: usize,
     pub name: String,
     pub prefix: String,
     pub upstream_scheme: http::uri::Scheme,
@@ -43,10 +45,11 @@ pub struct Route {
 }
 
 impl Route {
-    fn new(c: &RouteConfig, limits: &mut Limits) -> Option<Self> {
+    fn new(index: usize, c: &RouteConfig, limits: &mut Limits) -> Option<Self> {
         let parts = c.upstream.clone().into_parts();
         let base = c.upstream.path().trim_end_matches('/').to_string();
         Some(Self {
+            index,
             name: c.name.clone(),
             prefix: c.prefix.clone(),
             upstream_scheme: parts.scheme?,
@@ -102,7 +105,8 @@ impl RouteTable {
     pub fn new(config: &[RouteConfig], limits: &mut Limits) -> Self {
         let mut routes: Vec<Route> = config
             .iter()
-            .filter_map(|c| Route::new(c, limits))
+            .enumerate()
+            .filter_map(|(i, c)| Route::new(i, c, limits))
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Self { routes }

@@ -16,7 +16,9 @@ use super::{ConnInfo, Proxy};
 
 /// Largest request head; larger answers 431 (hyper refuses it before parsing
 /// further). SECURITY: bounds what an unauthenticated client can make us hold.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Above 64 KiB so an oversized token still gets its 401 `invalid_token`
+/// (the credential itself is refused past 4 KiB, before any crypto).
+const MAX_HEAD_BYTES: usize = 128 * 1024;
 
 pub async fn serve(
     listener: TcpListener,

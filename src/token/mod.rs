@@ -5,9 +5,11 @@
 pub mod keys;
 pub mod mint;
 pub mod ring;
+pub mod verify;
 
 pub use mint::{AccessClaims, Minted, Minter};
 pub use ring::{KeyRing, LoadedKey};
+pub use verify::TokenVerifier;
 
 /// The JWT `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";

@@ -12,7 +12,7 @@ use crate::support::{header, Harness};
 
 /// Creates an account with `scopes` and a client credential; returns
 /// (account id, client_id, client_secret).
-async fn client(h: &Harness, scopes: &[&str]) -> (String, String, String) {
+pub(crate) async fn client(h: &Harness, scopes: &[&str]) -> (String, String, String) {
     let org = h.create_org(&h.unique_name()).await;
     let (account, _) = h.create_account(&org, scopes).await;
     let (status, _, body) = h
@@ -32,7 +32,7 @@ async fn client(h: &Harness, scopes: &[&str]) -> (String, String, String) {
     (account, id, secret)
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub(crate) fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
@@ -40,7 +40,11 @@ fn basic(id: &str, secret: &str) -> String {
 }
 
 /// Verifies `token` as a relying party would: JWKS by `kid`, issuer, audience.
-async fn verify(h: &Harness, token: &str, audience: &str) -> (jsonwebtoken::Header, Value) {
+pub(crate) async fn verify(
+    h: &Harness,
+    token: &str,
+    audience: &str,
+) -> (jsonwebtoken::Header, Value) {
     let (_, _, jwks) = h.proxy("GET", "/.well-known/jwks.json", &[]).await;
     let jwks: JwkSet = serde_json::from_value(jwks).unwrap();
     let header = decode_header(token).unwrap();

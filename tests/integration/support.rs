@@ -166,6 +166,16 @@ poll_interval = "{POLL}"
         .await
     }
 
+    /// The store URL this harness runs on.
+    pub(crate) fn store_url(&self) -> String {
+        self.toml
+            .lines()
+            .find_map(|l| l.strip_prefix("url = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap()
+            .to_string()
+    }
+
     /// A request to any listener address with the harness's client.
     pub(crate) async fn send_to(
         &self,

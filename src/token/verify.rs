@@ -1,0 +1,162 @@
+//! Verifying keygate's JWTs at the proxy. A token is verified once — kid →
+//! published key, `alg` pinned to that key's, `typ: at+jwt`, `iss`,
+//! `exp`/`nbf` with leeway — and then kept, keyed by SHA-256 of the token,
+//! until it expires: clients reuse a token for its whole lifetime. What can
+//! change meanwhile (account disabled or closed, `jti` revoked) is checked on
+//! every request against the cache.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use jsonwebtoken::{decode, decode_header, Validation};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{AccessClaims, KeyRing, ACCESS_TOKEN_TYP};
+use crate::cache::{BuildIdentity, Cache, Principal};
+use crate::credential::KeyHash;
+
+/// Clock skew tolerated on `exp` and `nbf` (DESIGN: 30 s).
+pub const LEEWAY_SECONDS: i64 = 30;
+/// Longest token considered at all. SECURITY: checked before any parsing.
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// Verified tokens kept at most; past it, tokens are verified every time.
+const MAX_VERIFIED: usize = 200_000;
+
+/// A token verified once: what every later request needs from it.
+#[derive(Debug)]
+pub struct Verified {
+    pub principal: Arc<Principal>,
+    pub claims: AccessClaims,
+    /// `exp` / `nbf` in unix ms, leeway applied.
+    expires_ms: i64,
+    not_before_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("token is malformed or too large")]
+    Malformed,
+    #[error("token signature, header or claims are invalid")]
+    Invalid,
+    #[error("token has expired or is not yet valid")]
+    Expired,
+    #[error("token audience does not match")]
+    Audience,
+    #[error("token's account is inactive or the token is revoked")]
+    Revoked,
+}
+
+/// Does this credential look like a JWT (three base64url segments, JSON header)?
+pub fn looks_like_jwt(credential: &str) -> bool {
+    credential.starts_with("eyJ") && credential.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+pub struct TokenVerifier {
+    ring: Arc<KeyRing>,
+    issuer: String,
+    verified: DashMap<KeyHash, Arc<Verified>, BuildIdentity>,
+}
+
+impl TokenVerifier {
+    pub fn new(ring: Arc<KeyRing>, issuer: String) -> Self {
+        Self {
+            ring,
+            issuer,
+            verified: DashMap::with_hasher(BuildIdentity),
+        }
+    }
+
+    /// The principal a bearer JWT stands for, or why not. `audience`: the
+    /// route's, when it sets one.
+    pub fn authenticate(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        cache: &Cache,
+        now_ms: i64,
+    ) -> Result<Arc<Verified>, Error> {
+        let v = self.verify(token, cache, now_ms)?;
+        if now_ms >= v.expires_ms || now_ms < v.not_before_ms {
+            return Err(Error::Expired);
+        }
+        if audience.is_some_and(|a| a != v.claims.aud) {
+            return Err(Error::Audience);
+        }
+        if cache.is_blocked(&v.principal.account_id) || cache.is_revoked(&v.claims.jti) {
+            return Err(Error::Revoked);
+        }
+        Ok(v)
+    }
+
+    /// Verified claims, from the cache of verified tokens or by verifying now.
+    pub fn verify(&self, token: &str, cache: &Cache, now_ms: i64) -> Result<Arc<Verified>, Error> {
+        if token.len() > MAX_TOKEN_LEN || !looks_like_jwt(token) {
+            return Err(Error::Malformed);
+        }
+        let hash = KeyHash(Sha256::digest(token.as_bytes()).into());
+        if let Some(v) = self.verified.get(&hash).map(|e| Arc::clone(e.value())) {
+            return Ok(v);
+        }
+        let v = Arc::new(self.verify_fully(token, cache, now_ms)?);
+        if self.verified.len() >= MAX_VERIFIED {
+            self.sweep(now_ms);
+        }
+        if self.verified.len() < MAX_VERIFIED {
+            self.verified.insert(hash, Arc::clone(&v));
+        }
+        Ok(v)
+    }
+
+    fn verify_fully(&self, token: &str, cache: &Cache, now_ms: i64) -> Result<Verified, Error> {
+        let header = decode_header(token).map_err(|_| Error::Invalid)?;
+        // RFC 9068 §4: reject anything not typed as an access token.
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(Error::Invalid);
+        }
+        // SECURITY: the key comes from our ring by kid only (jku, x5u and
+        // embedded jwk headers are never consulted), and the algorithm is
+        // pinned to that key's: "none", or HS256 keyed with a public key, fail.
+        let kid = header.kid.as_deref().ok_or(Error::Invalid)?;
+        let key = self.ring.verifier(kid, now_ms).ok_or(Error::Invalid)?;
+        if header.alg != key.alg {
+            return Err(Error::Invalid);
+        }
+        let mut v = Validation::new(key.alg);
+        v.leeway = LEEWAY_SECONDS as u64;
+        v.validate_nbf = true;
+        v.validate_aud = false; // checked per route, against the cached claims
+        v.set_issuer(&[&self.issuer]);
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud", "nbf"]);
+        let claims = decode::<AccessClaims>(token, &key.decoding, &v)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                | jsonwebtoken::errors::ErrorKind::ImmatureSignature => Error::Expired,
+                _ => Error::Invalid,
+            })?
+            .claims;
+        let parse = |s: &str| Uuid::parse_str(s).map_err(|_| Error::Invalid);
+        let principal = cache.token_principal(
+            parse(&claims.sub)?,
+            parse(&claims.org_id)?,
+            claims.project_id.as_deref().map(parse).transpose()?,
+            parse(&claims.jti)?,
+            &claims.scope,
+            claims.exp.saturating_mul(1000),
+        );
+        Ok(Verified {
+            principal: Arc::new(principal),
+            expires_ms: (claims.exp + LEEWAY_SECONDS).saturating_mul(1000),
+            not_before_ms: (claims.nbf - LEEWAY_SECONDS).saturating_mul(1000),
+            claims,
+        })
+    }
+
+    /// Drops expired entries.
+    pub fn sweep(&self, now_ms: i64) {
+        self.verified.retain(|_, v| v.expires_ms > now_ms);
+    }
+}
