@@ -39,12 +39,17 @@ pub(crate) fn basic(id: &str, secret: &str) -> String {
     )
 }
 
-/// Verifies `token` as a relying party would: JWKS by `kid`, issuer, audience.
+/// Verifies `token` as a relying party would: JWKS by `kid`, the issuer
+/// discovery advertises, audience.
 pub(crate) async fn verify(
     h: &Harness,
     token: &str,
     audience: &str,
 ) -> (jsonwebtoken::Header, Value) {
+    let (_, _, meta) = h
+        .proxy("GET", "/.well-known/openid-configuration", &[])
+        .await;
+    let issuer = meta["issuer"].as_str().unwrap().to_string();
     let (_, _, jwks) = h.proxy("GET", "/.well-known/jwks.json", &[]).await;
     let jwks: JwkSet = serde_json::from_value(jwks).unwrap();
     let header = decode_header(token).unwrap();
@@ -52,7 +57,7 @@ pub(crate) async fn verify(
         .find(header.kid.as_deref().unwrap())
         .expect("kid published in JWKS");
     let mut v = Validation::new(header.alg);
-    v.set_issuer(&["http://127.0.0.1:8080"]);
+    v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     let data =
         decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v).expect("token verifies");
@@ -391,4 +396,72 @@ async fn rotation_publishes_before_signing_and_keeps_old_tokens_verifiable() {
     let (_, _, keys) = h.admin("GET", "/v1/signing-keys", None).await;
     assert_eq!(keys["data"].as_array().unwrap().len(), 2);
     assert!(!keys.to_string().contains("private"), "{keys}");
+}
+
+/// The `oauth2` crate's HTTP client hook, over hyper.
+async fn oauth2_http(req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, std::io::Error> {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let (parts, body) = req.into_parts();
+    let res = client
+        .request(http::Request::from_parts(
+            parts,
+            Full::new(bytes::Bytes::from(body)),
+        ))
+        .await
+        .map_err(std::io::Error::other)?;
+    let (parts, body) = res.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, bytes.to_vec()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_oauth2_client_gets_a_token_with_either_auth_method() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+
+    let h = Harness::start("").await;
+    let (account, id, secret) = client(&h, &["orders:read", "orders:write"]).await;
+    // Everything from discovery, as a client configured by issuer would.
+    let (_, _, meta) = h
+        .proxy("GET", "/.well-known/oauth-authorization-server", &[])
+        .await;
+    let advertised = meta["token_endpoint"].as_str().unwrap();
+    let token_url = advertised.replace("127.0.0.1:8080", &h.public_addr().to_string());
+    for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
+        let oauth = BasicClient::new(ClientId::new(id.clone()))
+            .set_client_secret(ClientSecret::new(secret.clone()))
+            .set_auth_type(auth.clone())
+            .set_token_uri(TokenUrl::new(token_url.clone()).unwrap());
+        let token = oauth
+            .exchange_client_credentials()
+            .add_scope(Scope::new("orders:read".into()))
+            .request_async(&oauth2_http)
+            .await
+            .unwrap_or_else(|e| panic!("{auth:?}: {e:?}"));
+        assert!(token.refresh_token().is_none());
+        assert_eq!(token.scopes().unwrap()[0].as_str(), "orders:read");
+        let (_, claims) = verify(
+            &h,
+            token.access_token().secret(),
+            meta["issuer"].as_str().unwrap(),
+        )
+        .await;
+        assert_eq!(claims["sub"], account.as_str());
+    }
+    // And the library surfaces keygate's RFC 6749 errors as such.
+    let bad = BasicClient::new(ClientId::new(id))
+        .set_client_secret(ClientSecret::new("kgs_wrong".into()))
+        .set_token_uri(TokenUrl::new(token_url).unwrap());
+    let err = bad
+        .exchange_client_credentials()
+        .request_async(&oauth2_http)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("invalid_client"), "{err:?}");
 }
