@@ -465,3 +465,38 @@ async fn a_standard_oauth2_client_gets_a_token_with_either_auth_method() {
         .unwrap_err();
     assert!(format!("{err:?}").contains("invalid_client"), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_client_authentication_is_limited_per_address() {
+    let h = Harness::start("[rate_limit]\nfailed_auth = \"3/h\"\n").await;
+    let (_, id, secret) = client(&h, &["orders:read"]).await;
+    let cc = "grant_type=client_credentials";
+    for _ in 0..3 {
+        let (status, _, _) = h
+            .form(
+                "/oauth2/token",
+                cc,
+                &[("authorization", &basic(&id, "kgs_guess"))],
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, hdrs, body) = h
+        .form(
+            "/oauth2/token",
+            cc,
+            &[("authorization", &basic(&id, "kgs_guess"))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(header(&hdrs, "retry-after").parse::<u64>().unwrap() >= 1);
+    // The address is refused while blocked, even with the right secret.
+    let (status, _, _) = h
+        .form(
+            "/oauth2/token",
+            cc,
+            &[("authorization", &basic(&id, &secret))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}

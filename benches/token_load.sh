@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Load run of POST /oauth2/token (client_credentials, client_secret_basic)
+# against a release build, with wrk. keygate is pinned to core 0, wrk to
+# core 1, so the endpoint gets exactly one core. Prints wrk's report per
+# signing algorithm; fails if any response was not 2xx.
+#
+#   bash benches/token_load.sh            # 10 s per algorithm
+#   DURATION=30s bash benches/token_load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+PUBLIC=127.0.0.1:18080
+ADMIN_ADDR=127.0.0.1:18081
+ADMIN_KEY=bench-admin-key-0123456789-abcdefghijkl
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+cargo build --release --quiet --bin keygate
+
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+json_field() { grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
+admin() { curl -sf "http://$ADMIN_ADDR$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' -d "$2"; }
+
+for alg in ES256 EdDSA; do
+  KEYGATE_ADMIN_KEY=$ADMIN_KEY \
+  KEYGATE_STORE__URL="sqlite://$work/$alg.db" \
+  KEYGATE_TOKENS__ALGORITHM=$alg \
+  KEYGATE_SERVER__LISTEN=$PUBLIC \
+  KEYGATE_ADMIN__LISTEN=$ADMIN_ADDR \
+  RUST_LOG=warn \
+    taskset -c 0 target/release/keygate serve --log-format text 2>"$work/$alg.log" &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break; sleep 0.1; done
+
+  org=$(admin /v1/organizations '{"name":"bench"}' | json_field id)
+  account=$(admin /v1/service-accounts "{\"organization_id\":\"$org\",\"name\":\"bench\",\"scopes\":[\"orders:read\"],\"create_api_key\":false}" | json_field id)
+  cred=$(admin "/v1/service-accounts/$account/credentials" '{"name":"bench"}')
+  basic=$(printf '%s:%s' "$(echo "$cred" | json_field client_id)" "$(echo "$cred" | json_field client_secret)" | base64 -w0)
+  cat > "$work/token.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $basic"
+LUA
+  echo "=== POST /oauth2/token, $alg, keygate on 1 core, wrk -t1 -c$CONNECTIONS -d$DURATION on the other"
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/token.lua" "http://$PUBLIC/oauth2/token" | tee "$work/$alg.out"
+  if grep -q "Non-2xx" "$work/$alg.out"; then echo "token_load: non-2xx responses for $alg" >&2; exit 1; fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+done
