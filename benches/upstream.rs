@@ -3,6 +3,7 @@
 //! forwards. Used by the README walkthrough and the load harness.
 //!
 //! `cargo bench --bench upstream -- --listen 127.0.0.1:9000`
+//! `--fixed`: answer a fixed 3-byte body instead (the load harness's floor).
 //! Without `--listen` it exits at once, so a plain `cargo bench` is unaffected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -47,6 +48,10 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
     Ok(res)
 }
 
+async fn ok(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -58,6 +63,7 @@ async fn main() {
         println!("upstream: idle (pass --listen ADDR to serve)");
         return;
     };
+    let fixed = args.iter().any(|a| a == "--fixed");
     let listener = TcpListener::bind(addr.as_str()).await.expect("bind");
     eprintln!(
         "echo upstream listening on http://{}",
@@ -69,9 +75,16 @@ async fn main() {
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(echo))
-                .await;
+            let io = TokioIo::new(stream);
+            let _ = if fixed {
+                http1::Builder::new()
+                    .serve_connection(io, service_fn(ok))
+                    .await
+            } else {
+                http1::Builder::new()
+                    .serve_connection(io, service_fn(echo))
+                    .await
+            };
         });
     }
 }

@@ -116,6 +116,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&syncer),
         format,
         Arc::clone(&clock),
+        config.tokens.max_ttl,
     ));
 
     let public = bind(config.server.listen).await?;

@@ -210,14 +210,14 @@ impl From<SigningKeyRecord> for SigningKeyView {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Rotate {
-    /// Seconds the new key is published before it signs (default 60, so
-    /// relying parties' JWKS caches see it first).
+    /// Seconds the new key is published before it signs (default 120: twice
+    /// the JWKS max-age, so relying parties' caches see it first).
     #[serde(default = "default_activation")]
     activate_after_seconds: u64,
 }
 
 fn default_activation() -> u64 {
-    60
+    120
 }
 
 pub(super) async fn signing_keys(

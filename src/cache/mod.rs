@@ -40,6 +40,8 @@ pub struct Principal {
     /// The earlier of the account's and the key's expiry; `i64::MAX`: never.
     pub expires_at: i64,
     pub rate_limit: Option<RateSpec>,
+    /// A JWT's principal: its account's limits are looked up, not carried.
+    pub via_token: bool,
     last_used_ms: AtomicI64,
     /// Ids pre-encoded for forwarding, built on first use: only keys that are
     /// actually used pay for them.
@@ -142,6 +144,18 @@ impl BuildHasher for BuildIdentity {
     }
 }
 
+/// What a JWT's account may still do; see [`Cache::token_allowed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Restriction {
+    blocked: bool,
+    /// Account expiry, unix ms (`i64::MAX`: none).
+    expires_at: i64,
+    /// Tokens issued before this (unix ms) are dead: set when a blocked
+    /// account is enabled again, so its old tokens do not come back.
+    not_before: i64,
+    rate_limit: Option<RateSpec>,
+}
+
 /// A client credential as the token endpoint needs it.
 #[derive(Debug)]
 struct ClientEntry {
@@ -152,8 +166,10 @@ struct ClientEntry {
 pub struct Cache {
     keys: DashMap<KeyHash, Arc<Principal>, BuildIdentity>,
     clients: DashMap<Box<str>, Arc<ClientEntry>>,
-    /// Disabled or closed accounts: their unexpired JWTs are refused.
-    blocked: DashMap<Uuid, ()>,
+    /// Accounts a JWT must be checked against: disabled or closed, with an
+    /// expiry, re-enabled, or with their own rate limit. Ordinary accounts
+    /// are absent, so they cost nothing here.
+    restricted: DashMap<Uuid, Restriction>,
     /// Revoked token ids → their expiry (unix ms).
     revoked: DashMap<Box<str>, i64>,
     scope_sets: Mutex<HashMap<Box<str>, Arc<ScopeSet>>>,
@@ -174,7 +190,7 @@ impl Cache {
         Self {
             keys: DashMap::with_capacity_and_hasher(capacity, BuildIdentity),
             clients: DashMap::new(),
-            blocked: DashMap::new(),
+            restricted: DashMap::new(),
             revoked: DashMap::new(),
             scope_sets: Mutex::new(HashMap::new()),
             format,
@@ -291,10 +307,38 @@ impl Cache {
                 self.clients.remove(c.client_id.as_str());
             }
         }
-        if open {
-            self.blocked.remove(&account.id);
+        self.restrict(account);
+    }
+
+    pub(crate) fn set_restricted(&self, accounts: &[ServiceAccount]) {
+        for a in accounts {
+            self.restrict(a);
+        }
+    }
+
+    /// Records what JWTs of `account` must be checked against.
+    pub(crate) fn restrict(&self, account: &ServiceAccount) {
+        let blocked = account.closed_at.is_some() || !account.enabled;
+        let prior = self.restricted.get(&account.id).map(|r| *r);
+        let not_before = match prior {
+            // Enabled again: tokens from before the block stay dead.
+            Some(p) if p.blocked && !blocked => account.updated_at,
+            Some(p) => p.not_before,
+            None => 0,
+        };
+        let r = Restriction {
+            blocked,
+            expires_at: account.expires_at.unwrap_or(i64::MAX),
+            not_before,
+            rate_limit: account
+                .rate_limit
+                .as_deref()
+                .and_then(|s| RateSpec::parse(s).ok()),
+        };
+        if !r.blocked && r.expires_at == i64::MAX && r.not_before == 0 && r.rate_limit.is_none() {
+            self.restricted.remove(&account.id);
         } else {
-            self.blocked.insert(account.id, ());
+            self.restricted.insert(account.id, r);
         }
     }
 
@@ -344,10 +388,12 @@ impl Cache {
         scope: &str,
         expires_at: i64,
     ) -> Principal {
-        let scopes: Vec<String> = scope
+        // Not interned: token scope strings come from callers, and the intern
+        // table is never pruned.
+        let list: Box<[Box<str>]> = scope
             .split(' ')
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
+            .map(Into::into)
             .collect();
         Principal {
             key_id: jti,
@@ -356,24 +402,35 @@ impl Cache {
             project_id,
             role: Role::Member,
             admin: false,
-            scopes: self.intern(&scopes),
+            scopes: Arc::new(ScopeSet {
+                joined: Bytes::from(list.join(" ")),
+                list,
+            }),
             expires_at,
             rate_limit: None,
+            via_token: true,
             last_used_ms: AtomicI64::new(0),
             identity: OnceLock::new(),
         }
     }
 
-    /// Whether an account is disabled or closed (its JWTs must fail).
-    pub fn is_blocked(&self, account_id: &Uuid) -> bool {
-        // One shard lock; `is_empty()` would lock every shard.
-        self.blocked.contains_key(account_id)
+    /// Whether a JWT issued at `issued_at_ms` for `account_id` may still be
+    /// used at `now_ms`: its account is neither disabled, closed nor expired,
+    /// and the token is not from before the account was last re-enabled.
+    pub fn token_allowed(&self, account_id: &Uuid, issued_at_ms: i64, now_ms: i64) -> bool {
+        // One shard lock for the common case (no restriction).
+        match self.restricted.get(account_id) {
+            None => true,
+            Some(r) => {
+                !r.blocked && now_ms < r.expires_at && issued_at_ms / 1000 >= r.not_before / 1000
+            }
+        }
     }
 
-    pub(crate) fn set_blocked(&self, accounts: &[Uuid]) {
-        for id in accounts {
-            self.blocked.insert(*id, ());
-        }
+    /// The account's own rate limit, for principals that do not carry it
+    /// (JWTs).
+    pub fn account_rate_limit(&self, account_id: &Uuid) -> Option<RateSpec> {
+        self.restricted.get(account_id).and_then(|r| r.rate_limit)
     }
 
     /// Whether a token id has been revoked (RFC 7009).
@@ -381,12 +438,15 @@ impl Cache {
         self.revoked.contains_key(jti)
     }
 
-    /// Replaces the revoked-token set with the unexpired ones.
+    /// Replaces the revoked-token set with `tokens`: adds first, then drops
+    /// what is gone, so a revoked id is never briefly missing.
     pub(crate) fn set_revoked(&self, tokens: &[RevokedToken]) {
-        self.revoked.clear();
+        let fresh: std::collections::HashSet<&str> =
+            tokens.iter().map(|t| t.jti.as_str()).collect();
         for t in tokens {
             self.revoked.insert(t.jti.as_str().into(), t.expires_at);
         }
+        self.revoked.retain(|k, _| fresh.contains(&**k));
     }
 
     fn principal(
@@ -412,6 +472,7 @@ impl Cache {
                 .rate_limit
                 .as_deref()
                 .and_then(|s| RateSpec::parse(s).ok()),
+            via_token: false,
             last_used_ms: AtomicI64::new(0),
             identity: OnceLock::new(),
         }

@@ -83,7 +83,7 @@ impl Syncer {
             self.cache.insert_client(&credential, &account);
         }
         self.cache
-            .set_blocked(&self.store.blocked_accounts().await?);
+            .set_restricted(&self.store.restricted_accounts().await?);
         self.cache
             .set_revoked(&self.store.revoked_tokens(self.clock.now_ms()).await?);
         self.cache.set_revision(revision);

@@ -83,7 +83,7 @@ pub enum SigningKeyCmd {
     /// Publish a new signing key; it signs after --activate-after seconds and
     /// the old keys retire once their tokens have expired.
     Rotate {
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 120)]
         activate_after: u64,
     },
 }

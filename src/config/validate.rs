@@ -377,6 +377,14 @@ fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConfig> {
         }
         scopes.insert(upper, list);
     }
+    if forward_auth == ForwardAuth::Jwt && r.audience.is_none() {
+        // A forwarded token without its own audience would be accepted
+        // wherever keygate's tokens are: the upstream could replay it.
+        p.push(
+            &key("audience"),
+            "forward_auth = \"jwt\" needs an audience for the tokens the upstream receives",
+        );
+    }
     if r.public && !scopes.is_empty() {
         p.push(&key("public"), "a public route cannot require scopes");
     }

@@ -154,6 +154,8 @@ pub struct Manager {
     syncer: Arc<Syncer>,
     format: ApiKeyFormat,
     clock: SharedClock,
+    /// Longest a token lives: how long a closed account must be remembered.
+    token_max_ttl_ms: i64,
 }
 
 /// A page of results and the cursor for the next.
@@ -172,12 +174,14 @@ impl Manager {
         syncer: Arc<Syncer>,
         format: ApiKeyFormat,
         clock: SharedClock,
+        token_max_ttl: std::time::Duration,
     ) -> Self {
         Self {
             store,
             syncer,
             format,
             clock,
+            token_max_ttl_ms: i64::try_from(token_max_ttl.as_millis()).unwrap_or(i64::MAX / 2),
         }
     }
 

@@ -182,14 +182,22 @@ impl Manager {
             organization_id: Some(id),
             details: json!({ "name": org.name }),
         };
-        let revision = self
-            .commit(
-                Some(actor),
-                "organization",
-                vec![Write::DeleteOrganization(id)],
-                audit,
-            )
-            .await?;
+        let writes = vec![Write::DeleteOrganization {
+            id,
+            closed_after: self.now() - self.token_max_ttl_ms,
+        }];
+        let revision = match self.commit(Some(actor), "organization", writes, audit).await {
+            Err(Error::Conflict { code: "concurrent_update", .. }) => {
+                return Err(Error::Conflict {
+                    code: "organization_not_empty",
+                    param: None,
+                    message: "organization has open accounts, or accounts closed less than tokens.max_ttl ago \
+                              whose tokens may still be live; retry later"
+                        .into(),
+                })
+            }
+            other => other?,
+        };
         Ok(Written {
             value: (),
             revision,

@@ -9,6 +9,10 @@ use super::{from_store, Actor, Audit, Error, Manager, Result, Written};
 use crate::store::{SigningKeyRecord, Write};
 use crate::token::keys;
 
+/// Old keys stay published this long past their last token's expiry: the
+/// proxy's exp leeway plus clock skew between replicas.
+const RETIRE_MARGIN_MS: i64 = 60_000;
+
 /// Longest a caller may delay a new key's activation.
 pub(crate) const MAX_ACTIVATION_DELAY_SECONDS: u64 = 7 * 24 * 3600;
 
@@ -43,9 +47,25 @@ impl Manager {
         {
             return Ok(());
         }
-        let retire_others_at = now + i64::try_from(max_ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        self.add_signing_key(None, alg, now, retire_others_at, "signing_key.create")
-            .await?;
+        // On an empty store nothing can hold a token yet: sign at once.
+        // Switching algorithm: publish first, sign once relying parties'
+        // JWKS caches (max-age 60 s) have seen the key.
+        let activates_at = if existing.is_empty() {
+            now
+        } else {
+            now + 120_000
+        };
+        let retire_others_at = activates_at
+            + i64::try_from(max_ttl.as_millis()).unwrap_or(i64::MAX / 2)
+            + RETIRE_MARGIN_MS;
+        self.add_signing_key(
+            None,
+            alg,
+            activates_at,
+            retire_others_at,
+            "signing_key.create",
+        )
+        .await?;
         Ok(())
     }
 
@@ -70,7 +90,9 @@ impl Manager {
         }
         let now = self.now();
         let activates_at = now + i64::try_from(activate_after.as_millis()).unwrap_or(0);
-        let retire_at = activates_at + i64::try_from(max_ttl.as_millis()).unwrap_or(i64::MAX / 4);
+        let retire_at = activates_at
+            + i64::try_from(max_ttl.as_millis()).unwrap_or(i64::MAX / 4)
+            + RETIRE_MARGIN_MS;
         self.add_signing_key(
             Some(actor),
             alg,

@@ -42,10 +42,11 @@ pub(super) async fn metadata(State(s): State<Arc<OAuthState>>) -> Response {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
         "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "response_types_supported": ["token"],
+        // No authorization endpoint: no response types (RFC 8414 §2).
+        "response_types_supported": [],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_signing_alg_values_supported": algs,
+        // The algorithms access tokens are signed with (RFC 9068 §4).
+        "access_token_signing_alg_values_supported": algs,
     }))
     .into_response()
 }

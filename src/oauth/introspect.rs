@@ -95,6 +95,10 @@ pub(super) async fn introspect(
 ) -> Response {
     let ip = peer.map(|axum::Extension(ConnectInfo(a))| a.ip());
     let result = (|| {
+        if s.cache.is_stale(s.clock.now_ms()) {
+            // Past max_staleness we cannot vouch for any token.
+            return Err(OAuthError::unavailable());
+        }
         let form = Form::parse(&headers, &body)?;
         let caller = authenticate(&s, ip, &headers, &form)?;
         let token = form
@@ -114,14 +118,14 @@ fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
     let now = s.clock.now_ms();
     let inactive = json!({ "active": false });
     if looks_like_jwt(token) {
-        let Ok(v) = s.verifier.authenticate(token, None, &s.cache, now) else {
+        let Ok(v) = s.verifier.live(token, &s.cache, now) else {
             return inactive;
         };
         if !caller.may_see(&v.principal.organization_id) {
             return inactive;
         }
         let c = &v.claims;
-        return json!({
+        let mut out = json!({
             "active": true,
             "token_type": "Bearer",
             "scope": c.scope,
@@ -134,20 +138,31 @@ fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
             "nbf": c.nbf,
             "jti": c.jti,
             "org_id": c.org_id,
-            "project_id": c.project_id,
         });
+        if let Some(p) = &c.project_id {
+            out["project_id"] = json!(p);
+        }
+        return out;
     }
     match s.cache.authenticate(token, now) {
-        Ok(p) if caller.may_see(&p.organization_id) => json!({
-            "active": true,
-            "token_type": "api_key",
-            "scope": p.scopes.iter().collect::<Vec<_>>().join(" "),
-            "client_id": p.key_id,
-            "sub": p.account_id,
-            "org_id": p.organization_id,
-            "project_id": p.project_id,
-            "exp": (p.expires_at != i64::MAX).then_some(p.expires_at / 1000),
-        }),
+        Ok(p) if caller.may_see(&p.organization_id) => {
+            // RFC 7662: absent, never null.
+            let mut out = json!({
+                "active": true,
+                "token_type": "api_key",
+                "scope": p.scopes.iter().collect::<Vec<_>>().join(" "),
+                "client_id": p.key_id,
+                "sub": p.account_id,
+                "org_id": p.organization_id,
+            });
+            if let Some(project) = p.project_id {
+                out["project_id"] = json!(project);
+            }
+            if p.expires_at != i64::MAX {
+                out["exp"] = json!(p.expires_at / 1000);
+            }
+            out
+        }
         _ => inactive,
     }
 }
@@ -159,6 +174,9 @@ pub(super) async fn revoke(
     body: Bytes,
 ) -> Response {
     let ip = peer.map(|axum::Extension(ConnectInfo(a))| a.ip());
+    if s.cache.is_stale(s.clock.now_ms()) {
+        return OAuthError::unavailable().into_response();
+    }
     let form = match Form::parse(&headers, &body) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
@@ -197,7 +215,8 @@ pub(super) async fn revoke(
         .revoke_token(
             Some(caller.principal.account_id),
             &v.claims.jti,
-            v.claims.exp.saturating_mul(1000),
+            // Kept while the proxy could still accept the token (leeway).
+            (v.claims.exp + crate::token::verify::LEEWAY_SECONDS).saturating_mul(1000),
             v.principal.organization_id,
         )
         .await

@@ -23,6 +23,8 @@ const TOKEN_TYPE_API_KEY: &str = "urn:keygate:params:oauth:token-type:api_key";
 const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
+const MAX_PARAMS: usize = 32;
+
 /// The form, each parameter at most once (RFC 6749 §3.2).
 pub(super) struct Form(Vec<(String, String)>);
 
@@ -45,6 +47,11 @@ impl Form {
         }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| OAuthError::new(Code::InvalidRequest, "the form body is malformed"))?;
+        // SECURITY: the duplicate check below is quadratic; no OAuth request
+        // needs more than a handful of parameters.
+        if pairs.len() > MAX_PARAMS {
+            return Err(OAuthError::new(Code::InvalidRequest, "too many parameters"));
+        }
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(o, _)| o == k) {
                 return Err(OAuthError::new(
@@ -80,9 +87,10 @@ pub(super) fn client_auth(
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
+        // RFC 9110 §11.1: the scheme name is case-insensitive.
         .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then_some(rest)
         })
         .map(|b64| {
             let raw = base64::engine::general_purpose::STANDARD
@@ -129,7 +137,11 @@ fn granted_scope(principal: &Principal, requested: Option<&str>) -> Result<Strin
     match requested {
         None => Ok(principal.scopes.iter().collect::<Vec<_>>().join(" ")),
         Some(req) => {
-            let wanted: Vec<&str> = req.split(' ').filter(|s| !s.is_empty()).collect();
+            // Deduplicated and in a canonical order: a caller cannot make
+            // scope strings of any length.
+            let mut wanted: Vec<&str> = req.split(' ').filter(|s| !s.is_empty()).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
             if wanted.iter().all(|s| principal.scopes.contains(s)) {
                 Ok(wanted.join(" "))
             } else {
@@ -190,13 +202,12 @@ fn issue(
                 (p, c.client_id)
             }
             GRANT_TOKEN_EXCHANGE => {
-                if client.is_some() {
-                    // The API key is the credential; client-authenticated
-                    // exchange (acting for others) is not offered.
-                    return Err(OAuthError::new(
-                        Code::UnauthorizedClient,
-                        "token exchange authenticates with the subject_token alone",
-                    ));
+                // The API key is the credential. A client that also authenticates
+                // (as RFC 8693 clients often do) must do so correctly.
+                if let Some(c) = &client {
+                    s.cache
+                        .authenticate_client(&c.client_id, &c.secret, now)
+                        .map_err(|_| failed(OAuthError::client(c.basic)))?;
                 }
                 if form.get("subject_token_type") != Some(TOKEN_TYPE_API_KEY) {
                     return Err(OAuthError::new(

@@ -39,6 +39,14 @@ use uuid::Uuid;
 
 type UpstreamClient = Client<HttpConnector, Limited<Incoming>>;
 
+/// A token minted for an upstream, and what it was minted from.
+struct ForwardToken {
+    value: HeaderValue,
+    refresh_at: i64,
+    scopes: Arc<crate::cache::ScopeSet>,
+    expires_at: i64,
+}
+
 /// Per-connection facts, computed once per connection rather than per request.
 pub struct ConnInfo {
     pub remote: SocketAddr,
@@ -61,7 +69,7 @@ pub struct Proxy {
     /// For `forward_auth = "jwt"`: mints, and keeps each principal's token
     /// per route until 80% of its lifetime.
     minter: Arc<Minter>,
-    forward_tokens: DashMap<(Uuid, usize), Arc<(HeaderValue, i64)>>,
+    forward_tokens: DashMap<(Uuid, usize), Arc<ForwardToken>>,
     limits: Arc<Limits>,
     cache: Arc<Cache>,
     client: UpstreamClient,
@@ -255,11 +263,24 @@ impl Proxy {
         let now = self.clock.now_ms();
         let key = (principal.key_id, route.index);
         if let Some(t) = self.forward_tokens.get(&key).map(|e| Arc::clone(e.value())) {
-            if now < t.1 {
-                return Some(t.0.clone());
+            // Reused only while the principal is unchanged: narrowed scopes or
+            // an earlier expiry make a new token at once.
+            if now < t.refresh_at
+                && Arc::ptr_eq(&t.scopes, &principal.scopes)
+                && t.expires_at == principal.expires_at
+            {
+                return Some(t.value.clone());
             }
         }
-        let scope = principal.scopes.iter().collect::<Vec<_>>().join(" ");
+        // Only the scopes this route asks for, so the token is worth no more
+        // to the upstream (or its logs) than this route's access.
+        let wanted = route.scope_names();
+        let scope = principal
+            .scopes
+            .iter()
+            .filter(|s| wanted.is_empty() || wanted.contains(s))
+            .collect::<Vec<_>>()
+            .join(" ");
         let client_id = principal.key_id.to_string();
         let subject = TokenSubject {
             account_id: principal.account_id,
@@ -278,15 +299,22 @@ impl Proxy {
         };
         let value = HeaderValue::from_str(&format!("Bearer {}", minted.token)).ok()?;
         let refresh_at = now + i64::try_from(minted.expires_in).unwrap_or(0) * 800;
-        self.forward_tokens
-            .insert(key, Arc::new((value.clone(), refresh_at)));
+        self.forward_tokens.insert(
+            key,
+            Arc::new(ForwardToken {
+                value: value.clone(),
+                refresh_at,
+                scopes: Arc::clone(&principal.scopes),
+                expires_at: principal.expires_at,
+            }),
+        );
         Some(value)
     }
 
     /// Drops minted upstream tokens past their reuse window.
     pub fn sweep(&self) {
         let now = self.clock.now_ms();
-        self.forward_tokens.retain(|_, t| t.1 > now);
+        self.forward_tokens.retain(|_, t| t.refresh_at > now);
     }
 
     /// The limit that applies: the route's own, else the account's, else the
@@ -304,7 +332,16 @@ impl Proxy {
         if let Some(limit) = &route.limit {
             return Some(limit.check(&subject));
         }
-        if let Some((p, spec)) = principal.and_then(|p| p.rate_limit.map(|s| (p, s))) {
+        let account_limit = principal.and_then(|p| {
+            p.rate_limit
+                .or_else(|| {
+                    p.via_token
+                        .then(|| self.cache.account_rate_limit(&p.account_id))
+                        .flatten()
+                })
+                .map(|s| (p, s))
+        });
+        if let Some((p, spec)) = account_limit {
             return Some(self.limits.accounts.check(p.account_id, spec));
         }
         self.limits.default.as_ref().map(|d| d.check(&subject))

@@ -88,6 +88,17 @@ impl Route {
             .or_else(|| find("*"))
     }
 
+    /// Every scope the route names, for any method.
+    pub fn scope_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in self.scopes.iter().flat_map(|(_, s)| s.iter()) {
+            if !out.contains(&s.as_str()) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
     fn matches(&self, path: &str) -> bool {
         self.prefix == "/"
             || (path.starts_with(&self.prefix)

@@ -52,7 +52,13 @@ pub enum Write {
     UpdateOrganization(Organization),
     /// Deletes an organization with its projects, only if it has no open
     /// accounts at commit time (else `Stale`).
-    DeleteOrganization(Uuid),
+    DeleteOrganization {
+        id: Uuid,
+        /// Also refused while an account was closed after this (unix ms):
+        /// tokens it minted may still be live, and deleting the account would
+        /// make replicas forget it is closed.
+        closed_after: i64,
+    },
     InsertProject(Project),
     UpdateProject(Project),
     InsertAccount(ServiceAccount),
@@ -220,8 +226,9 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self, now_ms: i64) -> Result<Vec<SigningKeyRecord>>;
     /// Revoked token ids that have not expired at `now_ms`.
     async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>>;
-    /// Accounts that are disabled or closed: their live tokens must fail.
-    async fn blocked_accounts(&self) -> Result<Vec<Uuid>>;
+    /// Accounts a JWT must be checked against at the proxy: disabled,
+    /// closed, expiring, or with their own rate limit.
+    async fn restricted_accounts(&self) -> Result<Vec<ServiceAccount>>;
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
     /// initial load; page through with `after`.

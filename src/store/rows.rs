@@ -393,14 +393,17 @@ macro_rules! token_reads {
                 .collect()
         }
 
-        async fn q_blocked_accounts(&self) -> Result<Vec<Uuid>> {
-            sqlx::query("SELECT id FROM service_accounts WHERE closed_at IS NOT NULL OR enabled = FALSE")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?
-                .iter()
-                .map(|r| r.uuid("id"))
-                .collect()
+        async fn q_restricted_accounts(&self) -> Result<Vec<ServiceAccount>> {
+            sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.closed_at IS NOT NULL \
+                 OR a.enabled = FALSE OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(account_from)
+            .collect()
         }
         }
     };

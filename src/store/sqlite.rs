@@ -77,13 +77,15 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, w: &Write) -> Result<()> {
                 .await
                 .map_err(db)?,
         )?,
-        Write::DeleteOrganization(id) => {
+        Write::DeleteOrganization { id, closed_after } => {
             let r = sqlx::query(
-                "DELETE FROM organizations WHERE id = ? AND NOT EXISTS \
-                 (SELECT 1 FROM service_accounts WHERE organization_id = ? AND closed_at IS NULL)",
+                "DELETE FROM organizations WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM service_accounts WHERE organization_id = $2 \
+                  AND (closed_at IS NULL OR closed_at > $3))",
             )
             .bind(id.to_string())
             .bind(id.to_string())
+            .bind(closed_after)
             .execute(&mut **tx)
             .await
             .map_err(db)?;
@@ -552,8 +554,8 @@ impl Store for SqliteStore {
         self.q_revoked_tokens(now_ms).await
     }
 
-    async fn blocked_accounts(&self) -> Result<Vec<Uuid>> {
-        self.q_blocked_accounts().await
+    async fn restricted_accounts(&self) -> Result<Vec<ServiceAccount>> {
+        self.q_restricted_accounts().await
     }
 
     async fn close(&self) {

@@ -20,8 +20,9 @@ use crate::cache::{Cache, Principal};
 pub const LEEWAY_SECONDS: i64 = 30;
 /// Longest token considered at all. SECURITY: checked before any parsing.
 pub const MAX_TOKEN_LEN: usize = 4096;
-/// Verified tokens kept at most; past it, tokens are verified every time.
-const MAX_VERIFIED: usize = 200_000;
+/// Verified tokens kept at most (each ≤ 4 KiB of token plus its claims);
+/// past it, new tokens are verified every time until a sweep frees room.
+const MAX_VERIFIED: usize = 100_000;
 
 /// A token verified once: what every later request needs from it.
 #[derive(Debug)]
@@ -62,6 +63,9 @@ pub struct TokenVerifier {
     ring: Arc<KeyRing>,
     issuer: String,
     verified: DashMap<Box<str>, Arc<Verified>, foldhash::fast::RandomState>,
+    /// When the cache was last swept because it was full (unix ms): at most
+    /// once a second, so a flood of new tokens cannot make every request sweep.
+    last_full_sweep: std::sync::atomic::AtomicI64,
 }
 
 impl TokenVerifier {
@@ -70,11 +74,12 @@ impl TokenVerifier {
             ring,
             issuer,
             verified: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            last_full_sweep: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
-    /// The principal a bearer JWT stands for, or why not. `audience`: the
-    /// route's, when it sets one.
+    /// The principal a bearer JWT stands for at a route, or why not.
+    /// `audience`: the route's, when it sets one (else the issuer).
     pub fn authenticate(
         &self,
         token: &str,
@@ -82,14 +87,29 @@ impl TokenVerifier {
         cache: &Cache,
         now_ms: i64,
     ) -> Result<Arc<Verified>, Error> {
+        let v = self.live(token, cache, now_ms)?;
+        // RFC 9068 §4: the audience is always checked. A route without its
+        // own audience accepts only tokens for keygate itself (aud = issuer),
+        // never ones minted for another resource.
+        if v.claims.aud != audience.unwrap_or(&self.issuer) {
+            return Err(Error::Audience);
+        }
+        Ok(v)
+    }
+
+    /// A verified token that is still good now, whatever its audience
+    /// (introspection): in its time window, its account active, not revoked.
+    pub fn live(&self, token: &str, cache: &Cache, now_ms: i64) -> Result<Arc<Verified>, Error> {
         let v = self.verify(token, cache, now_ms)?;
         if now_ms >= v.expires_ms || now_ms < v.not_before_ms {
             return Err(Error::Expired);
         }
-        if audience.is_some_and(|a| a != v.claims.aud) {
-            return Err(Error::Audience);
-        }
-        if cache.is_blocked(&v.principal.account_id) || cache.is_revoked(&v.claims.jti) {
+        if !cache.token_allowed(
+            &v.principal.account_id,
+            v.claims.iat.saturating_mul(1000),
+            now_ms,
+        ) || cache.is_revoked(&v.claims.jti)
+        {
             return Err(Error::Revoked);
         }
         Ok(v)
@@ -105,7 +125,16 @@ impl TokenVerifier {
         }
         let v = Arc::new(self.verify_fully(token, cache, now_ms)?);
         if self.verified.len() >= MAX_VERIFIED {
-            self.sweep(now_ms);
+            use std::sync::atomic::Ordering;
+            let last = self.last_full_sweep.load(Ordering::Relaxed);
+            if now_ms - last >= 1000
+                && self
+                    .last_full_sweep
+                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.sweep(now_ms);
+            }
         }
         if self.verified.len() < MAX_VERIFIED {
             self.verified.insert(token.into(), Arc::clone(&v));

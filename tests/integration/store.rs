@@ -186,9 +186,15 @@ async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earli
         write(s, vec![Write::InsertAccount(a.clone())])
             .await
             .unwrap();
-        let err = write(s, vec![Write::DeleteOrganization(o.id)])
-            .await
-            .unwrap_err();
+        let err = write(
+            s,
+            vec![Write::DeleteOrganization {
+                id: o.id,
+                closed_after: 0,
+            }],
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, keygate::store::Error::Stale), "{err:?}");
         assert!(s.account(a.id).await.unwrap().is_some());
         assert!(s.organization(o.id).await.unwrap().is_some());

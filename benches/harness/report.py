@@ -1,0 +1,49 @@
+"""Turns benches/compare.sh's raw lines into the tables of benches/README.md."""
+import statistics, sys
+from collections import defaultdict
+
+runs = defaultdict(list)   # name -> [(rps, p50, p99, p999, errors)]
+order = []
+scale, scaleput = [], []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if not f:
+        continue
+    if f[0] == "RESULT":
+        name = f[2]
+        if name not in order:
+            order.append(name)
+        runs[name].append((float(f[3]), int(f[4]), int(f[5]), int(f[6]), int(f[7])))
+    elif f[0] == "SCALE":
+        scale.append(f[1:])
+    elif f[0] == "SCALEPUT":
+        scaleput.append(f[1:])
+
+def med(xs):
+    return statistics.median(xs)
+
+base = runs.get("keygate-public")
+base_rps = med([r[0] for r in base]) if base else None
+base_p99 = med([r[2] for r in base]) if base else None
+print("| run | requests/s (median, min–max) | p50 | p99 | p99.9 | × public route | p99 added | errors |")
+print("|---|---|---|---|---|---|---|---|")
+for name in order:
+    rs = runs[name]
+    rps = [r[0] for r in rs]
+    p50, p99, p999 = med([r[1] for r in rs]), med([r[2] for r in rs]), med([r[3] for r in rs])
+    errors = sum(r[4] for r in rs)
+    ratio = f"{med(rps) / base_rps:.2f}" if base_rps and name.startswith("keygate") and not name.startswith("keygate-token") else "—"
+    added = f"{p99 - base_p99:+.0f} µs" if base_p99 is not None and name.startswith("keygate") and not name.startswith("keygate-token") else "—"
+    print(f"| {name} | {med(rps):,.0f} ({min(rps):,.0f}–{max(rps):,.0f}) | {p50} µs | {p99} µs | {p999} µs | {ratio} | {added} | {errors} |")
+if scale:
+    print()
+    print("| keys in store | seed time | cold start to ready | RSS when ready |")
+    print("|---|---|---|---|")
+    for keys, seed_s, cold_s, rss in scale:
+        print(f"| {int(keys):,} | {float(seed_s):.1f} s | {float(cold_s):.2f} s | {float(rss):.0f} MiB |")
+if scaleput:
+    print()
+    print("| keys in cache | API-key requests/s | p99 |")
+    print("|---|---|---|")
+    for keys, rps, p99 in scaleput:
+        print(f"| {int(keys):,} | {float(rps):,.0f} | {p99} µs |")
