@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use keygate::cache::Cache;
 use keygate::credential::{self, ApiKeyFormat};
-use keygate::store::{ApiKey, AuthRecord, Role, ServiceAccount};
+use keygate::store::{AuthEntry, Role};
 use uuid::Uuid;
 
 const KEYS: usize = 1_000_000;
@@ -30,44 +30,29 @@ fn rss_kib() -> u64 {
 }
 
 /// A cache holding `n` live keys on `n` accounts (the worst case: nothing
-/// shared but scope sets), and a sample of their secrets.
+/// shared but scope sets), built the way the loader builds it, and a sample
+/// of their secrets.
 fn build(n: usize) -> (Cache, Vec<String>) {
     let format = ApiKeyFormat::new("kg");
     let cache = Cache::new(format.clone(), i64::MAX);
-    let scope_sets: Vec<Vec<String>> = (0..10)
-        .map(|i| vec![format!("svc{i}:read"), format!("svc{i}:write")])
+    let scope_sets: Vec<String> = (0..10)
+        .map(|i| format!(r#"["svc{i}:read","svc{i}:write"]"#))
         .collect();
     let mut sample = Vec::with_capacity(SAMPLE);
     for i in 0..n {
         let g = format.generate_key();
-        let account = ServiceAccount {
-            id: Uuid::now_v7(),
+        cache.insert(&AuthEntry {
+            key_id: Uuid::now_v7(),
+            hash: g.hash,
+            key_expires_at: None,
+            account_id: Uuid::now_v7(),
             organization_id: Uuid::now_v7(),
             project_id: (i % 2 == 0).then(Uuid::now_v7),
-            name: String::new(),
-            description: None,
             role: Role::Member,
-            scopes: scope_sets[i % scope_sets.len()].clone(),
-            enabled: true,
-            expires_at: None,
-            closed_at: None,
+            scopes_json: scope_sets[i % scope_sets.len()].clone(),
+            account_expires_at: None,
             rate_limit: None,
-            created_by: None,
-            created_at: 0,
-            updated_at: 0,
-            last_used_at: None,
-        };
-        let key = ApiKey {
-            id: Uuid::now_v7(),
-            service_account_id: account.id,
-            hash: g.hash,
-            redacted: String::new(),
-            created_at: 0,
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-        };
-        cache.insert(&AuthRecord { key, account });
+        });
         if i % (n / SAMPLE).max(1) == 0 && sample.len() < SAMPLE {
             sample.push(g.value.to_string());
         }
@@ -76,6 +61,24 @@ fn build(n: usize) -> (Cache, Vec<String>) {
 }
 
 fn auth_decision(c: &mut Criterion) {
+    let now = 1_000;
+    // SHA-256 + lookup as the cache grows: it must not slow down.
+    let mut sizes = c.benchmark_group("auth_decision_by_cache_size");
+    for n in [1_000, 100_000] {
+        let (cache, sample) = build(n);
+        let headers: Vec<String> = sample.iter().map(|k| format!("Bearer {k}")).collect();
+        let mut i = 0usize;
+        sizes.bench_function(format!("{n}_keys"), |b| {
+            b.iter(|| {
+                i = (i + 1) % headers.len();
+                let (secret, _) =
+                    credential::extract(Some(black_box(headers[i].as_bytes())), None).unwrap();
+                black_box(cache.authenticate(secret, now).unwrap());
+            })
+        });
+    }
+    sizes.finish();
+
     let before = rss_kib();
     let (cache, sample) = build(KEYS);
     let after = rss_kib();
@@ -86,7 +89,6 @@ fn auth_decision(c: &mut Criterion) {
         (after - before) as f64 * 1024.0 / cache.len() as f64
     );
     let headers: Vec<String> = sample.iter().map(|k| format!("Bearer {k}")).collect();
-    let now = 1_000;
 
     let mut group = c.benchmark_group("auth_decision_1m_keys");
     let mut i = 0usize;

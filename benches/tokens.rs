@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use keygate::cache::Cache;
 use keygate::clock::{SharedClock, SystemClock};
 use keygate::credential::ApiKeyFormat;
-use keygate::store::{ApiKey, AuthRecord, Role, ServiceAccount, SigningKeyRecord};
+use keygate::store::{AuthEntry, Role, SigningKeyRecord};
 use keygate::token::mint::Subject;
 use keygate::token::{keys, KeyRing, Minter, TokenVerifier};
 use uuid::Uuid;
@@ -103,34 +103,18 @@ fn tokens(c: &mut Criterion) {
     // For comparison, in the same run: the API-key decision.
     let format = ApiKeyFormat::new("kg");
     let g = format.generate_key();
-    let acct = ServiceAccount {
-        id: account,
+    cache.insert(&AuthEntry {
+        key_id: Uuid::now_v7(),
+        hash: g.hash,
+        key_expires_at: None,
+        account_id: account,
         organization_id: Uuid::now_v7(),
         project_id: None,
-        name: String::new(),
-        description: None,
         role: Role::Member,
-        scopes: vec!["orders:read".into()],
-        enabled: true,
-        expires_at: None,
-        closed_at: None,
+        scopes_json: r#"["orders:read"]"#.into(),
+        account_expires_at: None,
         rate_limit: None,
-        created_by: None,
-        created_at: 0,
-        updated_at: 0,
-        last_used_at: None,
-    };
-    let key = ApiKey {
-        id: Uuid::now_v7(),
-        service_account_id: account,
-        hash: g.hash,
-        redacted: String::new(),
-        created_at: 0,
-        expires_at: None,
-        revoked_at: None,
-        last_used_at: None,
-    };
-    cache.insert(&AuthRecord { key, account: acct });
+    });
     let secret = g.value.to_string();
     group.bench_function("api_key_for_comparison", |b| {
         b.iter(|| {

@@ -20,7 +20,9 @@ use crate::config::RateSpec;
 use crate::credential::{ApiKeyFormat, KeyHash};
 use subtle::ConstantTimeEq;
 
-use crate::store::{ApiKey, AuthRecord, ClientCredential, RevokedToken, Role, ServiceAccount};
+use crate::store::{
+    ApiKey, AuthEntry, ClientCredential, RevokedToken, Role, ServiceAccount, ADMIN_SCOPE,
+};
 
 /// How often, at most, one key's use is queued for `last_used_at`.
 const USAGE_RESOLUTION_MS: i64 = 10_000;
@@ -173,6 +175,8 @@ pub struct Cache {
     /// Revoked token ids → their expiry (unix ms).
     revoked: DashMap<Box<str>, i64>,
     scope_sets: Mutex<HashMap<Box<str>, Arc<ScopeSet>>>,
+    /// Stored scopes JSON → its interned set (initial load).
+    scope_json: Mutex<HashMap<Box<str>, Arc<ScopeSet>>>,
     format: ApiKeyFormat,
     revision: AtomicI64,
     last_sync_ms: AtomicI64,
@@ -193,6 +197,7 @@ impl Cache {
             restricted: DashMap::new(),
             revoked: DashMap::new(),
             scope_sets: Mutex::new(HashMap::new()),
+            scope_json: Mutex::new(HashMap::new()),
             format,
             revision: AtomicI64::new(0),
             last_sync_ms: AtomicI64::new(0),
@@ -260,9 +265,47 @@ impl Cache {
     }
 
     /// Inserts one live key from the initial load.
-    pub fn insert(&self, record: &AuthRecord) {
-        let p = self.principal(&record.account, record.key.id, record.key.expires_at);
-        self.keys.insert(record.key.hash, Arc::new(p));
+    pub fn insert(&self, e: &AuthEntry) {
+        let scopes = self.intern_json(&e.scopes_json);
+        let p = Principal {
+            key_id: e.key_id,
+            account_id: e.account_id,
+            organization_id: e.organization_id,
+            project_id: e.project_id,
+            role: e.role,
+            admin: scopes.contains(ADMIN_SCOPE),
+            scopes,
+            expires_at: e
+                .account_expires_at
+                .unwrap_or(i64::MAX)
+                .min(e.key_expires_at.unwrap_or(i64::MAX)),
+            rate_limit: e
+                .rate_limit
+                .as_deref()
+                .and_then(|s| RateSpec::parse(s).ok()),
+            via_token: false,
+            last_used_ms: AtomicI64::new(0),
+            identity: OnceLock::new(),
+        };
+        self.keys.insert(e.hash, Arc::new(p));
+    }
+
+    /// A scope set from its stored JSON text, parsed once per distinct text.
+    fn intern_json(&self, json: &str) -> Arc<ScopeSet> {
+        if let Some(found) = self
+            .scope_json
+            .lock()
+            .ok()
+            .and_then(|m| m.get(json).cloned())
+        {
+            return found;
+        }
+        let scopes: Vec<String> = serde_json::from_str(json).unwrap_or_default();
+        let set = self.intern(&scopes);
+        if let Ok(mut m) = self.scope_json.lock() {
+            m.insert(json.into(), Arc::clone(&set));
+        }
+        set
     }
 
     /// Inserts one live client credential from the initial load.

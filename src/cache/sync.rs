@@ -14,7 +14,7 @@ use crate::clock::SharedClock;
 use crate::store::{self, Page, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNING_KEYS};
 use crate::token::KeyRing;
 
-const LOAD_PAGE: u32 = 10_000;
+const LOAD_PAGE: u32 = 2_000;
 const CHANGES_PAGE: u32 = 1_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -66,7 +66,7 @@ impl Syncer {
         loop {
             let page = self
                 .store
-                .auth_records(Page {
+                .auth_entries(Page {
                     after,
                     limit: LOAD_PAGE,
                 })
@@ -75,7 +75,7 @@ impl Syncer {
                 self.cache.insert(record);
             }
             match page.last() {
-                Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.key.id),
+                Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.key_id),
                 _ => break,
             }
         }

@@ -232,7 +232,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
     /// initial load; page through with `after`.
-    async fn auth_records(&self, page: Page) -> Result<Vec<AuthRecord>>;
+    async fn auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>>;
 
     /// Records `last_used_at` for keys and their accounts (batched, best effort;
     /// not a change: authentication does not depend on it).

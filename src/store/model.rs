@@ -174,11 +174,23 @@ pub struct Replica {
     pub revision: i64,
 }
 
-/// A key together with its account, as the cache loads it.
+/// One live key and what authentication needs of its account: the cache's
+/// initial load reads only this (not whole accounts), so loading a million
+/// keys stays cheap in time and memory.
 #[derive(Debug, Clone)]
-pub struct AuthRecord {
-    pub key: ApiKey,
-    pub account: ServiceAccount,
+pub struct AuthEntry {
+    pub key_id: Uuid,
+    pub hash: KeyHash,
+    pub key_expires_at: Option<i64>,
+    pub account_id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub role: Role,
+    /// The account's scopes as stored (a JSON array): many accounts share a
+    /// set, so it is parsed once per distinct text.
+    pub scopes_json: String,
+    pub account_expires_at: Option<i64>,
+    pub rate_limit: Option<String>,
 }
 
 /// A JWT signing key as stored. The private half is a secret at rest.

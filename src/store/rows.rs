@@ -113,6 +113,23 @@ pub(super) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
     })
 }
 
+pub(super) fn auth_entry_from(row: &impl Cols) -> Result<AuthEntry> {
+    let role = row.text("role")?;
+    Ok(AuthEntry {
+        key_id: row.uuid("k_id")?,
+        hash: KeyHash::from_hex(&row.text("k_hash")?)
+            .ok_or(Error::Corrupt("malformed key hash"))?,
+        key_expires_at: row.opt_int("k_expires_at")?,
+        account_id: row.uuid("a_id")?,
+        organization_id: row.uuid("organization_id")?,
+        project_id: row.opt_uuid("project_id")?,
+        role: Role::parse(&role).ok_or(Error::Corrupt("unknown role"))?,
+        scopes_json: row.text("scopes")?,
+        account_expires_at: row.opt_int("a_expires_at")?,
+        rate_limit: row.opt_text("rate_limit")?,
+    })
+}
+
 pub(super) fn key_from(row: &impl Cols) -> Result<ApiKey> {
     let hash = row.text("k_hash")?;
     Ok(ApiKey {
@@ -337,6 +354,25 @@ pub(super) use token_write;
 macro_rules! token_reads {
     ($ty:ty) => {
         impl $ty {
+        async fn q_auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
+            sqlx::query(
+                "SELECT k.id AS k_id, k.hash AS k_hash, k.expires_at AS k_expires_at, \
+                 a.id AS a_id, a.organization_id, a.project_id, a.role, a.scopes, \
+                 a.expires_at AS a_expires_at, a.rate_limit \
+                 FROM api_keys k JOIN service_accounts a ON a.id = k.service_account_id \
+                 WHERE k.revoked_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE AND k.id > $1 \
+                 ORDER BY k.id LIMIT $2",
+            )
+            .bind(after(page))
+            .bind(limit(page))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(auth_entry_from)
+            .collect()
+        }
+
         async fn q_credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>> {
             sqlx::query(&format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM client_credentials c WHERE c.service_account_id = $1 ORDER BY c.id"

@@ -437,26 +437,8 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn auth_records(&self, page: Page) -> Result<Vec<AuthRecord>> {
-        sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS}, {ACCOUNT_COLUMNS} FROM api_keys k \
-             JOIN service_accounts a ON a.id = k.service_account_id \
-             WHERE k.revoked_at IS NULL AND a.closed_at IS NULL AND a.enabled = 1 AND k.id > ? \
-             ORDER BY k.id LIMIT ?"
-        ))
-        .bind(after(page))
-        .bind(limit(page))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(|r| {
-            Ok(AuthRecord {
-                key: key_from(r)?,
-                account: account_from(r)?,
-            })
-        })
-        .collect()
+    async fn auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
+        self.q_auth_entries(page).await
     }
 
     async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()> {
