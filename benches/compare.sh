@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # keygate against the limit and against peers, in one run, on one machine.
 #
-#   bash benches/compare.sh              # ~10 minutes on 2 cores
+#   bash benches/compare.sh              # ~11 minutes on 2 cores
 #   ROUNDS=5 DURATION=10s bash benches/compare.sh
 #
 # Builds release, installs wrk, nginx and HAProxy from Debian if missing, and
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 SCALE_KEYS=${SCALE_KEYS:-"10000 100000 1000000"}

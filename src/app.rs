@@ -220,6 +220,9 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         rx,
         config.server.shutdown_grace,
     )));
+    // Only now: /readyz must not send traffic to a listener that is not yet
+    // accepting (bootstrap and key setup run after the load).
+    cache.set_ready();
     tracing::info!(%public_addr, routes = config.routes.len(), "public listener up");
 
     Ok(Running {

@@ -570,6 +570,7 @@ impl Cache {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Ready to serve: the cache is loaded and the public listener accepts.
     pub(crate) fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }

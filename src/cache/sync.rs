@@ -58,7 +58,8 @@ impl Syncer {
         self.replica.id
     }
 
-    /// Loads every live key, then whatever changed meanwhile; marks the cache ready.
+    /// Loads every live key, then whatever changed meanwhile. The caller
+    /// marks the cache ready once the public listener serves.
     pub async fn load(&self) -> store::Result<()> {
         let _one = self.applying.lock().await;
         let revision = self.store.revision().await?;
@@ -89,7 +90,6 @@ impl Syncer {
         self.cache.set_revision(revision);
         self.reload_ring().await?;
         self.catch_up_locked().await?;
-        self.cache.set_ready();
         Ok(())
     }
 

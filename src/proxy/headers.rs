@@ -37,7 +37,7 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
 ];
 
 /// Removes hop-by-hop fields, including any the `Connection` field names.
-pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Names listed in Connection are rare; collect only when present.
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
@@ -64,7 +64,7 @@ pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// SECURITY: identity headers are keygate's word; a client must never be able
 /// to supply them. Removes every `X-Keygate-*` the client sent.
-pub(super) fn remove_spoofed_identity(headers: &mut HeaderMap) {
+pub fn remove_spoofed_identity(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().starts_with("x-keygate-"))
@@ -77,7 +77,7 @@ pub(super) fn remove_spoofed_identity(headers: &mut HeaderMap) {
 
 /// Removes every header that carries a keygate credential: `X-API-Key`, and
 /// `Authorization` when its scheme is `Bearer` or `Token`.
-pub(super) fn remove_credentials(headers: &mut HeaderMap) {
+pub fn remove_credentials(headers: &mut HeaderMap) {
     // `Authorization` with another scheme (Basic, …) is the upstream's business.
     if headers
         .get(header::AUTHORIZATION)
@@ -89,7 +89,7 @@ pub(super) fn remove_credentials(headers: &mut HeaderMap) {
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host`. `client_ip` is prebuilt per connection.
-pub(super) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     let xff = match headers.get(&X_FORWARDED_FOR) {
         Some(prior) => {
             let mut v = Vec::with_capacity(prior.len() + 2 + client_ip.len());
@@ -115,7 +115,7 @@ pub(super) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
 
 /// Keeps a sane incoming `X-Request-Id`, else makes one. Returns it for the
 /// response.
-pub(super) fn request_id(headers: &mut HeaderMap) -> HeaderValue {
+pub fn request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         if !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic) {
             return v.clone();
@@ -133,7 +133,7 @@ fn uuid_value(id: Uuid) -> HeaderValue {
 }
 
 /// Adds the identity headers for `headers` forwarding.
-pub(super) fn set_identity(headers: &mut HeaderMap, p: &Principal) {
+pub fn set_identity(headers: &mut HeaderMap, p: &Principal) {
     let id = p.identity();
     let value = |b: &Bytes| {
         HeaderValue::from_maybe_shared(b.clone()).unwrap_or(HeaderValue::from_static(""))

@@ -5,7 +5,7 @@
 //! no lock across an await, and on success allocates only what the upstream
 //! request needs. Refusals become HTTP in [`respond`].
 
-mod headers;
+pub mod headers;
 pub mod respond;
 pub mod routing;
 pub mod server;

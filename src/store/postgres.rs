@@ -437,15 +437,7 @@ impl Store for PostgresStore {
     }
 
     async fn has_admin(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM service_accounts a \
-             WHERE a.closed_at IS NULL AND a.scopes::jsonb @> jsonb_build_array($1::text)",
-        )
-        .bind(ADMIN_SCOPE)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(n > 0)
+        self.q_has_admin().await
     }
 
     async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>> {

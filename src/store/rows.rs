@@ -354,6 +354,30 @@ pub(super) use token_write;
 macro_rules! token_reads {
     ($ty:ty) => {
         impl $ty {
+        /// An open account holding the admin scope exists. Looks in the
+        /// `platform` organization first (an index lookup, where bootstrap
+        /// puts the admin), then anywhere, stopping at the first match: never
+        /// a scan of every account on an ordinary start.
+        async fn q_has_admin(&self) -> Result<bool> {
+            let pattern = format!("%\"{ADMIN_SCOPE}\"%");
+            let in_platform: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM service_accounts a JOIN organizations o ON o.id = a.organization_id \
+                 WHERE o.name = 'platform' AND a.closed_at IS NULL AND a.scopes LIKE $1)",
+            )
+            .bind(&pattern)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+            if in_platform {
+                return Ok(true);
+            }
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM service_accounts a WHERE a.closed_at IS NULL AND a.scopes LIKE $1)")
+                .bind(&pattern)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)
+        }
+
         async fn q_auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
             sqlx::query(
                 "SELECT k.id AS k_id, k.hash AS k_hash, k.expires_at AS k_expires_at, \

@@ -400,15 +400,7 @@ impl Store for SqliteStore {
     }
 
     async fn has_admin(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM service_accounts a, json_each(a.scopes) s \
-             WHERE a.closed_at IS NULL AND s.value = ?",
-        )
-        .bind(ADMIN_SCOPE)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(n > 0)
+        self.q_has_admin().await
     }
 
     async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>> {
