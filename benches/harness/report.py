@@ -3,6 +3,7 @@ import statistics, sys
 from collections import defaultdict
 
 runs = defaultdict(list)   # name -> [(rps, p50, p99, p999, errors)]
+by_round = defaultdict(dict)  # round -> name -> rps
 order = []
 scale, scaleput = [], []
 for line in open(sys.argv[1]):
@@ -14,6 +15,7 @@ for line in open(sys.argv[1]):
         if name not in order:
             order.append(name)
         runs[name].append((float(f[3]), int(f[4]), int(f[5]), int(f[6]), int(f[7])))
+        by_round[f[1]][name] = float(f[3])
     elif f[0] == "SCALE":
         scale.append(f[1:])
     elif f[0] == "SCALEPUT":
@@ -25,14 +27,20 @@ def med(xs):
 base = runs.get("keygate-public")
 base_rps = med([r[0] for r in base]) if base else None
 base_p99 = med([r[2] for r in base]) if base else None
-print("| run | requests/s (median, min–max) | p50 | p99 | p99.9 | × public route | p99 added | errors |")
+# "× public route" pairs each run with the public route of the same round
+# (rounds are interleaved, so machine drift cancels): median, min–max.
+def paired(name):
+    rs = [r[name] / r["keygate-public"] for r in by_round.values() if name in r and "keygate-public" in r]
+    return f"{med(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "—"
+
+print("| run | requests/s (median, min–max) | p50 | p99 | p99.9 | × public route (paired per round) | p99 added | errors |")
 print("|---|---|---|---|---|---|---|---|")
 for name in order:
     rs = runs[name]
     rps = [r[0] for r in rs]
     p50, p99, p999 = med([r[1] for r in rs]), med([r[2] for r in rs]), med([r[3] for r in rs])
     errors = sum(r[4] for r in rs)
-    ratio = f"{med(rps) / base_rps:.2f}" if base_rps and name.startswith("keygate") and not name.startswith("keygate-token") else "—"
+    ratio = paired(name) if base_rps and not name.startswith("keygate-token") and name != "upstream-direct" else "—"
     added = f"{p99 - base_p99:+.0f} µs" if base_p99 is not None and name.startswith("keygate") and not name.startswith("keygate-token") else "—"
     print(f"| {name} | {med(rps):,.0f} ({min(rps):,.0f}–{max(rps):,.0f}) | {p50} µs | {p99} µs | {p999} µs | {ratio} | {added} | {errors} |")
 if scale:
