@@ -9,6 +9,7 @@
 pub mod model;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
