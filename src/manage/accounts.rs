@@ -85,7 +85,7 @@ fn valid_scopes(actor: &Actor, scopes: Vec<String>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn valid_description(d: Option<String>) -> Result<Option<String>> {
+pub(super) fn valid_description(d: Option<String>) -> Result<Option<String>> {
     match d {
         Some(d) if d.chars().count() > 1000 => Err(Error::invalid(
             "description",
@@ -95,7 +95,7 @@ fn valid_description(d: Option<String>) -> Result<Option<String>> {
     }
 }
 
-fn valid_expiry(s: Option<String>) -> Result<Option<i64>> {
+pub(super) fn valid_expiry(s: Option<String>) -> Result<Option<i64>> {
     s.map(|s| {
         parse_rfc3339(&s)
             .ok_or_else(|| Error::invalid("expires_at", format!("{s:?} is not an RFC 3339 time")))

@@ -5,8 +5,8 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::accounts::{valid_description, valid_expiry};
 use super::{from_store, valid_name, Actor, Audit, Error, Manager, Result, Written};
-use crate::clock::parse_rfc3339;
 use crate::store::{ClientCredential, Write};
 
 #[derive(Debug, Default)]
@@ -35,14 +35,6 @@ impl std::fmt::Debug for IssuedCredential {
             .field("credential", &self.credential)
             .finish_non_exhaustive()
     }
-}
-
-fn expiry(s: Option<String>) -> Result<Option<i64>> {
-    s.map(|s| {
-        parse_rfc3339(&s)
-            .ok_or_else(|| Error::invalid("expires_at", format!("{s:?} is not an RFC 3339 time")))
-    })
-    .transpose()
 }
 
 impl Manager {
@@ -82,19 +74,9 @@ impl Manager {
     ) -> Result<Written<IssuedCredential>> {
         let account = self.account_for_write(actor, account_id).await?;
         let now = self.now();
-        let expires_at = expiry(new.expires_at)?;
+        let expires_at = valid_expiry(new.expires_at)?;
         if expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
-        }
-        if new
-            .description
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > 1000)
-        {
-            return Err(Error::invalid(
-                "description",
-                "must be at most 1000 characters",
-            ));
         }
         let secret = self.format.generate_secret();
         let credential = ClientCredential {
@@ -102,7 +84,7 @@ impl Manager {
             client_id: self.format.generate_client_id(),
             service_account_id: account_id,
             name: valid_name("name", new.name.as_deref().unwrap_or("default"))?,
-            description: new.description,
+            description: valid_description(new.description)?,
             secret_hash: secret.hash,
             created_at: now,
             expires_at,
@@ -146,19 +128,10 @@ impl Manager {
             c.name = valid_name("name", &name)?;
         }
         if let Some(description) = patch.description {
-            if description
-                .as_ref()
-                .is_some_and(|d| d.chars().count() > 1000)
-            {
-                return Err(Error::invalid(
-                    "description",
-                    "must be at most 1000 characters",
-                ));
-            }
-            c.description = description;
+            c.description = valid_description(description)?;
         }
         if let Some(expires_at) = patch.expires_at {
-            c.expires_at = expiry(expires_at)?;
+            c.expires_at = valid_expiry(expires_at)?;
         }
         let audit = Audit {
             action: "credential.update",
