@@ -23,7 +23,7 @@ impl FromRequestParts<AdminState> for Actor {
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
         let api_key = parts.headers.get("x-api-key").map(|v| v.as_bytes());
-        let (secret, _) = credential::extract(auth, api_key)
+        let secret = credential::extract(auth, api_key)
             .map_err(|e| ApiError::unauthenticated(e != credential::Error::Missing))?;
         let now = state.clock.now_ms();
         // A bootstrap key set through KEYGATE_ADMIN_KEY may be any 32+ character

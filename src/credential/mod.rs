@@ -10,15 +10,6 @@ pub use key::{ApiKeyFormat, KeyHash};
 /// before hashing. SECURITY: bounds the work an unauthenticated caller can cause.
 pub const MAX_CREDENTIAL_LEN: usize = 4096;
 
-/// Where the credential was found; the proxy strips that header before forwarding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// `Authorization: Bearer …` or `Authorization: Token …`.
-    Authorization,
-    /// `X-API-Key: …`.
-    ApiKeyHeader,
-}
-
 /// Why no usable credential could be taken from a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -35,13 +26,13 @@ pub enum Error {
 pub fn extract<'a>(
     authorization: Option<&'a [u8]>,
     api_key: Option<&'a [u8]>,
-) -> Result<(&'a str, Source), Error> {
+) -> Result<&'a str, Error> {
     if let Some(rest) = authorization.and_then(keygate_scheme) {
-        return as_credential(rest).map(|c| (c, Source::Authorization));
+        return as_credential(rest);
     }
     // Another scheme (Basic, …) is meant for the upstream, not keygate.
     if let Some(value) = api_key {
-        return as_credential(trim(value)).map(|c| (c, Source::ApiKeyHeader));
+        return as_credential(trim(value));
     }
     Err(Error::Missing)
 }
@@ -105,25 +96,16 @@ mod tests {
 
     #[test]
     fn bearer_token_and_api_key_headers_are_accepted() {
-        assert_eq!(
-            extract(Some(b"Bearer abc"), None),
-            Ok(("abc", Source::Authorization))
-        );
-        assert_eq!(
-            extract(Some(b"token  abc "), None),
-            Ok(("abc", Source::Authorization))
-        );
-        assert_eq!(
-            extract(None, Some(b"abc")),
-            Ok(("abc", Source::ApiKeyHeader))
-        );
+        assert_eq!(extract(Some(b"Bearer abc"), None), Ok("abc"));
+        assert_eq!(extract(Some(b"token  abc "), None), Ok("abc"));
+        assert_eq!(extract(None, Some(b"abc")), Ok("abc"));
     }
 
     #[test]
     fn another_scheme_does_not_hide_the_api_key_header() {
         assert_eq!(
             extract(Some(b"Basic dXNlcjpwdw=="), Some(b"kg_x")),
-            Ok(("kg_x", Source::ApiKeyHeader))
+            Ok("kg_x")
         );
         assert!(is_keygate_authorization(b"bearer x"));
         assert!(!is_keygate_authorization(b"Basic x"));

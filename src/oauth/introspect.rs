@@ -51,7 +51,7 @@ fn authenticate(
         .map(HeaderValue::as_bytes);
     if let Some(bytes) = auth.filter(|b| credential::is_keygate_authorization(b)) {
         // An admin API key as Bearer.
-        let (key, _) = credential::extract(Some(bytes), None)
+        let key = credential::extract(Some(bytes), None)
             .map_err(|_| failed(OAuthError::client(false)))?;
         // A custom KEYGATE_ADMIN_KEY need not be in keygate's key format.
         let found = if s.cache.format().is_well_formed(key) {

@@ -372,7 +372,7 @@ impl Proxy {
             Some(wait) => Refusal::Blocked(wait),
             None => Refusal::Invalid,
         };
-        let (secret, _) = credential::extract(auth, api_key).map_err(|e| match e {
+        let secret = credential::extract(auth, api_key).map_err(|e| match e {
             credential::Error::Missing => Refusal::Missing,
             credential::Error::Malformed => failed(),
         })?;

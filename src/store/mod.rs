@@ -217,7 +217,6 @@ pub trait Store: Send + Sync + 'static {
     /// Every key of the account, revoked ones included (the cache needs their
     /// hashes to evict them).
     async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>>;
-    async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>>;
 
     /// Every credential of the account, deleted ones included (for eviction).
     async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>>;

@@ -123,46 +123,11 @@ store_impl!(PostgresStore, Postgres, {
         if used.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        for (key_id, account_id, at) in used {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $1) WHERE id = $2",
-            )
-            .bind(at)
-            .bind(key_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query("UPDATE service_accounts SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $1) WHERE id = $2")
-                .bind(at)
-                .bind(account_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            sqlx::query("UPDATE client_credentials SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $1) WHERE id = $2")
-                .bind(at)
-                .bind(key_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
+        self.q_record_usage(used).await
     }
 
     async fn heartbeat(&self, r: &Replica) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO replicas (id, hostname, started_at, heartbeat_at, revision) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, revision = excluded.revision",
-        )
-        .bind(r.id.to_string())
-        .bind(&r.hostname)
-        .bind(r.started_at)
-        .bind(r.heartbeat_at)
-        .bind(r.revision)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.q_heartbeat(r).await
     }
 
     async fn close(&self) {

@@ -134,6 +134,43 @@ macro_rules! token_reads {
                 .map_err(db)
         }
 
+        /// `last_used_at` for keys (or credentials) and their accounts, in one
+        /// transaction; a later time never moves back.
+        async fn q_record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()> {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            for (key_id, account_id, at) in used {
+                // A key id names an API key or a client credential, never both.
+                for (table, id) in [("api_keys", key_id), ("client_credentials", key_id), ("service_accounts", account_id)] {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET last_used_at = \
+                         CASE WHEN COALESCE(last_used_at, 0) < $1 THEN $1 ELSE last_used_at END WHERE id = $2"
+                    ))
+                    .bind(at)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+            }
+            tx.commit().await.map_err(db)
+        }
+
+        async fn q_heartbeat(&self, r: &Replica) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO replicas (id, hostname, started_at, heartbeat_at, revision) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, revision = excluded.revision",
+            )
+            .bind(r.id.to_string())
+            .bind(&r.hostname)
+            .bind(r.started_at)
+            .bind(r.heartbeat_at)
+            .bind(r.revision)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        }
+
         async fn q_auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
             sqlx::query(
                 "SELECT k.id AS k_id, k.hash AS k_hash, k.expires_at AS k_expires_at, \
@@ -569,19 +606,6 @@ macro_rules! store_impl {
                 .iter()
                 .map(key_from)
                 .collect()
-            }
-
-            async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>> {
-                sqlx::query(&format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.hash = $1"
-                ))
-                .bind(hash.to_hex())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?
-                .as_ref()
-                .map(key_from)
-                .transpose()
             }
 
             async fn auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
