@@ -1,18 +1,27 @@
-//! The authentication decision on the hot path: parse the header, check the
-//! key's shape and CRC32 checksum, SHA-256 it, look it up among 1,000,000
-//! cached keys, check expiry. Also prints the cache's memory for those keys
+//! The authentication decision on the hot path, as the proxy makes it:
+//! parse the header, the staleness and failed-attempt gates, check the key's
+//! shape and CRC32 checksum, SHA-256 it, look it up among 1,000,000 cached
+//! keys, check expiry. Also prints the cache's memory for those keys
 //! (resident set growth while building it).
 //!
 //! Run: `cargo bench --bench auth`. Figures go to benches/README.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keygate::cache::Cache;
-use keygate::credential::{self, ApiKeyFormat};
+use keygate::authn::{presented, Accept, Authenticator, Cache};
+use keygate::clock::{SharedClock, SystemClock};
+use keygate::config::RateSpec;
+use keygate::jwt::{KeyRing, Verifier};
+use keygate::secret::ApiKeyFormat;
 use keygate::store::{AuthEntry, Role};
 use uuid::Uuid;
+
+const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+const ROUTE: Accept<'static> = Accept::Route { audience: None };
 
 const KEYS: usize = 1_000_000;
 const SAMPLE: usize = 1024;
@@ -29,12 +38,12 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// A cache holding `n` live keys on `n` accounts (the worst case: nothing
-/// shared but scope sets), built the way the loader builds it, and a sample
-/// of their secrets.
-fn build(n: usize) -> (Cache, Vec<String>) {
+/// An authenticator over a cache holding `n` live keys on `n` accounts (the
+/// worst case: nothing shared but scope sets), built the way the loader
+/// builds it, and a sample of their secrets.
+fn build(n: usize) -> (Authenticator, Vec<String>) {
     let format = ApiKeyFormat::new("kg");
-    let cache = Cache::new(format.clone(), i64::MAX);
+    let cache = Arc::new(Cache::with_capacity(i64::MAX, n));
     let scope_sets: Vec<String> = (0..10)
         .map(|i| format!(r#"["svc{i}:read","svc{i}:write"]"#))
         .collect();
@@ -57,36 +66,46 @@ fn build(n: usize) -> (Cache, Vec<String>) {
             sample.push(g.value.to_string());
         }
     }
-    (cache, sample)
+    let clock: SharedClock = Arc::new(SystemClock);
+    cache.freshness().mark_synced(clock.now_ms());
+    let verifier = Verifier::new(Arc::new(KeyRing::new()), "http://127.0.0.1:8080".into());
+    let budget = RateSpec::parse("1000000/s").unwrap();
+    let authn = Authenticator::new(cache, verifier, budget, format, clock);
+    (authn, sample)
+}
+
+fn decide(authn: &Authenticator, header: &[u8]) -> Result<(), keygate::authn::Refusal> {
+    let presented = presented::extract(Some(black_box(header)), None);
+    authn.bearer(PEER, presented, ROUTE).map(|p| {
+        black_box(p);
+    })
 }
 
 fn auth_decision(c: &mut Criterion) {
-    let now = 1_000;
     // SHA-256 + lookup as the cache grows: it must not slow down.
     let mut sizes = c.benchmark_group("auth_decision_by_cache_size");
     for n in [1_000, 100_000] {
-        let (cache, sample) = build(n);
+        let (authn, sample) = build(n);
         let headers: Vec<String> = sample.iter().map(|k| format!("Bearer {k}")).collect();
         let mut i = 0usize;
         sizes.bench_function(format!("{n}_keys"), |b| {
             b.iter(|| {
                 i = (i + 1) % headers.len();
-                let secret =
-                    credential::extract(Some(black_box(headers[i].as_bytes())), None).unwrap();
-                black_box(cache.authenticate(secret, now).unwrap());
+                decide(&authn, headers[i].as_bytes()).unwrap();
             })
         });
     }
     sizes.finish();
 
     let before = rss_kib();
-    let (cache, sample) = build(KEYS);
+    let (authn, sample) = build(KEYS);
     let after = rss_kib();
+    let len = authn.cache().len();
     println!(
         "cache memory: {} keys, resident set grew by {:.1} MiB ({:.0} bytes/key)",
-        cache.len(),
+        len,
         (after - before) as f64 / 1024.0,
-        (after - before) as f64 * 1024.0 / cache.len() as f64
+        (after - before) as f64 * 1024.0 / len as f64
     );
     let headers: Vec<String> = sample.iter().map(|k| format!("Bearer {k}")).collect();
 
@@ -95,8 +114,7 @@ fn auth_decision(c: &mut Criterion) {
     group.bench_function("hit", |b| {
         b.iter(|| {
             i = (i + 1) % headers.len();
-            let secret = credential::extract(Some(black_box(headers[i].as_bytes())), None).unwrap();
-            black_box(cache.authenticate(secret, now).unwrap());
+            decide(&authn, headers[i].as_bytes()).unwrap();
         })
     });
     let unknown = format!(
@@ -104,19 +122,13 @@ fn auth_decision(c: &mut Criterion) {
         ApiKeyFormat::new("kg").generate_key().value.as_str()
     );
     group.bench_function("miss_well_formed", |b| {
-        b.iter(|| {
-            let secret = credential::extract(Some(black_box(unknown.as_bytes())), None).unwrap();
-            black_box(cache.authenticate(secret, now).unwrap_err());
-        })
+        b.iter(|| black_box(decide(&authn, unknown.as_bytes()).unwrap_err()))
     });
     let mut typo = headers[0].clone().into_bytes();
     let last = typo.len() - 1;
     typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
     group.bench_function("bad_checksum", |b| {
-        b.iter(|| {
-            let secret = credential::extract(Some(black_box(&typo)), None).unwrap();
-            black_box(cache.authenticate(secret, now).unwrap_err());
-        })
+        b.iter(|| black_box(decide(&authn, &typo).unwrap_err()))
     });
     group.finish();
 }

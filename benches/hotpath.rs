@@ -1,21 +1,33 @@
 //! The remaining steps of an authenticated request, each on its own:
 //! credential parse + checksum, the local rate-limit check, and rewriting the
 //! headers of one request (hop-by-hop, spoofed identity, credential,
-//! X-Forwarded-*, X-Request-Id, identity headers).
+//! X-Forwarded-*, X-Request-Id, identity headers), and what recording a
+//! request's metrics costs.
 //!
 //! Run: `cargo bench --bench hotpath`. Figures go to benches/README.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use futures_util::FutureExt as _;
 use http::header::{HeaderMap, HeaderValue};
-use keygate::cache::Cache;
-use keygate::config::RateSpec;
-use keygate::credential::{self, ApiKeyFormat};
+use keygate::authn::{presented, Accept, Authenticator, Cache};
+use keygate::clock::{SharedClock, SystemClock};
+use keygate::config::{Config, RateSpec};
+use keygate::jwt::{KeyRing, Verifier};
+use keygate::listener::{ConnInfo, Scheme};
 use keygate::proxy::headers;
-use keygate::ratelimit::{KeyedLimit, Subject};
+use keygate::ratelimit::RateLimits;
+use keygate::secret::ApiKeyFormat;
 use keygate::store::{AuthEntry, Role};
+use keygate::telemetry::metrics::{
+    Metrics, AUTH_DURATION, REQUESTS, REQUEST_DURATION, UPSTREAM_DURATION,
+};
 use uuid::Uuid;
 
 fn hot_steps(c: &mut Criterion) {
@@ -26,18 +38,53 @@ fn hot_steps(c: &mut Criterion) {
 
     g.bench_function("parse_and_checksum", |b| {
         b.iter(|| {
-            let secret = credential::extract(Some(black_box(header.as_bytes())), None).unwrap();
+            let secret = presented::extract(Some(black_box(header.as_bytes())), None).unwrap();
             black_box(format.is_well_formed(secret))
         })
     });
 
-    let limit = KeyedLimit::new(RateSpec::parse("100000000/s").unwrap(), "bench");
-    let subject = Subject::Account(Uuid::now_v7());
+    let config = Config::from_toml(
+        "[[routes]]\nname = \"r\"\nprefix = \"/r\"\nupstream = \"http://127.0.0.1:1\"\nrate_limit = \"100000000/s\"\n",
+        &HashMap::new(),
+    )
+    .unwrap();
+    let limits = RateLimits::new(&config.rate_limit, &config.routes);
+    let account = Some((Uuid::now_v7(), None));
+    let peer: IpAddr = "127.0.0.1".parse().unwrap();
     g.bench_function("rate_limit_check_local", |b| {
-        b.iter(|| black_box(limit.check(black_box(&subject))))
+        b.iter(|| black_box(limits.check(0, black_box(account), peer).now_or_never()))
     });
+    // The same check against Redis (one round trip to a local Redis), when
+    // one answers at KEYGATE_TEST_REDIS_URL (default 127.0.0.1:6379).
+    let redis_url =
+        std::env::var("KEYGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
+        || redis_url != "redis://127.0.0.1:6379"
+    {
+        let env: HashMap<String, String> = [
+            (
+                "KEYGATE_RATE_LIMIT__BACKEND".to_string(),
+                "redis".to_string(),
+            ),
+            ("KEYGATE_RATE_LIMIT__REDIS_URL".to_string(), redis_url),
+        ]
+        .into();
+        let shared = Config::from_toml(
+            "[[routes]]\nname = \"r\"\nprefix = \"/r\"\nupstream = \"http://127.0.0.1:1\"\nrate_limit = \"100000000/s\"\n",
+            &env,
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let redis = rt.block_on(async { RateLimits::new(&shared.rate_limit, &shared.routes) });
+        g.bench_function("rate_limit_check_redis", |b| {
+            b.iter(|| black_box(rt.block_on(redis.check(0, black_box(account), peer))))
+        });
+    }
 
-    let cache = Cache::new(format.clone(), i64::MAX);
+    let cache = Arc::new(Cache::new(i64::MAX));
     cache.insert(&AuthEntry {
         key_id: Uuid::now_v7(),
         hash: key.hash,
@@ -50,8 +97,24 @@ fn hot_steps(c: &mut Criterion) {
         account_expires_at: None,
         rate_limit: None,
     });
-    let principal = cache.authenticate(key.value.as_str(), 1).unwrap();
-    let client_ip = HeaderValue::from_static("127.0.0.1");
+    let clock: SharedClock = Arc::new(SystemClock);
+    cache.freshness().mark_synced(clock.now_ms());
+    let verifier = Verifier::new(Arc::new(KeyRing::new()), "http://127.0.0.1:8080".into());
+    let authn = Authenticator::new(
+        cache,
+        verifier,
+        RateSpec::parse("10/s").unwrap(),
+        format.clone(),
+        clock,
+    );
+    let principal = authn
+        .bearer(
+            peer,
+            Ok(key.value.as_str()),
+            Accept::Route { audience: None },
+        )
+        .unwrap();
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), Scheme::Http);
     let mut incoming = HeaderMap::new();
     for (k, v) in [
         ("host", "api.example.com"),
@@ -69,14 +132,38 @@ fn hot_steps(c: &mut Criterion) {
             |mut h| {
                 let id = headers::request_id(&mut h);
                 headers::remove_hop_by_hop(&mut h);
-                headers::remove_spoofed_identity(&mut h);
+                headers::remove_spoofed(&mut h);
                 headers::remove_credentials(&mut h);
-                headers::set_forwarded(&mut h, &client_ip);
+                headers::set_forwarded(&mut h, &conn, peer);
                 headers::set_identity(&mut h, &principal);
                 black_box((h, id))
             },
             criterion::BatchSize::SmallInput,
         )
+    });
+    // What metrics add to one proxied request: the clock reads around the
+    // request, the credential check and the upstream call, three histogram
+    // samples and one counter (the proxy's `record` does exactly this).
+    let metrics = Metrics::new();
+    let requests = metrics.counter(
+        REQUESTS,
+        &[("route", "orders"), ("status", "2xx"), ("auth", "ok")],
+    );
+    let (auth, upstream, total) = (
+        metrics.histogram(AUTH_DURATION, &[]),
+        metrics.histogram(UPSTREAM_DURATION, &[("route", "orders")]),
+        metrics.histogram(REQUEST_DURATION, &[("route", "orders")]),
+    );
+    g.bench_function("metrics_one_request", |b| {
+        b.iter(|| {
+            let start = Instant::now();
+            let a = Instant::now();
+            auth.record(a.elapsed());
+            let u = Instant::now();
+            upstream.record(u.elapsed());
+            requests.increment(1);
+            total.record(black_box(start).elapsed());
+        })
     });
     g.finish();
 }

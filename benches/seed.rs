@@ -8,7 +8,7 @@
 
 use std::io::Write as _;
 
-use keygate::credential::ApiKeyFormat;
+use keygate::secret::ApiKeyFormat;
 use keygate::store::{
     self, ApiKey, AuditEvent, Organization, Role, ServiceAccount, Write, WriteBatch,
 };
@@ -39,7 +39,9 @@ async fn main() {
         .split(' ')
         .map(str::to_string)
         .collect();
-    let store = store::connect(&url).await.expect("store");
+    let store = store::connect(&url, metrics::Counter::noop())
+        .await
+        .expect("store");
     let format = ApiKeyFormat::new("kg");
     let org = Organization {
         id: Uuid::now_v7(),
@@ -90,6 +92,8 @@ async fn main() {
                 created_at: 0,
                 updated_at: 0,
                 last_used_at: None,
+                tokens_not_before: None,
+                metadata: Default::default(),
             };
             let g = format.generate_key();
             if i < 16 {
@@ -101,6 +105,7 @@ async fn main() {
             writes.push(Write::InsertKey(ApiKey {
                 id: Uuid::now_v7(),
                 service_account_id: account.id,
+                name: None,
                 hash: g.hash,
                 redacted: g.redacted,
                 created_at: 0,

@@ -6,17 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keygate::cache::Cache;
+use keygate::authn::{Accept, Authenticator, Cache};
 use keygate::clock::{SharedClock, SystemClock};
-use keygate::credential::ApiKeyFormat;
+use keygate::config::RateSpec;
+use keygate::jwt::mint::{Grant, Subject};
+use keygate::jwt::{signing as keys, KeyRing, Minter, Verifier};
+use keygate::secret::ApiKeyFormat;
 use keygate::store::{AuthEntry, Role, SigningKeyRecord};
-use keygate::token::mint::Subject;
-use keygate::token::{keys, KeyRing, Minter, TokenVerifier};
 use uuid::Uuid;
+
+const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 
@@ -37,7 +41,17 @@ fn ring(alg: jsonwebtoken::Algorithm) -> Arc<KeyRing> {
 
 fn tokens(c: &mut Criterion) {
     let clock: SharedClock = Arc::new(SystemClock);
-    let cache = Cache::new(ApiKeyFormat::new("kg"), i64::MAX);
+    let authenticator = |ring: Arc<KeyRing>| {
+        let cache = Arc::new(Cache::new(i64::MAX));
+        cache.freshness().mark_synced(clock.now_ms());
+        Authenticator::new(
+            cache,
+            Verifier::new(ring, ISSUER.into()),
+            RateSpec::parse("10/s").unwrap(),
+            ApiKeyFormat::new("kg"),
+            Arc::clone(&clock),
+        )
+    };
     let account = Uuid::now_v7();
     let subject = Subject {
         account_id: account,
@@ -46,6 +60,7 @@ fn tokens(c: &mut Criterion) {
         client_id: "kgc_0123456789012345678901",
         scope: "orders:read orders:write",
         expires_at: i64::MAX,
+        role: Role::Member,
     };
 
     let mut mint = c.benchmark_group("jwt_mint");
@@ -64,46 +79,41 @@ fn tokens(c: &mut Criterion) {
             Arc::clone(&clock),
         );
         mint.bench_function(keys::algorithm_name(alg), |b| {
-            b.iter(|| black_box(minter.mint(&subject, Some("orders-api"), None).unwrap()))
-        });
-        let token = minter
-            .mint(&subject, Some("orders-api"), None)
-            .unwrap()
-            .token;
-        verify.push((alg, TokenVerifier::new(ring, ISSUER.into()), token));
-    }
-    mint.finish();
-
-    let mut group = c.benchmark_group("jwt_verify");
-    for (alg, verifier, token) in &verify {
-        group.bench_function(format!("{}_uncached", keys::algorithm_name(*alg)), |b| {
             b.iter(|| {
                 black_box(
-                    verifier
-                        .verify_uncached(black_box(token), &cache, clock.now_ms())
+                    minter
+                        .mint(Grant::ClientCredentials, &subject, Some("orders-api"), None)
                         .unwrap(),
                 )
             })
         });
+        let token = minter
+            .mint(Grant::ClientCredentials, &subject, Some("orders-api"), None)
+            .unwrap()
+            .token;
+        verify.push((alg, authenticator(ring), token));
     }
-    // The proxy's path for a token it has seen: SHA-256 + lookup + checks.
-    let (_, verifier, token) = &verify[0];
-    verifier
-        .authenticate(token, Some("orders-api"), &cache, clock.now_ms())
-        .unwrap();
+    mint.finish();
+
+    let mut group = c.benchmark_group("jwt_verify");
+    for (alg, authn, token) in &verify {
+        group.bench_function(format!("{}_uncached", keys::algorithm_name(*alg)), |b| {
+            b.iter(|| black_box(authn.verify_uncached(black_box(token)).unwrap()))
+        });
+    }
+    // The proxy's path for a token it has seen: lookup + account checks.
+    let (_, authn, token) = &verify[0];
+    let route = Accept::Route {
+        audience: Some("orders-api"),
+    };
+    authn.bearer(PEER, Ok(token), route).unwrap();
     group.bench_function("cached_at_proxy", |b| {
-        b.iter(|| {
-            black_box(
-                verifier
-                    .authenticate(black_box(token), Some("orders-api"), &cache, clock.now_ms())
-                    .unwrap(),
-            )
-        })
+        b.iter(|| black_box(authn.bearer(PEER, Ok(black_box(token)), route).unwrap()))
     });
     // For comparison, in the same run: the API-key decision.
     let format = ApiKeyFormat::new("kg");
     let g = format.generate_key();
-    cache.insert(&AuthEntry {
+    authn.cache().insert(&AuthEntry {
         key_id: Uuid::now_v7(),
         hash: g.hash,
         key_expires_at: None,
@@ -117,13 +127,7 @@ fn tokens(c: &mut Criterion) {
     });
     let secret = g.value.to_string();
     group.bench_function("api_key_for_comparison", |b| {
-        b.iter(|| {
-            black_box(
-                cache
-                    .authenticate(black_box(&secret), clock.now_ms())
-                    .unwrap(),
-            )
-        })
+        b.iter(|| black_box(authn.bearer(PEER, Ok(black_box(&secret)), route).unwrap()))
     });
     group.finish();
 }

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench upstream -- --listen 127.0.0.1:9000`
 //! `--fixed`: answer a fixed 3-byte body instead (the load harness's floor).
+//! `--grpc`: serve the standard gRPC health service instead (h2c).
+//! HTTP/1.1 and h2c (prior knowledge) are both spoken on the one port.
 //! Without `--listen` it exits at once, so a plain `cargo bench` is unaffected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,9 +15,9 @@ use bytes::Bytes;
 use http::{header, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -69,21 +71,31 @@ async fn main() {
         "echo upstream listening on http://{}",
         listener.local_addr().expect("addr")
     );
+    if args.iter().any(|a| a == "--grpc") {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .expect("gRPC server");
+        return;
+    }
+    let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
         tokio::spawn(async move {
             let io = TokioIo::new(stream);
             let _ = if fixed {
-                http1::Builder::new()
-                    .serve_connection(io, service_fn(ok))
-                    .await
+                builder.serve_connection(io, service_fn(ok)).await
             } else {
-                http1::Builder::new()
-                    .serve_connection(io, service_fn(echo))
-                    .await
+                builder.serve_connection(io, service_fn(echo)).await
             };
         });
     }

@@ -3,25 +3,31 @@
 //! cache, bootstrap the first admin, then serve the public listener. Stops
 //! everything gracefully on [`Running::shutdown`].
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use http::Request;
+use hyper::body::Incoming;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use crate::admin::{self, AdminState};
-use crate::cache::sync::Syncer;
-use crate::cache::Cache;
+use crate::authn::{Authenticator, Cache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::credential::ApiKeyFormat;
+use crate::jwt::upstream::UpstreamTokens;
+use crate::jwt::{signing, KeyRing, Minter, Verifier};
+use crate::listener::{ConnInfo, Listener, Options, Tls, TrustedProxies};
 use crate::manage::{self, Manager};
 use crate::proxy::{self, Proxy, RouteTable};
-use crate::ratelimit::Limits;
+use crate::ratelimit::RateLimits;
+use crate::replicate::Syncer;
+use crate::secret::ApiKeyFormat;
 use crate::store::{self, Store};
-use crate::token::{keys, KeyRing, Minter, TokenVerifier};
+use crate::telemetry::metrics::{self, Metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -35,7 +41,22 @@ pub enum StartError {
     },
     #[error("bootstrap of the first admin failed: {0}")]
     Bootstrap(#[source] manage::Error),
+    #[error("{key}: {source}")]
+    Tls {
+        key: &'static str,
+        #[source]
+        source: crate::listener::tls::TlsError,
+    },
+    #[error("{0}")]
+    Upstream(String),
 }
+
+/// Largest request head on either listener; larger answers 431. Above
+/// 64 KiB so an oversized token still gets its 401 `invalid_token` (the
+/// credential itself is refused past 4 KiB, before any crypto).
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+/// How often TLS files are checked for changes (SIGHUP reloads at once).
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(2);
 
 /// A started keygate.
 pub struct Running {
@@ -45,7 +66,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     store: Arc<dyn Store>,
     bootstrap_key: Option<Zeroizing<String>>,
-    grace: std::time::Duration,
+    grace: Duration,
 }
 
 impl Running {
@@ -72,7 +93,7 @@ impl Running {
                 let _ = task.await;
             }
         };
-        if tokio::time::timeout(self.grace + std::time::Duration::from_secs(1), drain)
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), drain)
             .await
             .is_err()
         {
@@ -82,14 +103,9 @@ impl Running {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+async fn bind(addr: SocketAddr) -> Result<Listener, StartError> {
+    Listener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { addr, source })
-}
-
-fn local(l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
-    l.local_addr()
         .map_err(|source| StartError::Bind { addr, source })
 }
 
@@ -99,21 +115,43 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Running, StartError> {
-    let store = store::connect(config.store.url.expose()).await?;
+    let metrics = if config.admin.metrics {
+        Metrics::new()
+    } else {
+        Metrics::disabled()
+    };
+    let store = store::connect(
+        config.store.url.expose(),
+        metrics.counter(metrics::STORE_ERRORS, &[]),
+    )
+    .await?;
     let format = ApiKeyFormat::new(config.keys.prefix.clone());
     let max_staleness_ms =
         i64::try_from(config.store.max_staleness.as_millis()).unwrap_or(i64::MAX);
-    let cache = Arc::new(Cache::new(format.clone(), max_staleness_ms));
+    let cache = Arc::new(Cache::new(max_staleness_ms));
     let ring = Arc::new(KeyRing::new());
+    let authn = Arc::new(
+        Authenticator::new(
+            Arc::clone(&cache),
+            Verifier::new(Arc::clone(&ring), config.tokens.issuer.clone()),
+            config.rate_limit.failed_auth,
+            format.clone(),
+            Arc::clone(&clock),
+        )
+        .with_token_lifetime(config.tokens.max_ttl)
+        .with_metrics(&metrics),
+    );
     let syncer = Arc::new(Syncer::new(
         Arc::clone(&cache),
         Arc::clone(&ring),
+        Arc::clone(authn.usage()),
         Arc::clone(&store),
         Arc::clone(&clock),
+        authn.token_horizon_ms(),
     ));
     let manager = Arc::new(Manager::new(
         Arc::clone(&store),
-        Arc::clone(&syncer),
+        Arc::clone(&syncer) as Arc<dyn manage::AfterCommit>,
         format,
         Arc::clone(&clock),
         config.tokens.max_ttl,
@@ -121,53 +159,91 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
     let public = bind(config.server.listen).await?;
     let admin = bind(config.admin.listen).await?;
-    let public_addr = local(&public, config.server.listen)?;
-    let admin_addr = local(&admin, config.admin.listen)?;
+    let public_addr = public.local_addr();
+    let admin_addr = admin.local_addr();
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let trust = Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone()));
+    let tls = |key: &'static str, settings: &Option<crate::config::TlsConfig>| {
+        settings
+            .as_ref()
+            .map(|s| Tls::load(s).map_err(|source| StartError::Tls { key, source }))
+            .transpose()
+    };
+    let public_tls = tls("server.tls_cert", &config.server.tls)?;
+    let admin_tls = tls("admin.tls_cert", &config.admin.tls)?;
+    for t in public_tls.iter().chain(admin_tls.iter()) {
+        tasks.push(tokio::spawn(
+            Arc::clone(t).watch(TLS_RELOAD_CHECK, rx.clone()),
+        ));
+    }
+    let options = |tls: Option<Arc<Tls>>| Options {
+        header_read_timeout: config.server.header_read_timeout,
+        max_head_bytes: MAX_HEAD_BYTES,
+        tls,
+        trust: Arc::clone(&trust),
+    };
 
-    let mut limits = Limits::new(config.rate_limit.default, config.rate_limit.failed_auth);
-    let routes = RouteTable::new(&config.routes, &mut limits);
-    let limits = Arc::new(limits);
-
-    let state = AdminState::new(
-        Arc::clone(&manager),
-        Arc::clone(&cache),
-        Arc::clone(&limits),
-        Arc::clone(&clock),
-        config.tokens.clone(),
+    let minter = Arc::new(
+        Minter::new(
+            Arc::clone(&ring),
+            config.tokens.issuer.clone(),
+            config.tokens.ttl,
+            config.tokens.max_ttl,
+            Arc::clone(&clock),
+        )
+        .with_metrics(&metrics),
     );
-    let mut admin_rx = rx.clone();
-    let admin_app =
-        admin::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(admin, admin_app).with_graceful_shutdown(async move {
-            let _ = admin_rx.changed().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "admin listener failed");
-        }
-    }));
+    let limits = Arc::new(RateLimits::new(&config.rate_limit, &config.routes));
+    if let Some(watch) = limits.watcher(rx.clone()) {
+        tasks.push(tokio::spawn(watch));
+    }
+    let state = AdminState::new(admin::Inner {
+        manager: Arc::clone(&manager),
+        authn: Arc::clone(&authn),
+        minter: Arc::clone(&minter),
+        limits: Arc::clone(&limits),
+        replica_id: syncer.replica_id(),
+        clock: Arc::clone(&clock),
+        tokens: config.tokens.clone(),
+        metrics: Arc::clone(&metrics),
+    });
+    let router = admin::router(state);
+    tasks.push(tokio::spawn(admin.serve(
+        options(admin_tls),
+        move |conn: Arc<ConnInfo>| {
+            let router = router.clone();
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                use tower::ServiceExt as _;
+                // Failures are charged to the client's address.
+                let client = SocketAddr::new(conn.client(req.headers()), 0);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(client));
+                // Absolute URLs in dialect answers (Waldur's `url`, `Link`).
+                req.extensions_mut().insert(conn.scheme);
+                router.clone().oneshot(req)
+            })
+        },
+        rx.clone(),
+        config.server.shutdown_grace,
+    )));
     tracing::info!(%admin_addr, "admin listener up; loading credentials");
 
     let started = std::time::Instant::now();
     syncer.load().await?;
     tracing::info!(
         keys = cache.len(),
-        revision = cache.revision(),
+        revision = cache.freshness().revision(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "credential cache loaded"
     );
-    let bootstrap_key = state
-        .manager
+    let bootstrap_key = manager
         .bootstrap(config.bootstrap_admin_key.as_ref())
         .await
         .map_err(StartError::Bootstrap)?;
-
-    state
-        .manager
+    manager
         .ensure_signing_key(
-            keys::jwt_algorithm(config.tokens.algorithm),
+            signing::jwt_algorithm(config.tokens.algorithm),
             config.tokens.max_ttl,
         )
         .await
@@ -176,53 +252,51 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     tasks.push(tokio::spawn(
         Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
     ));
-    let verifier = Arc::new(TokenVerifier::new(
-        Arc::clone(&ring),
-        config.tokens.issuer.clone(),
-    ));
-    let minter = Arc::new(Minter::new(
-        Arc::clone(&ring),
-        config.tokens.issuer.clone(),
-        config.tokens.ttl,
-        config.tokens.max_ttl,
-        Arc::clone(&clock),
-    ));
+
     let oauth = crate::oauth::router(Arc::new(crate::oauth::OAuthState {
         minter: Arc::clone(&minter),
-        verifier: Arc::clone(&verifier),
+        authn: Arc::clone(&authn),
         manager: Arc::clone(&manager),
-        cache: Arc::clone(&cache),
         limits: Arc::clone(&limits),
         clock: Arc::clone(&clock),
     }));
-    let proxy = Arc::new(Proxy::new(
-        &config,
-        proxy::Parts {
-            routes,
-            oauth,
-            verifier: Arc::clone(&verifier),
-            minter: Arc::clone(&minter),
-            limits: Arc::clone(&limits),
-            cache: Arc::clone(&cache),
-            clock: Arc::clone(&clock),
-        },
-    ));
+    let proxy = Arc::new(
+        Proxy::new(
+            &config,
+            proxy::Parts {
+                routes: RouteTable::new(&config.routes),
+                oauth,
+                authn: Arc::clone(&authn),
+                limits: Arc::clone(&limits),
+                upstream_tokens: UpstreamTokens::new(Arc::clone(&minter), Arc::clone(&clock)),
+                metrics: Arc::clone(&metrics),
+            },
+        )
+        .map_err(StartError::Upstream)?,
+    );
     tasks.push(tokio::spawn(housekeep(
         Arc::clone(&limits),
-        Arc::clone(&verifier),
+        Arc::clone(&authn),
         Arc::clone(&proxy),
-        Arc::clone(&clock),
+        metrics,
         rx.clone(),
     )));
-    tasks.push(tokio::spawn(proxy::server::serve(
-        public,
-        proxy,
+    tasks.push(tokio::spawn(public.serve(
+        options(public_tls),
+        move |conn: Arc<ConnInfo>| {
+            let proxy = Arc::clone(&proxy);
+            hyper::service::service_fn(move |req| {
+                let proxy = Arc::clone(&proxy);
+                let conn = Arc::clone(&conn);
+                async move { Ok::<_, Infallible>(proxy.handle(req, &conn).await) }
+            })
+        },
         rx,
         config.server.shutdown_grace,
     )));
     // Only now: /readyz must not send traffic to a listener that is not yet
     // accepting (bootstrap and key setup run after the load).
-    cache.set_ready();
+    cache.freshness().set_ready();
     tracing::info!(%public_addr, routes = config.routes.len(), "public listener up");
 
     Ok(Running {
@@ -236,22 +310,26 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     })
 }
 
-/// Forgets rate-limit state that carries no information any more (buckets
-/// that have refilled), so memory follows active principals, not all ever seen.
+/// Forgets state that carries no information any more (buckets that have
+/// refilled, expired tokens), so memory follows active callers, not all
+/// ever seen.
 async fn housekeep(
-    limits: Arc<Limits>,
-    verifier: Arc<TokenVerifier>,
+    limits: Arc<RateLimits>,
+    authn: Arc<Authenticator>,
     proxy: Arc<Proxy>,
-    clock: SharedClock,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    // Often enough that a flood of distinct callers holds little state.
+    let mut every = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
             _ = every.tick() => {
                 limits.housekeep();
-                verifier.sweep(clock.now_ms());
-                proxy.sweep();
+                authn.housekeep();
+                proxy.housekeep();
+                // Histogram samples into buckets: memory bounded between scrapes.
+                metrics.upkeep();
             }
             _ = shutdown.changed() => break,
         }

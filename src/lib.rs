@@ -1,28 +1,37 @@
 //! keygate: machine identity for APIs.
 //!
-//! One binary that authenticates service accounts by API key, forwards their
-//! requests to upstreams with the caller's identity attached, and manages the
-//! accounts through an admin API. The hot path (credential check → forward)
-//! reads only the in-memory [`cache`]; the [`store`] is the source of truth and
-//! feeds the cache through its change feed.
+//! One binary that authenticates service accounts by API key, OAuth client
+//! credential or JWT, forwards their requests to upstreams with the caller's
+//! identity attached, and manages the accounts through an admin API. The hot
+//! path (credential check → forward) reads only memory; the [`store`] is the
+//! source of truth and [`replicate`] keeps every replica's view current.
 //!
-//! Layout: [`config`] (typed config, loading, validation), [`credential`] (key
-//! format and header parsing), [`store`] (persistence), [`cache`] (what
-//! authentication needs, kept current), [`manage`] (account management rules,
-//! free of HTTP), [`admin`] (the admin HTTP API), [`proxy`] (the public
-//! listener), [`app`] (wiring and lifecycle), [`cli`] (the admin client verbs).
+//! Layers, each importing only those below it (docs/ARCHITECTURE.md):
+//! - foundations: [`clock`], [`config`], [`secret`] (key format), [`scope`];
+//! - [`store`]: persistence, one SQL implementation over SQLite or PostgreSQL;
+//! - [`jwt`]: signing keys, minting and verifying tokens;
+//! - [`authn`]: who is calling — principals, the credential cache, the one
+//!   authenticator every listener calls;
+//! - [`ratelimit`]: which limit applies, and its backend;
+//! - [`manage`]: the management rules, free of HTTP; [`replicate`]: the
+//!   store's changes into the cache and key ring;
+//! - edges: [`listener`] (transport), [`proxy`], [`oauth`], [`admin`];
+//! - [`app`] wires them; [`cli`] is the admin client.
 
 pub mod admin;
 pub mod app;
-pub mod cache;
+pub mod authn;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod credential;
+pub mod jwt;
+pub mod listener;
 pub mod manage;
 pub mod oauth;
 pub mod proxy;
 pub mod ratelimit;
+pub mod replicate;
+pub mod scope;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
-pub mod token;

@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => {
-            keygate::telemetry::init(args.log_format);
+            let _logs = keygate::telemetry::init(args.log_format);
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = match &args.config {
                 Some(path) => Config::load_file(path, &env),
@@ -48,7 +48,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     if let Some(key) = running.take_bootstrap_key() {
-        // DESIGN: printed once, on stderr, never again.
+        // Printed once, on stderr, never again.
         eprintln!("bootstrap admin key: {}", key.as_str());
     }
     wait_for_signal().await;

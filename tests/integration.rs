@@ -4,11 +4,19 @@
 //! `keygate::app::start`, so tests run in parallel without sharing state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "integration/pki.rs"]
+mod pki;
+#[path = "integration/servers.rs"]
+mod servers;
 #[path = "integration/support.rs"]
 mod support;
 
 #[path = "integration/admin.rs"]
 mod admin;
+#[path = "integration/attacks.rs"]
+mod attacks;
+#[path = "integration/fleet.rs"]
+mod fleet;
 #[path = "integration/hardening.rs"]
 mod hardening;
 #[path = "integration/jwt.rs"]
@@ -17,8 +25,14 @@ mod jwt;
 mod lifecycle;
 #[path = "integration/oauth.rs"]
 mod oauth;
+#[path = "integration/observability.rs"]
+mod observability;
+#[path = "integration/openapi.rs"]
+mod openapi;
 #[path = "integration/operations.rs"]
 mod operations;
+#[path = "integration/protocols.rs"]
+mod protocols;
 #[path = "integration/proxy.rs"]
 mod proxy;
 #[path = "integration/ratelimit.rs"]
@@ -27,3 +41,5 @@ mod ratelimit;
 mod replicas;
 #[path = "integration/store.rs"]
 mod store;
+#[path = "integration/tls.rs"]
+mod tls;

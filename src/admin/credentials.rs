@@ -1,22 +1,21 @@
-//! `/v1/service-accounts/{id}/credentials` and `/v1/signing-keys`.
-
-use std::time::Duration;
+//! `/v1/service-accounts/{id}/credentials`: OAuth client credentials.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{nullable, path_id, JsonBody};
+use super::extract::{nullable, path_id, Caller, JsonBody};
+use super::openapi::Refusals;
 use super::{written, AdminState, ApiError};
 use crate::clock::rfc3339;
-use crate::manage::{Actor, CredentialPatch, IssuedCredential, NewCredential};
-use crate::store::{ClientCredential, SigningKeyRecord};
-use crate::token::keys;
+use crate::manage::{CredentialPatch, IssuedCredential, NewCredential};
+use crate::store::ClientCredential;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct CredentialView {
     id: Uuid,
     client_id: String,
@@ -54,33 +53,39 @@ impl CredentialView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCredential {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    /// RFC 3339; the credential stops then.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Only the fields present change; `null` clears a nullable one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateCredential {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+/// No fields (an empty body reads as `{}`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Empty {}
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct CredentialList {
     data: Vec<CredentialView>,
 }
@@ -92,9 +97,20 @@ fn ids(account: &str, credential: &str) -> Result<(Uuid, Uuid), ApiError> {
     ))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "createClientCredential",
+    path = "/v1/service-accounts/{id}/credentials",
+    tag = "client-credentials",
+    summary = "Create an OAuth client credential; its secret is in this response only",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    request_body(content = CreateCredential, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = CredentialView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<CreateCredential>,
 ) -> Result<Response, ApiError> {
@@ -112,9 +128,19 @@ pub(super) async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listClientCredentials",
+    path = "/v1/service-accounts/{id}/credentials",
+    tag = "client-credentials",
+    summary = "List a service account's client credentials",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    responses((status = 200, description = "OK", body = CredentialList), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CredentialList>, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -128,9 +154,19 @@ pub(super) async fn list(
     Ok(Json(CredentialList { data }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getClientCredential",
+    path = "/v1/service-accounts/{id}/credentials/{cid}",
+    tag = "client-credentials",
+    summary = "Get a client credential",
+    params(("id" = Uuid, Path, description = "The service account's id"), ("cid" = Uuid, Path, description = "The client credential's id")),
+    responses((status = 200, description = "OK", body = CredentialView), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn get(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let (id, cid) = ids(&id, &cid)?;
@@ -139,9 +175,20 @@ pub(super) async fn get(
     )))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "updateClientCredential",
+    path = "/v1/service-accounts/{id}/credentials/{cid}",
+    tag = "client-credentials",
+    summary = "Update a client credential",
+    params(("id" = Uuid, Path, description = "The service account's id"), ("cid" = Uuid, Path, description = "The client credential's id")),
+    request_body(content = UpdateCredential, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = CredentialView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn update(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path((id, cid)): Path<(String, String)>,
     JsonBody(b): JsonBody<UpdateCredential>,
 ) -> Result<Response, ApiError> {
@@ -159,9 +206,19 @@ pub(super) async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "deleteClientCredential",
+    path = "/v1/service-accounts/{id}/credentials/{cid}",
+    tag = "client-credentials",
+    summary = "Delete a client credential; tokens minted from it stop too",
+    params(("id" = Uuid, Path, description = "The service account's id"), ("cid" = Uuid, Path, description = "The client credential's id")),
+    responses((status = 204, description = "Done", headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn delete(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (id, cid) = ids(&id, &cid)?;
@@ -169,9 +226,20 @@ pub(super) async fn delete(
     Ok(written::<()>(StatusCode::NO_CONTENT, w.revision, None))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "regenerateClientSecret",
+    path = "/v1/service-accounts/{id}/credentials/{cid}/secret",
+    tag = "client-credentials",
+    summary = "Replace a client secret; the new one is in this response only",
+    params(("id" = Uuid, Path, description = "The service account's id"), ("cid" = Uuid, Path, description = "The client credential's id")),
+    request_body(content = Empty, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = CredentialView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn regenerate(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path((id, cid)): Path<(String, String)>,
     JsonBody(_): JsonBody<Empty>,
 ) -> Result<Response, ApiError> {
@@ -181,76 +249,5 @@ pub(super) async fn regenerate(
         StatusCode::OK,
         w.revision,
         Some(CredentialView::issued(w.value)),
-    ))
-}
-
-#[derive(Serialize)]
-pub(super) struct SigningKeyView {
-    kid: String,
-    algorithm: String,
-    created_at: String,
-    activates_at: String,
-    retires_at: Option<String>,
-    public_jwk: serde_json::Value,
-}
-
-impl From<SigningKeyRecord> for SigningKeyView {
-    fn from(k: SigningKeyRecord) -> Self {
-        Self {
-            kid: k.kid,
-            algorithm: k.algorithm,
-            created_at: rfc3339(k.created_at),
-            activates_at: rfc3339(k.activates_at),
-            retires_at: k.retires_at.map(rfc3339),
-            public_jwk: k.public_jwk,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Rotate {
-    /// Seconds the new key is published before it signs (default 120: twice
-    /// the JWKS max-age, so relying parties' caches see it first).
-    #[serde(default = "default_activation")]
-    activate_after_seconds: u64,
-}
-
-fn default_activation() -> u64 {
-    120
-}
-
-pub(super) async fn signing_keys(
-    State(s): State<AdminState>,
-    actor: Actor,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let keys: Vec<SigningKeyView> = s
-        .manager
-        .signing_keys(&actor)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(Json(serde_json::json!({ "data": keys })))
-}
-
-pub(super) async fn rotate_signing_key(
-    State(s): State<AdminState>,
-    actor: Actor,
-    JsonBody(b): JsonBody<Rotate>,
-) -> Result<Response, ApiError> {
-    let w = s
-        .manager
-        .rotate_signing_key(
-            &actor,
-            keys::jwt_algorithm(s.tokens.algorithm),
-            Duration::from_secs(b.activate_after_seconds),
-            s.tokens.max_ttl,
-        )
-        .await?;
-    Ok(written(
-        StatusCode::CREATED,
-        w.revision,
-        Some(SigningKeyView::from(w.value)),
     ))
 }

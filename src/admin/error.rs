@@ -2,9 +2,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::manage;
+use crate::{authn, manage};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -13,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
+    /// Seconds for `Retry-After` (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -28,6 +31,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -61,6 +65,45 @@ impl ApiError {
         )
     }
 
+    /// An authentication refusal.
+    pub fn refused(r: authn::Refusal) -> Self {
+        match r {
+            authn::Refusal::Missing => Self::unauthenticated(false),
+            authn::Refusal::Invalid => Self::unauthenticated(true),
+            authn::Refusal::Stale => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable_error",
+                "credentials_stale",
+                "credential data is stale; refusing to authenticate",
+            ),
+            authn::Refusal::Ambiguous => Self::invalid(
+                "ambiguous_credentials",
+                "present one credential: one Authorization header, or one X-API-Key header, not several",
+                None,
+            ),
+            authn::Refusal::Throttled(wait) => Self {
+                retry_after: Some(wait),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "too_many_failed_attempts",
+                    "too many failed authentication attempts from this address",
+                )
+            },
+        }
+    }
+
+    /// 500 with a generic message; the cause is logged here, never sent.
+    pub fn internal(cause: &str) -> Self {
+        tracing::error!(cause, "admin request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "internal",
+            "internal error",
+        )
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -84,6 +127,11 @@ impl From<manage::Error> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", msg)
             }
             E::NotFound(what) => Self::not_found(what),
+            E::Archived => Self::invalid(
+                "invalid_value",
+                "project_id: project is archived",
+                Some("project_id".into()),
+            ),
             E::Conflict {
                 code,
                 param,
@@ -98,6 +146,7 @@ impl From<manage::Error> for ApiError {
                 "store_unavailable",
                 "the store is unavailable; retry later",
             ),
+            // Logged where it happened (manage), once.
             E::Internal => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "api_error",
@@ -108,17 +157,44 @@ impl From<manage::Error> for ApiError {
     }
 }
 
+/// Every error's body: `{"error":{"type","code","message","param"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The kind of error: `invalid_request_error`, `authentication_error`,
+    /// `permission_error`, `not_found_error`, `conflict_error`,
+    /// `rate_limit_error`, `unavailable_error` or `api_error`.
+    #[serde(rename = "type")]
+    #[schema(example = "invalid_request_error")]
+    pub kind: &'static str,
+    /// A stable, machine-readable code, e.g. `invalid_value`.
+    #[schema(example = "invalid_value")]
+    pub code: &'static str,
+    /// What is wrong, for people.
+    pub message: String,
+    /// The parameter at fault, when there is one.
+    pub param: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "type": self.kind,
-                "code": self.code,
-                "message": self.message,
-                "param": self.param,
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind,
+                code: self.code,
+                message: self.message,
+                param: self.param,
+            },
+        };
         let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = if self.code == "invalid_credential" {
                 r#"Bearer realm="keygate", error="invalid_token""#

@@ -2,41 +2,54 @@
 //! bodies and path ids, each failing with an [`ApiError`] that names the
 //! problem.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::AdminState;
-use crate::credential;
-use crate::manage::Actor;
+use crate::authn::{presented, Accept, Principal};
 
-impl FromRequestParts<AdminState> for Actor {
+/// The authenticated caller of an admin endpoint.
+pub(super) struct Caller(pub Arc<Principal>);
+
+impl FromRequestParts<AdminState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
-        let auth = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        let api_key = parts.headers.get("x-api-key").map(|v| v.as_bytes());
-        let secret = credential::extract(auth, api_key)
-            .map_err(|e| ApiError::unauthenticated(e != credential::Error::Missing))?;
-        let now = state.clock.now_ms();
-        // A bootstrap key set through KEYGATE_ADMIN_KEY may be any 32+ character
-        // string, so the admin listener also looks up keys not in keygate's format.
-        let principal = if state.cache.format().is_well_formed(secret) {
-            state.cache.authenticate(secret, now)
-        } else {
-            state.cache.authenticate_any(secret, now)
-        };
-        principal
-            .map(|p| Actor::from(&*p))
-            .map_err(|_| ApiError::unauthenticated(true))
+        authenticate(parts, state)
+            .map(Caller)
+            .map_err(ApiError::refused)
     }
+}
+
+/// Who is calling the admin listener (the native API and every dialect):
+/// the authenticator's answer for the request's credential headers.
+pub(super) fn authenticate(
+    parts: &Parts,
+    state: &AdminState,
+) -> Result<Arc<Principal>, crate::authn::Refusal> {
+    let h = &parts.headers;
+    let presented = presented::extract(
+        h.get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        h.get_all("x-api-key").iter().map(HeaderValue::as_bytes),
+    );
+    // The listener always records the client address; failures are charged to it.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |ConnectInfo(a)| {
+            a.ip()
+        });
+    state.authn.bearer(peer, presented, Accept::Admin)
 }
 
 /// A JSON body. Any content type is accepted (curl's `-d` sends a form type);

@@ -1,30 +1,39 @@
-//! The admin listener: the native `/v1` management API, health and readiness.
-//! HTTP only — every rule lives in [`crate::manage`]; errors become HTTP in
-//! [`error`]. Never mounted on the public listener.
+//! The admin listener: the native `/v1` management API and its OpenAPI
+//! description ([`openapi`]), the dialects, health, readiness and metrics.
+//! HTTP only — who is calling is the authenticator's decision, every rule
+//! lives in [`crate::manage`]; errors become HTTP in [`error`]. Never
+//! mounted on the public listener.
 
 mod credentials;
+mod dialects;
 mod error;
 mod extract;
+pub mod openapi;
 mod organizations;
 mod service_accounts;
+mod signing_keys;
 mod system;
 mod views;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
-use crate::cache::Cache;
+use crate::authn::Authenticator;
 use crate::clock::SharedClock;
+use crate::jwt::Minter;
 use crate::manage::Manager;
-use crate::ratelimit::Limits;
+use crate::ratelimit::RateLimits;
 
 /// Largest admin request body; larger answers 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -36,11 +45,18 @@ pub struct AdminState(Arc<Inner>);
 
 pub struct Inner {
     pub manager: Arc<Manager>,
-    pub cache: Arc<Cache>,
-    pub limits: Arc<Limits>,
+    pub authn: Arc<Authenticator>,
+    /// For the dialects that hand out tokens (Run:ai's `/api/v1/token`).
+    pub minter: Arc<Minter>,
+    /// For `/readyz`: how rate limits are counted.
+    pub limits: Arc<RateLimits>,
+    /// This replica, as its heartbeats name it.
+    pub replica_id: uuid::Uuid,
     pub clock: SharedClock,
     /// For signing-key rotation: which algorithm, and how long tokens live.
     pub tokens: crate::config::TokensConfig,
+    /// Rendered on `/metrics` (404 when disabled).
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AdminState {
@@ -51,88 +67,94 @@ impl std::ops::Deref for AdminState {
 }
 
 impl AdminState {
-    pub fn new(
-        manager: Arc<Manager>,
-        cache: Arc<Cache>,
-        limits: Arc<Limits>,
-        clock: SharedClock,
-        tokens: crate::config::TokensConfig,
-    ) -> Self {
-        Self(Arc::new(Inner {
-            manager,
-            cache,
-            limits,
-            clock,
-            tokens,
-        }))
+    pub fn new(parts: Inner) -> Self {
+        Self(Arc::new(parts))
     }
 }
 
+/// The native `/v1` routes, each with its OpenAPI description.
+fn v1() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::with_openapi(openapi::AdminApi::openapi())
+        .routes(routes!(organizations::list, organizations::create))
+        .routes(routes!(
+            organizations::get,
+            organizations::update,
+            organizations::delete
+        ))
+        .routes(routes!(
+            organizations::list_projects,
+            organizations::create_project
+        ))
+        .routes(routes!(
+            organizations::get_project,
+            organizations::update_project
+        ))
+        .routes(routes!(service_accounts::list, service_accounts::create))
+        .routes(routes!(
+            service_accounts::get,
+            service_accounts::update,
+            service_accounts::close
+        ))
+        .routes(routes!(
+            service_accounts::list_keys,
+            service_accounts::issue_key
+        ))
+        .routes(routes!(service_accounts::revoke_key))
+        .routes(routes!(service_accounts::rotate_key))
+        .routes(routes!(credentials::list, credentials::create))
+        .routes(routes!(
+            credentials::get,
+            credentials::update,
+            credentials::delete
+        ))
+        .routes(routes!(credentials::regenerate))
+        .routes(routes!(signing_keys::list))
+        .routes(routes!(signing_keys::rotate))
+        .routes(routes!(system::audit_events))
+        .routes(routes!(system::replicas))
+}
+
+/// The OpenAPI 3.1 document of the `/v1` API, as served at `/openapi.json`.
+pub fn openapi_document() -> String {
+    v1().into_openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let (v1, spec) = v1().split_for_parts();
+    let spec: Arc<str> = spec
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        .into();
+    let router = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
+        // Unauthenticated, like the code it describes: clients are generated from it.
         .route(
-            "/v1/organizations",
-            get(organizations::list).post(organizations::create),
+            "/openapi.json",
+            get(move || {
+                let spec = Arc::clone(&spec);
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        spec.to_string(),
+                    )
+                }
+            }),
         )
-        .route(
-            "/v1/organizations/{id}",
-            get(organizations::get)
-                .patch(organizations::update)
-                .delete(organizations::delete),
-        )
-        .route(
-            "/v1/organizations/{id}/projects",
-            get(organizations::list_projects).post(organizations::create_project),
-        )
-        .route(
-            "/v1/projects/{id}",
-            get(organizations::get_project).patch(organizations::update_project),
-        )
-        .route(
-            "/v1/service-accounts",
-            get(service_accounts::list).post(service_accounts::create),
-        )
-        .route(
-            "/v1/service-accounts/{id}",
-            get(service_accounts::get)
-                .patch(service_accounts::update)
-                .delete(service_accounts::close),
-        )
-        .route(
-            "/v1/service-accounts/{id}/api-keys",
-            get(service_accounts::list_keys).post(service_accounts::issue_key),
-        )
-        .route(
-            "/v1/service-accounts/{id}/api-keys/{key_id}",
-            axum::routing::delete(service_accounts::revoke_key),
-        )
-        .route(
-            "/v1/service-accounts/{id}/rotate-api-key",
-            post(service_accounts::rotate_key),
-        )
-        .route(
-            "/v1/service-accounts/{id}/credentials",
-            get(credentials::list).post(credentials::create),
-        )
-        .route(
-            "/v1/service-accounts/{id}/credentials/{cid}",
-            get(credentials::get)
-                .patch(credentials::update)
-                .delete(credentials::delete),
-        )
-        .route(
-            "/v1/service-accounts/{id}/credentials/{cid}/secret",
-            post(credentials::regenerate),
-        )
-        .route("/v1/signing-keys", get(credentials::signing_keys))
-        .route(
-            "/v1/signing-keys/rotate",
-            post(credentials::rotate_signing_key),
-        )
-        .route("/v1/audit-events", get(system::audit_events))
-        .route("/v1/replicas", get(system::replicas))
+        .merge(v1)
+        .merge(dialects::router());
+    // `/metrics` only when they are recorded (`admin.metrics`).
+    let router = if state.metrics.enabled() {
+        router.route("/metrics", get(system::metrics))
+    } else {
+        router
+    };
+    router
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -5,45 +5,54 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{nullable, path_id, query_id, JsonBody, QueryParams};
+use super::extract::{nullable, path_id, query_id, Caller, JsonBody, QueryParams};
+use super::openapi::Refusals;
 use super::views::{OrganizationView, Page, ProjectView};
 use super::{written, AdminState, ApiError};
-use crate::manage::{Actor, NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
+use crate::manage::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateOrganization {
+    /// Unique among organizations.
     name: String,
     #[serde(default)]
     abbreviation: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Only the fields present change; `null` clears a nullable one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateOrganization {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     abbreviation: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct PageParams {
+    /// Page size, 1 to 100 (default 20).
     #[serde(default)]
     pub(super) limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
     pub(super) after: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateProject {
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateProject {
     #[serde(default)]
@@ -52,9 +61,19 @@ pub(super) struct UpdateProject {
     archived: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "createOrganization",
+    path = "/v1/organizations",
+    tag = "organizations",
+    summary = "Create an organization (platform admins)",
+    request_body(content = CreateOrganization, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = OrganizationView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     JsonBody(b): JsonBody<CreateOrganization>,
 ) -> Result<Response, ApiError> {
     let w = s
@@ -74,9 +93,19 @@ pub(super) async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listOrganizations",
+    path = "/v1/organizations",
+    tag = "organizations",
+    summary = "List the organizations the caller can see",
+    params(PageParams),
+    responses((status = 200, description = "OK", body = Page<OrganizationView>), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     QueryParams(q): QueryParams<PageParams>,
 ) -> Result<Json<Page<OrganizationView>>, ApiError> {
     let after = query_id(q.after.as_deref(), "after")?;
@@ -84,18 +113,39 @@ pub(super) async fn list(
     Ok(Json(Page::from(listing, |o| o.id, OrganizationView::from)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getOrganization",
+    path = "/v1/organizations/{id}",
+    tag = "organizations",
+    summary = "Get an organization",
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "OK", body = OrganizationView), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn get(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationView>, ApiError> {
     let id = path_id(&id, "organization")?;
     Ok(Json(s.manager.organization(&actor, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "updateOrganization",
+    path = "/v1/organizations/{id}",
+    tag = "organizations",
+    summary = "Update an organization",
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    request_body(content = UpdateOrganization, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = OrganizationView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn update(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateOrganization>,
 ) -> Result<Response, ApiError> {
@@ -118,9 +168,19 @@ pub(super) async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "deleteOrganization",
+    path = "/v1/organizations/{id}",
+    tag = "organizations",
+    summary = "Delete an organization with no open accounts",
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 204, description = "Done", headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn delete(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "organization")?;
@@ -128,9 +188,20 @@ pub(super) async fn delete(
     Ok(written::<()>(StatusCode::NO_CONTENT, w.revision, None))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "createProject",
+    path = "/v1/organizations/{id}/projects",
+    tag = "projects",
+    summary = "Create a project",
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    request_body(content = CreateProject, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = ProjectView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn create_project(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<CreateProject>,
 ) -> Result<Response, ApiError> {
@@ -146,9 +217,19 @@ pub(super) async fn create_project(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listProjects",
+    path = "/v1/organizations/{id}/projects",
+    tag = "projects",
+    summary = "List an organization's projects",
+    params(("id" = Uuid, Path, description = "The organization's id"), PageParams),
+    responses((status = 200, description = "OK", body = Page<ProjectView>), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn list_projects(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<PageParams>,
 ) -> Result<Json<Page<ProjectView>>, ApiError> {
@@ -158,18 +239,39 @@ pub(super) async fn list_projects(
     Ok(Json(Page::from(listing, |p| p.id, ProjectView::from)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getProject",
+    path = "/v1/projects/{id}",
+    tag = "projects",
+    summary = "Get a project",
+    params(("id" = Uuid, Path, description = "The project's id")),
+    responses((status = 200, description = "OK", body = ProjectView), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn get_project(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let id = path_id(&id, "project")?;
     Ok(Json(s.manager.project(&actor, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "updateProject",
+    path = "/v1/projects/{id}",
+    tag = "projects",
+    summary = "Rename or archive a project",
+    params(("id" = Uuid, Path, description = "The project's id")),
+    request_body(content = UpdateProject, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = ProjectView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn update_project(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateProject>,
 ) -> Result<Response, ApiError> {

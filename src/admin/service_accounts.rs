@@ -5,32 +5,48 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{nullable, path_id, query_id, JsonBody, QueryParams};
+use super::extract::{nullable, path_id, query_id, Caller, JsonBody, QueryParams};
+use super::openapi::Refusals;
 use super::views::{AccountView, KeyView, Page};
 use super::{written, AdminState, ApiError};
-use crate::manage::{accounts_state, AccountPatch, Actor, NewAccount};
-use crate::store::AccountFilter;
+use crate::manage::{accounts_state, AccountPatch, NewAccount, NewKey};
+use crate::store::{AccountFilter, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateAccount {
     organization_id: Uuid,
+    /// Scopes the account to one project of the organization.
     #[serde(default)]
     project_id: Option<Uuid>,
+    /// Unique within the organization.
     name: String,
     #[serde(default)]
     description: Option<String>,
+    /// `member` (default) or `owner`: an owner manages its organization's accounts.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::role)]
     role: Option<String>,
+    /// What the account may do, e.g. `["orders:read"]`.
     #[serde(default)]
     scopes: Vec<String>,
+    /// RFC 3339; the account stops then.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// e.g. `"100/s"`, `"50/m burst 10"`.
     #[serde(default)]
     rate_limit: Option<String>,
+    /// Free-form JSON object.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    metadata: Metadata,
+    /// Issue the first API key with the account (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     create_api_key: bool,
 }
 
@@ -38,57 +54,93 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+/// Only the fields present change; `null` clears a nullable one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateAccount {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
+    /// Narrowing scopes cuts off tokens minted with the old ones.
     #[serde(default)]
     scopes: Option<Vec<String>>,
+    /// `false` stops every key, credential and token of the account at once.
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     rate_limit: Option<Option<String>>,
+    /// Merged into the stored object; a key set to `null` is removed.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Metadata>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
     #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
     organization_id: Option<String>,
     #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
     project_id: Option<String>,
+    /// `active`, `disabled`, `expired` or `closed`.
     #[serde(default)]
     state: Option<String>,
+    /// Page size, 1 to 100 (default 20).
     #[serde(default)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
     after: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct IssueKey {}
+pub(super) struct IssueKey {
+    #[serde(default)]
+    name: Option<String>,
+    /// RFC 3339; the key stops then.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+}
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RotateApiKey)]
 pub(super) struct Rotate {
+    /// How long the account's current keys keep working (default 0).
     #[serde(default)]
     grace_period_seconds: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct KeyList {
     data: Vec<KeyView>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "createServiceAccount",
+    path = "/v1/service-accounts",
+    tag = "service-accounts",
+    summary = "Create a service account (and, by default, its first API key)",
+    request_body(content = CreateAccount, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = AccountView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn create(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     JsonBody(b): JsonBody<CreateAccount>,
 ) -> Result<Response, ApiError> {
     let new = NewAccount {
@@ -100,26 +152,49 @@ pub(super) async fn create(
         scopes: b.scopes,
         expires_at: b.expires_at,
         rate_limit: b.rate_limit,
-        create_api_key: b.create_api_key,
+        metadata: b.metadata,
+        key: b.create_api_key.then(NewKey::default),
+        credential: None,
     };
     let w = s.manager.create_account(&actor, new).await?;
-    let (account, key) = w.value;
+    let created = w.value;
     Ok(written(
         StatusCode::CREATED,
         w.revision,
-        Some(AccountView::new(account, s.manager.now(), key)),
+        Some(AccountView::new(
+            created.account,
+            s.manager.now(),
+            created.key,
+        )),
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listServiceAccounts",
+    path = "/v1/service-accounts",
+    tag = "service-accounts",
+    summary = "List service accounts",
+    params(ListParams),
+    responses((status = 200, description = "OK", body = Page<AccountView>), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<Page<AccountView>>, ApiError> {
     let filter = AccountFilter {
         organization_id: query_id(q.organization_id.as_deref(), "organization_id")?,
         project_id: query_id(q.project_id.as_deref(), "project_id")?,
-        state: q.state.as_deref().map(accounts_state).transpose()?,
+        states: q
+            .state
+            .as_deref()
+            .map(accounts_state)
+            .transpose()?
+            .into_iter()
+            .collect(),
+        ..AccountFilter::default()
     };
     let after = query_id(q.after.as_deref(), "after")?;
     let listing = s.manager.accounts(&actor, filter, after, q.limit).await?;
@@ -131,9 +206,19 @@ pub(super) async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getServiceAccount",
+    path = "/v1/service-accounts/{id}",
+    tag = "service-accounts",
+    summary = "Get a service account",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    responses((status = 200, description = "OK", body = AccountView), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn get(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -141,9 +226,20 @@ pub(super) async fn get(
     Ok(Json(AccountView::new(account, s.manager.now(), None)))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "updateServiceAccount",
+    path = "/v1/service-accounts/{id}",
+    tag = "service-accounts",
+    summary = "Update a service account (disable, rescope, expire, limit)",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    request_body(content = UpdateAccount, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = AccountView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn update(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateAccount>,
 ) -> Result<Response, ApiError> {
@@ -155,6 +251,7 @@ pub(super) async fn update(
         enabled: b.enabled,
         expires_at: b.expires_at,
         rate_limit: b.rate_limit,
+        metadata: b.metadata,
     };
     let w = s.manager.update_account(&actor, id, patch).await?;
     Ok(written(
@@ -164,9 +261,19 @@ pub(super) async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "closeServiceAccount",
+    path = "/v1/service-accounts/{id}",
+    tag = "service-accounts",
+    summary = "Close a service account: every key, credential and token stops at once",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    responses((status = 204, description = "Done", headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn close(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -174,9 +281,19 @@ pub(super) async fn close(
     Ok(written::<()>(StatusCode::NO_CONTENT, w.revision, None))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listApiKeys",
+    path = "/v1/service-accounts/{id}/api-keys",
+    tag = "api-keys",
+    summary = "List a service account's API keys (never their values)",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    responses((status = 200, description = "OK", body = KeyList), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn list_keys(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<KeyList>, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -186,14 +303,29 @@ pub(super) async fn list_keys(
     }))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "issueApiKey",
+    path = "/v1/service-accounts/{id}/api-keys",
+    tag = "api-keys",
+    summary = "Issue another API key; its value is in this response only",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    request_body(content = IssueKey, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = KeyView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn issue_key(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
-    JsonBody(_): JsonBody<IssueKey>,
+    JsonBody(b): JsonBody<IssueKey>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
-    let w = s.manager.issue_key(&actor, id).await?;
+    let new = NewKey {
+        name: b.name,
+        expires_at: b.expires_at,
+    };
+    let w = s.manager.issue_key(&actor, id, new).await?;
     Ok(written(
         StatusCode::CREATED,
         w.revision,
@@ -201,9 +333,19 @@ pub(super) async fn issue_key(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "revokeApiKey",
+    path = "/v1/service-accounts/{id}/api-keys/{key_id}",
+    tag = "api-keys",
+    summary = "Revoke an API key",
+    params(("id" = Uuid, Path, description = "The service account's id"), ("key_id" = Uuid, Path, description = "The API key's id")),
+    responses((status = 204, description = "Done", headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn revoke_key(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -212,9 +354,20 @@ pub(super) async fn revoke_key(
     Ok(written::<()>(StatusCode::NO_CONTENT, w.revision, None))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "rotateApiKey",
+    path = "/v1/service-accounts/{id}/rotate-api-key",
+    tag = "api-keys",
+    summary = "Issue a new key; the old ones stop after the grace period",
+    params(("id" = Uuid, Path, description = "The service account's id")),
+    request_body(content = Rotate, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = AccountView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn rotate_key(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<Rotate>,
 ) -> Result<Response, ApiError> {

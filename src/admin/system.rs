@@ -1,16 +1,16 @@
 //! Health, readiness, audit events and replicas.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::extract::{query_id, QueryParams};
+use super::extract::{query_id, Caller, QueryParams};
+use super::openapi::Refusals;
 use super::organizations::PageParams;
 use super::views::{AuditView, Page, ReplicaView};
 use super::{AdminState, ApiError};
-use crate::manage::Actor;
 
 /// Liveness: the process answers.
 pub(super) async fn healthz() -> impl IntoResponse {
@@ -20,9 +20,22 @@ pub(super) async fn healthz() -> impl IntoResponse {
 /// Readiness: the cache is loaded and not past `max_staleness`.
 pub(super) async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     let now = s.clock.now_ms();
-    let (status, text) = if !s.cache.is_ready() {
+    let cache = s.authn.cache();
+    let fresh = cache.freshness();
+    let status = s.limits.status();
+    let limits = json!({
+        "backend": status.backend,
+        // "fallback": Redis unreachable, each replica counts on its own.
+        "state": match (status.backend, status.shared) {
+            ("redis", false) => "fallback",
+            ("redis", true) => "shared",
+            _ => "local",
+        },
+        "fallback_checks": status.fallbacks,
+    });
+    let (status, text) = if !fresh.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "loading")
-    } else if s.cache.is_stale(now) {
+    } else if fresh.is_stale(now) {
         (StatusCode::SERVICE_UNAVAILABLE, "stale")
     } else {
         (StatusCode::OK, "ready")
@@ -31,16 +44,52 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
         status,
         Json(json!({
             "status": text,
-            "revision": s.cache.revision(),
-            "keys": s.cache.len(),
-            "staleness_ms": s.cache.staleness_ms(now).max(0),
+            "revision": fresh.revision(),
+            "keys": cache.len(),
+            "staleness_ms": fresh.staleness_ms(now).max(0),
+            "rate_limit": limits,
         })),
     )
 }
 
+/// Prometheus text exposition format (version 0.0.4). The gauges that
+/// describe state rather than events are read now, at the scrape.
+pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
+    use crate::telemetry::metrics::*;
+    let m = &s.metrics;
+    let now = s.clock.now_ms();
+    let cache = s.authn.cache();
+    let fresh = cache.freshness();
+    m.gauge(CACHE_ENTRIES, &[]).set(cache.len() as f64);
+    m.gauge(CACHE_REVISION, &[]).set(fresh.revision() as f64);
+    m.gauge(CACHE_STALENESS, &[])
+        .set(fresh.staleness_ms(now).max(0) as f64 / 1000.0);
+    m.counter(RATE_LIMIT_FALLBACK, &[])
+        .absolute(s.limits.status().fallbacks);
+    let body = m.render().unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[utoipa::path(
+    get,
+    operation_id = "listAuditEvents",
+    path = "/v1/audit-events",
+    tag = "audit",
+    summary = "List audit events",
+    params(PageParams),
+    responses((status = 200, description = "OK", body = Page<AuditView>), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn audit_events(
     State(s): State<AdminState>,
-    actor: Actor,
+    Caller(actor): Caller,
     QueryParams(q): QueryParams<PageParams>,
 ) -> Result<Json<Page<AuditView>>, ApiError> {
     let after = query_id(q.after.as_deref(), "after")?;
@@ -48,18 +97,67 @@ pub(super) async fn audit_events(
     Ok(Json(Page::from(listing, |e| e.id, AuditView::from)))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ReplicasQuery {
+    /// A write's `X-Keygate-Revision`: answers whether every live replica has applied it.
+    #[serde(default)]
+    revision: Option<i64>,
+}
+
+/// The live replicas, and (with `?revision=`) whether they all applied it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ReplicasView {
+    /// The revision this replica has applied.
+    revision: i64,
+    /// With `?revision=N`: every live replica has applied N.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied_everywhere: Option<bool>,
+    /// With `?revision=N`: the replicas that have not yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lagging: Option<Vec<uuid::Uuid>>,
+    data: Vec<ReplicaView>,
+}
+
+/// Every live replica and the revision its cache has applied. With
+/// `?revision=N`: whether every live replica has applied it, and which have
+/// not yet — proof that a revocation (whose write answered
+/// `X-Keygate-Revision: N`) is in force everywhere.
+#[utoipa::path(
+    get,
+    operation_id = "listReplicas",
+    path = "/v1/replicas",
+    tag = "replicas",
+    summary = "List live replicas; with ?revision=N, whether every one has applied it",
+    params(ReplicasQuery),
+    responses((status = 200, description = "OK", body = ReplicasView), Refusals),
+    security(("bearer" = []))
+)]
 pub(super) async fn replicas(
     State(s): State<AdminState>,
-    actor: Actor,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let replicas: Vec<ReplicaView> = s
-        .manager
-        .replicas(&actor)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(Json(
-        json!({ "data": replicas, "revision": s.cache.revision() }),
-    ))
+    Caller(actor): Caller,
+    QueryParams(q): QueryParams<ReplicasQuery>,
+) -> Result<Json<ReplicasView>, ApiError> {
+    let own = s.authn.cache().freshness().revision();
+    let mut replicas = s.manager.replicas(&actor).await?;
+    // This replica knows its own revision better than its last heartbeat.
+    for r in replicas.iter_mut().filter(|r| r.id == s.replica_id) {
+        r.revision = r.revision.max(own);
+    }
+    let lagging: Option<Vec<_>> = q.revision.map(|wanted| {
+        replicas
+            .iter()
+            .filter(|r| r.revision < wanted)
+            .map(|r| r.id)
+            .collect()
+    });
+    Ok(Json(ReplicasView {
+        revision: own,
+        applied_everywhere: lagging
+            .as_ref()
+            .map(|l| l.is_empty() && !replicas.is_empty()),
+        lagging,
+        data: replicas.into_iter().map(Into::into).collect(),
+    }))
 }

@@ -2,13 +2,18 @@
 //! `value` appears only in the response that created it.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::manage::{IssuedKey, Listing};
-use crate::store::{ApiKey, AuditEvent, Organization, Project, Replica, Role, ServiceAccount};
+use crate::store::{
+    ApiKey, AuditEvent, Metadata, Organization, Project, Replica, Role, ServiceAccount,
+};
 
-#[derive(Serialize)]
+/// One page of a listing, oldest first. Pass `next_cursor` as `after` for
+/// the next page; it is null on the last.
+#[derive(Serialize, ToSchema)]
 pub(super) struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,
@@ -34,7 +39,7 @@ impl<T> Page<T> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct OrganizationView {
     pub id: Uuid,
     pub name: String,
@@ -55,7 +60,7 @@ impl From<Organization> for OrganizationView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct ProjectView {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -78,23 +83,32 @@ impl From<Project> for ProjectView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct AccountView {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub project_id: Option<Uuid>,
     pub name: String,
     pub description: Option<String>,
+    #[schema(schema_with = super::openapi::role)]
     pub role: Role,
     pub scopes: Vec<String>,
     pub enabled: bool,
+    /// Derived: `active`, `disabled`, `expired` or `closed`.
+    #[schema(schema_with = super::openapi::account_state)]
     pub state: &'static str,
     pub expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub created_by: Option<Uuid>,
     pub last_used_at: Option<String>,
+    /// This account's own limit, e.g. `"100/s burst 20"`.
     pub rate_limit: Option<String>,
+    /// Free-form JSON object.
+    #[schema(value_type = Object)]
+    pub metadata: Metadata,
+    /// The key issued with the account, with its `value`: only in the
+    /// response that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<KeyView>,
 }
@@ -117,15 +131,17 @@ impl AccountView {
             created_by: a.created_by,
             last_used_at: a.last_used_at.map(rfc3339),
             rate_limit: a.rate_limit,
+            metadata: a.metadata,
             api_key: key.map(KeyView::issued),
         }
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct KeyView {
     pub id: Uuid,
     pub service_account_id: Uuid,
+    pub name: Option<String>,
     /// Present only in the response that created the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -140,6 +156,7 @@ impl KeyView {
         Self {
             id: k.id,
             service_account_id: k.service_account_id,
+            name: k.name,
             value: None,
             redacted_value: k.redacted,
             created_at: rfc3339(k.created_at),
@@ -156,7 +173,7 @@ impl KeyView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct AuditView {
     pub id: Uuid,
     pub at: String,
@@ -165,6 +182,7 @@ pub(super) struct AuditView {
     pub target_type: String,
     pub target_id: Uuid,
     pub organization_id: Option<Uuid>,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -183,7 +201,7 @@ impl From<AuditEvent> for AuditView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct ReplicaView {
     pub id: Uuid,
     pub hostname: String,

@@ -11,8 +11,8 @@ use toml::{Table, Value};
 const PREFIX: &str = "KEYGATE_";
 
 /// Applies every `KEYGATE_<SECTION>__<KEY>` variable to `tree`. A value that
-/// parses as a TOML scalar (number, boolean) is taken as such; anything else is
-/// a string. Returns one message per variable that names no known section.
+/// parses as a TOML number, boolean or array (`["10.0.0.0/8"]`) is taken as
+/// such; anything else is a string. Returns one message per variable that names no known section.
 pub(crate) fn apply(
     tree: &mut Table,
     env: &HashMap<String, String>,
@@ -51,7 +51,9 @@ pub(crate) fn apply(
 fn scalar(raw: &str) -> Option<Value> {
     let doc: Table = toml::from_str(&format!("v = {raw}")).ok()?;
     match doc.get("v")? {
-        v @ (Value::Integer(_) | Value::Boolean(_) | Value::Float(_)) => Some(v.clone()),
+        v @ (Value::Integer(_) | Value::Boolean(_) | Value::Float(_) | Value::Array(_)) => {
+            Some(v.clone())
+        }
         _ => None,
     }
 }

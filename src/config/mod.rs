@@ -4,12 +4,13 @@
 
 mod env;
 mod raw;
+mod routes;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -29,17 +30,52 @@ pub struct Config {
     pub bootstrap_admin_key: Option<Secret>,
 }
 
+/// TLS on a listener.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificates that sign client certificates (mTLS).
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a client certificate is required when `client_ca` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Required,
+    Optional,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    pub tls: Option<TlsConfig>,
     pub request_timeout: Duration,
+    /// A client that has not sent a whole request head by then is dropped
+    /// (both listeners).
+    pub header_read_timeout: Duration,
     pub max_body_bytes: u64,
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` chain is believed (both
+    /// listeners); empty by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// One structured log line per proxied request.
+    pub access_log: bool,
+    /// A WebSocket tunnel with no traffic this long is closed.
+    pub websocket_idle_timeout: Duration,
+    /// A WebSocket tunnel is closed after this long, whatever happens.
+    pub websocket_max_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    /// Serve `/metrics` (and record them).
+    pub metrics: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +182,17 @@ impl fmt::Display for RateSpec {
     }
 }
 
+/// How keygate speaks to a route's upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (over TLS for `https://`).
+    Http1,
+    /// HTTP/2 with prior knowledge over plain TCP (`http://`).
+    H2c,
+    /// HTTP/2 over TLS, negotiated by ALPN (`https://`).
+    H2,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardAuth {
     Headers,
@@ -166,6 +213,15 @@ pub struct RouteConfig {
     pub forward_auth: ForwardAuth,
     pub rate_limit: Option<RateSpec>,
     pub public: bool,
+    pub upstream_protocol: UpstreamProtocol,
+    /// PEM CA certificates the upstream's certificate is verified against
+    /// (beside the public roots).
+    pub upstream_ca: Option<PathBuf>,
+    /// `Upgrade: websocket` requests are authenticated, then tunnelled.
+    pub websocket: bool,
+    /// A verified TLS client certificate is required; its subject is
+    /// forwarded as `X-Keygate-Client-Subject`.
+    pub client_cert: bool,
 }
 
 /// A secret string: `Debug` prints `***`, the memory is zeroed on drop.

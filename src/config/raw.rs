@@ -26,9 +26,15 @@ pub(crate) struct RawServer {
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) client_ca: Option<PathBuf>,
+    pub(crate) client_auth: Option<String>,
     pub(crate) request_timeout: String,
+    pub(crate) header_read_timeout: String,
     pub(crate) max_body_bytes: u64,
     pub(crate) shutdown_grace: String,
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) access_log: bool,
+    pub(crate) websocket_idle_timeout: String,
+    pub(crate) websocket_max_lifetime: String,
 }
 
 impl Default for RawServer {
@@ -38,9 +44,15 @@ impl Default for RawServer {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            client_auth: None,
             request_timeout: "30s".into(),
+            header_read_timeout: "30s".into(),
             max_body_bytes: 10 * 1024 * 1024,
             shutdown_grace: "30s".into(),
+            trusted_proxies: Vec::new(),
+            access_log: true,
+            websocket_idle_timeout: "5m".into(),
+            websocket_max_lifetime: "24h".into(),
         }
     }
 }
@@ -49,12 +61,22 @@ impl Default for RawServer {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawAdmin {
     pub(crate) listen: String,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
+    pub(crate) client_auth: Option<String>,
+    pub(crate) metrics: bool,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8081".into(),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            client_auth: None,
+            metrics: true,
         }
     }
 }
@@ -149,6 +171,14 @@ pub(crate) struct RawRoute {
     pub(crate) rate_limit: Option<String>,
     #[serde(default)]
     pub(crate) public: bool,
+    #[serde(default)]
+    pub(crate) upstream_protocol: Option<String>,
+    #[serde(default)]
+    pub(crate) upstream_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) websocket: bool,
+    #[serde(default)]
+    pub(crate) client_cert: bool,
 }
 
 fn default_forward_auth() -> String {

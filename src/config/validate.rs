@@ -1,11 +1,11 @@
 //! Validation: turn the raw tree into typed config, collecting every problem
 //! (each naming its key) rather than stopping at the first.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{Raw, RawRoute};
+use super::raw::Raw;
 use super::*;
 
 const KNOWN: &[(&str, &[&str])] = &[
@@ -16,12 +16,28 @@ const KNOWN: &[(&str, &[&str])] = &[
             "tls_cert",
             "tls_key",
             "client_ca",
+            "client_auth",
             "request_timeout",
+            "header_read_timeout",
             "max_body_bytes",
             "shutdown_grace",
+            "trusted_proxies",
+            "access_log",
+            "websocket_idle_timeout",
+            "websocket_max_lifetime",
         ],
     ),
-    ("admin", &["listen"]),
+    (
+        "admin",
+        &[
+            "listen",
+            "tls_cert",
+            "tls_key",
+            "client_ca",
+            "client_auth",
+            "metrics",
+        ],
+    ),
     ("store", &["url", "poll_interval", "max_staleness"]),
     ("tokens", &["issuer", "algorithm", "ttl", "max_ttl"]),
     ("keys", &["prefix"]),
@@ -41,6 +57,10 @@ const ROUTE_KEYS: &[&str] = &[
     "forward_auth",
     "rate_limit",
     "public",
+    "upstream_protocol",
+    "upstream_ca",
+    "websocket",
+    "client_cert",
 ];
 
 /// Every key the file (or environment) sets that keygate does not know.
@@ -80,10 +100,10 @@ pub(super) fn unknown_keys(tree: &toml::Table) -> Vec<String> {
     out
 }
 
-struct Problems(Vec<String>);
+pub(super) struct Problems(pub(super) Vec<String>);
 
 impl Problems {
-    fn push(&mut self, key: &str, msg: impl std::fmt::Display) {
+    pub(super) fn push(&mut self, key: &str, msg: impl std::fmt::Display) {
         self.0.push(format!("{key}: {msg}"));
     }
 
@@ -114,7 +134,55 @@ impl Problems {
         }
     }
 
-    fn rate(&mut self, key: &str, s: &str) -> Option<RateSpec> {
+    /// A listener's TLS keys, checked together: both files or neither, a
+    /// client CA only with a certificate, `client_auth` only with a CA.
+    fn tls(
+        &mut self,
+        section: &str,
+        cert: Option<&PathBuf>,
+        key: Option<&PathBuf>,
+        client_ca: Option<&PathBuf>,
+        client_auth: Option<&str>,
+    ) -> Option<TlsConfig> {
+        let client_auth = match client_auth {
+            None | Some("required") => ClientAuth::Required,
+            Some("optional") => ClientAuth::Optional,
+            Some(other) => {
+                self.push(
+                    &format!("{section}.client_auth"),
+                    format_args!("{other:?} is not one of required, optional"),
+                );
+                ClientAuth::Required
+            }
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: client_ca.cloned(),
+                client_auth,
+            }),
+            (None, None) => {
+                if client_ca.is_some() {
+                    self.push(
+                        &format!("{section}.client_ca"),
+                        "needs tls_cert and tls_key",
+                    );
+                }
+                None
+            }
+            (Some(_), None) => {
+                self.push(&format!("{section}.tls_key"), "is required with tls_cert");
+                None
+            }
+            (None, Some(_)) => {
+                self.push(&format!("{section}.tls_cert"), "is required with tls_key");
+                None
+            }
+        }
+    }
+
+    pub(super) fn rate(&mut self, key: &str, s: &str) -> Option<RateSpec> {
         RateSpec::parse(s).map_err(|e| self.push(key, e)).ok()
     }
 }
@@ -123,27 +191,54 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
     let mut p = Problems(Vec::new());
 
     let s = &raw.server;
-    for (key, set) in [
-        ("server.tls_cert", s.tls_cert.is_some()),
-        ("server.tls_key", s.tls_key.is_some()),
-        ("server.client_ca", s.client_ca.is_some()),
-    ] {
-        if set {
-            // Refused rather than ignored: a user asking for TLS must not get plain HTTP.
-            p.push(key, "TLS termination is not available in this release; terminate TLS in front of keygate");
-        }
-    }
     if s.max_body_bytes == 0 {
         p.push("server.max_body_bytes", "must be greater than zero");
     }
+    let mut trusted_proxies = Vec::with_capacity(s.trusted_proxies.len());
+    for (i, cidr) in s.trusted_proxies.iter().enumerate() {
+        // A bare address is its own /32 (or /128).
+        let net = cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match net {
+            Ok(n) => trusted_proxies.push(n),
+            Err(_) => p.push(
+                &format!("server.trusted_proxies[{i}]"),
+                format_args!("{cidr:?} is not a CIDR like \"10.0.0.0/8\" or an address"),
+            ),
+        }
+    }
     let server = ServerConfig {
         listen: p.addr("server.listen", &s.listen),
+        tls: p.tls(
+            "server",
+            s.tls_cert.as_ref(),
+            s.tls_key.as_ref(),
+            s.client_ca.as_ref(),
+            s.client_auth.as_deref(),
+        ),
         request_timeout: p.duration("server.request_timeout", &s.request_timeout),
+        header_read_timeout: p.duration("server.header_read_timeout", &s.header_read_timeout),
         max_body_bytes: s.max_body_bytes,
         shutdown_grace: p.duration("server.shutdown_grace", &s.shutdown_grace),
+        trusted_proxies,
+        access_log: s.access_log,
+        websocket_idle_timeout: p
+            .duration("server.websocket_idle_timeout", &s.websocket_idle_timeout),
+        websocket_max_lifetime: p
+            .duration("server.websocket_max_lifetime", &s.websocket_max_lifetime),
     };
+    let a = &raw.admin;
     let admin = AdminConfig {
-        listen: p.addr("admin.listen", &raw.admin.listen),
+        listen: p.addr("admin.listen", &a.listen),
+        tls: p.tls(
+            "admin",
+            a.tls_cert.as_ref(),
+            a.tls_key.as_ref(),
+            a.client_ca.as_ref(),
+            a.client_auth.as_deref(),
+        ),
+        metrics: a.metrics,
     };
     if server.listen == admin.listen && server.listen.port() != 0 {
         p.push(
@@ -231,10 +326,10 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             RateLimitBackend::Local
         }
     };
-    if backend == RateLimitBackend::Redis {
+    if backend == RateLimitBackend::Redis && redis::Client::open(rl.redis_url.as_str()).is_err() {
         p.push(
-            "rate_limit.backend",
-            "the redis backend is not available in this release; use \"local\"",
+            "rate_limit.redis_url",
+            "is not a Redis URL like \"redis://127.0.0.1:6379\"",
         );
     }
     let rate_limit = RateLimitConfig {
@@ -255,7 +350,7 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
 
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
-        if let Some(route) = route(&mut p, i, r) {
+        if let Some(route) = super::routes::route(&mut p, i, r) {
             if routes.iter().any(|o: &RouteConfig| o.name == route.name) {
                 p.push(
                     &format!("routes[{i}].name"),
@@ -269,6 +364,14 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
                 p.push(
                     &format!("routes[{i}].prefix"),
                     format_args!("{:?} is used by another route", route.prefix),
+                );
+            }
+            if route.client_cert && server.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
+                // Refused rather than ignored: the route would admit no one,
+                // or (worse) be read as protected when nothing checks.
+                p.push(
+                    &format!("routes[{i}].client_cert"),
+                    "needs server.tls_cert, server.tls_key and server.client_ca (mTLS)",
                 );
             }
             routes.push(route);
@@ -294,116 +397,5 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
         rate_limit,
         routes,
         bootstrap_admin_key: bootstrap,
-    })
-}
-
-const METHODS: &[&str] = &[
-    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*",
-];
-
-fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConfig> {
-    let key = |k: &str| format!("routes[{i}].{k}");
-    let before = p.0.len();
-    if r.name.trim().is_empty() {
-        p.push(&key("name"), "must not be empty");
-    }
-    let mut prefix = r.prefix.clone();
-    if !prefix.starts_with('/') {
-        p.push(&key("prefix"), format_args!("{prefix:?} must start with /"));
-    }
-    if prefix.split('/').any(|seg| seg == ".." || seg == ".")
-        || prefix.contains("//")
-        || prefix.contains('%')
-    {
-        p.push(
-            &key("prefix"),
-            format_args!("{prefix:?} must be a plain normalised path"),
-        );
-    }
-    while prefix.len() > 1 && prefix.ends_with('/') {
-        prefix.pop();
-    }
-    let upstream = match r.upstream.parse::<http::Uri>() {
-        Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {
-            if u.query().is_some() {
-                p.push(&key("upstream"), "must not carry a query string");
-            }
-            Some(u)
-        }
-        Ok(u) if u.scheme_str() == Some("https") => {
-            p.push(
-                &key("upstream"),
-                "https upstreams are not available in this release",
-            );
-            None
-        }
-        _ => {
-            p.push(
-                &key("upstream"),
-                format_args!("{:?} is not an http:// URL", r.upstream),
-            );
-            None
-        }
-    };
-    let forward_auth = match r.forward_auth.as_str() {
-        "headers" => ForwardAuth::Headers,
-        "passthrough" => ForwardAuth::Passthrough,
-        "jwt" => ForwardAuth::Jwt,
-        other => {
-            p.push(
-                &key("forward_auth"),
-                format_args!("{other:?} is not one of headers, jwt, passthrough"),
-            );
-            ForwardAuth::Headers
-        }
-    };
-    let mut scopes = BTreeMap::new();
-    for (method, list) in r.scopes {
-        let upper = method.to_ascii_uppercase();
-        if !METHODS.contains(&upper.as_str()) {
-            p.push(
-                &key("scopes"),
-                format_args!("{method:?} is not an HTTP method or \"*\""),
-            );
-        }
-        if list
-            .iter()
-            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-        {
-            p.push(
-                &key("scopes"),
-                format_args!("scopes for {method} must be non-empty words without spaces"),
-            );
-        }
-        scopes.insert(upper, list);
-    }
-    if forward_auth == ForwardAuth::Jwt && r.audience.is_none() {
-        // A forwarded token without its own audience would be accepted
-        // wherever keygate's tokens are: the upstream could replay it.
-        p.push(
-            &key("audience"),
-            "forward_auth = \"jwt\" needs an audience for the tokens the upstream receives",
-        );
-    }
-    if r.public && !scopes.is_empty() {
-        p.push(&key("public"), "a public route cannot require scopes");
-    }
-    let rate_limit = r
-        .rate_limit
-        .as_deref()
-        .and_then(|s| p.rate(&key("rate_limit"), s));
-    if p.0.len() != before {
-        return None;
-    }
-    Some(RouteConfig {
-        name: r.name,
-        prefix,
-        upstream: upstream?,
-        strip_prefix: r.strip_prefix,
-        audience: r.audience,
-        scopes,
-        forward_auth,
-        rate_limit,
-        public: r.public,
     })
 }

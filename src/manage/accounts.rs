@@ -1,13 +1,16 @@
-//! Service accounts and their API keys.
+//! Service accounts: create, change, close; who may touch which.
 
 use serde_json::json;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
-use super::{from_store, valid_name, Actor, Audit, Error, Listing, Manager, Result, Written};
-use crate::clock::parse_rfc3339;
-use crate::config::RateSpec;
-use crate::store::{AccountFilter, AccountState, ApiKey, Role, ServiceAccount, Write};
+use super::validate::{
+    valid_description, valid_expiry, valid_metadata, valid_name, valid_rate, valid_scopes,
+};
+use super::{
+    from_store, Actor, Audit, Authority, Error, IssuedCredential, IssuedKey, Manager,
+    NewCredential, NewKey, Result, Written,
+};
+use crate::store::{Metadata, Role, ServiceAccount, Write};
 
 #[derive(Debug, Default)]
 pub struct NewAccount {
@@ -19,7 +22,19 @@ pub struct NewAccount {
     pub scopes: Vec<String>,
     pub expires_at: Option<String>,
     pub rate_limit: Option<String>,
-    pub create_api_key: bool,
+    pub metadata: Metadata,
+    /// An API key to issue with the account (its value is shown once).
+    pub key: Option<NewKey>,
+    /// A client credential to create with it (its secret is shown once).
+    pub credential: Option<NewCredential>,
+}
+
+/// A new account, and what was issued with it.
+#[derive(Debug)]
+pub struct CreatedAccount {
+    pub account: ServiceAccount,
+    pub key: Option<IssuedKey>,
+    pub credential: Option<IssuedCredential>,
 }
 
 /// A PATCH: `None` leaves a field alone; `Some(None)` clears a nullable one.
@@ -31,85 +46,8 @@ pub struct AccountPatch {
     pub enabled: Option<bool>,
     pub expires_at: Option<Option<String>>,
     pub rate_limit: Option<Option<String>>,
-}
-
-/// A key just made: its stored form and its value, which is shown once.
-pub struct IssuedKey {
-    pub key: ApiKey,
-    pub value: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for IssuedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedKey")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
-const MAX_SCOPES: usize = 100;
-
-fn valid_scopes(actor: &Actor, scopes: Vec<String>) -> Result<Vec<String>> {
-    if scopes.len() > MAX_SCOPES {
-        return Err(Error::invalid(
-            "scopes",
-            format!("at most {MAX_SCOPES} scopes"),
-        ));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(scopes.len());
-    for s in scopes {
-        if s.is_empty() || s.len() > 128 || !s.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(Error::invalid(
-                "scopes",
-                format!("{s:?} is not a scope: 1-128 visible ASCII characters, no spaces"),
-            ));
-        }
-        // SECURITY: keygate's own scopes confer control over keygate; only a
-        // platform admin may hand them out.
-        if s.starts_with("keygate:") && !actor.admin {
-            return Err(Error::Forbidden(
-                "only platform admins may grant keygate: scopes",
-            ));
-        }
-        // SECURITY: scopes are global strings that upstreams trust; an owner
-        // delegates from what it holds and can never mint more.
-        if !actor.admin && !actor.scopes.contains(&s) {
-            return Err(Error::Forbidden(
-                "an owner may grant only scopes it holds itself",
-            ));
-        }
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    Ok(out)
-}
-
-pub(super) fn valid_description(d: Option<String>) -> Result<Option<String>> {
-    match d {
-        Some(d) if d.chars().count() > 1000 => Err(Error::invalid(
-            "description",
-            "must be at most 1000 characters",
-        )),
-        other => Ok(other),
-    }
-}
-
-pub(super) fn valid_expiry(s: Option<String>) -> Result<Option<i64>> {
-    s.map(|s| {
-        parse_rfc3339(&s)
-            .ok_or_else(|| Error::invalid("expires_at", format!("{s:?} is not an RFC 3339 time")))
-    })
-    .transpose()
-}
-
-fn valid_rate(s: Option<String>) -> Result<Option<String>> {
-    s.map(|s| {
-        RateSpec::parse(&s)
-            .map(|r| r.to_string())
-            .map_err(|e| Error::invalid("rate_limit", e))
-    })
-    .transpose()
+    /// Merged into the account's metadata; a `null` value removes its key.
+    pub metadata: Option<Metadata>,
 }
 
 impl Manager {
@@ -122,30 +60,48 @@ impl Manager {
             .await
             .map_err(|e| from_store(e, "service account"))?
             .ok_or(Error::NotFound("service account"))?;
-        if !actor.sees(account.organization_id, account.project_id) {
-            return Err(Error::NotFound("service account"));
-        }
+        actor.check_sees(
+            account.organization_id,
+            account.project_id,
+            "service account",
+        )?;
         Ok(account)
     }
 
-    /// An account the actor may change. SECURITY: accounts holding
-    /// `keygate:` scopes are platform infrastructure; only platform admins may
-    /// change them or their keys, or an org owner could mint itself an admin key.
+    /// An account the actor may change — itself, its keys and its
+    /// credentials. Every write goes through here, so the rules hold for
+    /// all of them.
+    ///
+    /// SECURITY: accounts holding `keygate:` scopes are platform
+    /// infrastructure; only platform admins may change them or their keys,
+    /// or an org owner could mint itself an admin key. And a non-admin may
+    /// act only on accounts whose scopes are a subset of its own (the rule
+    /// that already bounds what it may grant): else an owner holding
+    /// `orders:read` could issue itself a key for an account holding more.
     pub(super) async fn account_for_write(
         &self,
         actor: &Actor,
         id: Uuid,
     ) -> Result<ServiceAccount> {
         let account = self.account(actor, id).await?;
-        if !actor.admin && account.scopes.iter().any(|s| s.starts_with("keygate:")) {
-            return Err(Error::Forbidden(
-                "only platform admins may change accounts that hold keygate: scopes",
-            ));
-        }
+        write_permission(actor, &account)?;
         if account.closed_at.is_some() {
             return Err(closed());
         }
         Ok(account)
+    }
+
+    /// Whether `actor` may change `account` (which it can see): what an
+    /// API that reports permissions tells its caller.
+    pub fn may_change(&self, actor: &Actor, account: &ServiceAccount) -> bool {
+        actor.require_manager().is_ok()
+            && actor.sees(account.organization_id, account.project_id)
+            && write_permission(actor, account).is_ok()
+    }
+
+    /// Whether `actor` may create accounts in `org` (outside any project).
+    pub fn may_create_in(&self, actor: &Actor, org: Uuid) -> bool {
+        actor.manages_org(org)
     }
 
     /// `updated_at` for a write replacing a row last written at `previous`:
@@ -154,48 +110,11 @@ impl Manager {
         self.now().max(previous + 1)
     }
 
-    pub async fn accounts(
-        &self,
-        actor: &Actor,
-        mut filter: AccountFilter,
-        after: Option<Uuid>,
-        limit: Option<u32>,
-    ) -> Result<Listing<ServiceAccount>> {
-        actor.require_manager()?;
-        if !actor.admin {
-            // Narrow to what the actor may see; a filter outside it matches nothing.
-            if filter
-                .organization_id
-                .is_some_and(|o| o != actor.organization_id)
-                || (actor.project_id.is_some()
-                    && filter
-                        .project_id
-                        .is_some_and(|p| Some(p) != actor.project_id))
-            {
-                return Ok(Listing {
-                    data: Vec::new(),
-                    has_more: false,
-                });
-            }
-            filter.organization_id = Some(actor.organization_id);
-            if actor.project_id.is_some() {
-                filter.project_id = actor.project_id;
-            }
-        }
-        let page = Self::page(after, limit)?;
-        let accounts = self
-            .store
-            .accounts(&filter, self.now(), page)
-            .await
-            .map_err(|e| from_store(e, "service account"))?;
-        Ok(Self::listing(accounts, page))
-    }
-
     pub async fn create_account(
         &self,
         actor: &Actor,
         new: NewAccount,
-    ) -> Result<Written<(ServiceAccount, Option<IssuedKey>)>> {
+    ) -> Result<Written<CreatedAccount>> {
         actor.require_manager()?;
         if !actor.sees(new.organization_id, new.project_id) {
             return Err(Error::NotFound("organization"));
@@ -214,7 +133,7 @@ impl Manager {
                 .filter(|p| p.organization_id == new.organization_id)
                 .ok_or(Error::NotFound("project"))?;
             if project.archived {
-                return Err(Error::invalid("project_id", "project is archived"));
+                return Err(Error::Archived);
             }
         } else if actor.project_id.is_some() && !actor.admin {
             return Err(Error::Forbidden(
@@ -248,11 +167,23 @@ impl Manager {
             created_at: now,
             updated_at: now,
             last_used_at: None,
+            tokens_not_before: None,
+            metadata: valid_metadata(new.metadata)?,
         };
         let mut writes = vec![Write::InsertAccount(account.clone())];
-        let issued = new.create_api_key.then(|| self.new_key(account.id, now));
+        let issued = new
+            .key
+            .map(|k| self.new_key(account.id, now, k))
+            .transpose()?;
         if let Some(k) = &issued {
             writes.push(Write::InsertKey(k.key.clone()));
+        }
+        let credential = new
+            .credential
+            .map(|c| self.new_credential(account.id, now, c))
+            .transpose()?;
+        if let Some(c) = &credential {
+            writes.push(Write::InsertCredential(c.credential.clone()));
         }
         let audit = Audit {
             action: "service_account.create",
@@ -265,13 +196,18 @@ impl Manager {
                 "role": account.role,
                 "scopes": account.scopes,
                 "api_key_id": issued.as_ref().map(|k| k.key.id),
+                "client_id": credential.as_ref().map(|c| c.credential.client_id.as_str()),
             }),
         };
         let revision = self
             .commit(Some(actor), "service account", writes, audit)
             .await?;
         Ok(Written {
-            value: (account, issued),
+            value: CreatedAccount {
+                account,
+                key: issued,
+                credential,
+            },
             revision,
         })
     }
@@ -284,6 +220,7 @@ impl Manager {
     ) -> Result<Written<ServiceAccount>> {
         let mut account = self.account_for_write(actor, id).await?;
         let previous_updated_at = account.updated_at;
+        let before = account.clone();
         let mut changed = serde_json::Map::new();
         if let Some(name) = patch.name {
             account.name = valid_name("name", &name)?;
@@ -309,7 +246,27 @@ impl Manager {
             account.rate_limit = valid_rate(rate_limit)?;
             changed.insert("rate_limit".into(), json!(account.rate_limit));
         }
+        if let Some(metadata) = patch.metadata {
+            let mut merged = account.metadata.clone();
+            for (k, v) in metadata {
+                if v.is_null() {
+                    merged.remove(&k);
+                } else {
+                    merged.insert(k, v);
+                }
+            }
+            account.metadata = valid_metadata(merged)?;
+            changed.insert("metadata".into(), json!(account.metadata));
+        }
         account.updated_at = self.next_updated_at(previous_updated_at);
+        // SECURITY: disabling an account, or taking a scope from it, ends
+        // the tokens it already holds — stored, so a restart or another
+        // replica never revives them.
+        let narrowed = before.scopes.iter().any(|s| !account.scopes.contains(s));
+        if (before.enabled && !account.enabled) || narrowed {
+            account.tokens_not_before = Some(account.updated_at);
+            changed.insert("tokens_not_before".into(), json!(account.updated_at));
+        }
         let audit = Audit {
             action: "service_account.update",
             target_type: "service_account",
@@ -341,6 +298,7 @@ impl Manager {
         let now = self.next_updated_at(previous_updated_at);
         account.closed_at = Some(now);
         account.updated_at = now;
+        account.tokens_not_before = Some(now);
         let audit = Audit {
             action: "service_account.close",
             target_type: "service_account",
@@ -370,154 +328,31 @@ impl Manager {
             revision,
         })
     }
-
-    fn new_key(&self, account_id: Uuid, now: i64) -> IssuedKey {
-        let g = self.format.generate_key();
-        IssuedKey {
-            key: ApiKey {
-                id: Uuid::now_v7(),
-                service_account_id: account_id,
-                hash: g.hash,
-                redacted: g.redacted,
-                created_at: now,
-                expires_at: None,
-                revoked_at: None,
-                last_used_at: None,
-            },
-            value: g.value,
-        }
-    }
-
-    /// Live keys of an account (never their values).
-    pub async fn keys(&self, actor: &Actor, account_id: Uuid) -> Result<Vec<ApiKey>> {
-        self.account(actor, account_id).await?;
-        let now = self.now();
-        let keys = self
-            .store
-            .keys_of(account_id)
-            .await
-            .map_err(|e| from_store(e, "api key"))?;
-        Ok(keys.into_iter().filter(|k| k.is_live(now)).collect())
-    }
-
-    pub async fn issue_key(&self, actor: &Actor, account_id: Uuid) -> Result<Written<IssuedKey>> {
-        let account = self.account_for_write(actor, account_id).await?;
-        let issued = self.new_key(account_id, self.now());
-        let audit = Audit {
-            action: "api_key.create",
-            target_type: "api_key",
-            target_id: issued.key.id,
-            organization_id: Some(account.organization_id),
-            details: json!({ "service_account_id": account_id, "redacted_value": issued.key.redacted }),
-        };
-        let revision = self
-            .commit(
-                Some(actor),
-                "api key",
-                vec![Write::InsertKey(issued.key.clone())],
-                audit,
-            )
-            .await?;
-        Ok(Written {
-            value: issued,
-            revision,
-        })
-    }
-
-    pub async fn revoke_key(
-        &self,
-        actor: &Actor,
-        account_id: Uuid,
-        key_id: Uuid,
-    ) -> Result<Written<()>> {
-        let account = self.account_for_write(actor, account_id).await?;
-        let audit = Audit {
-            action: "api_key.revoke",
-            target_type: "api_key",
-            target_id: key_id,
-            organization_id: Some(account.organization_id),
-            details: json!({ "service_account_id": account_id }),
-        };
-        let revision = self
-            .commit(
-                Some(actor),
-                "api key",
-                vec![Write::RevokeKey {
-                    account_id,
-                    key_id,
-                    at: self.now(),
-                }],
-                audit,
-            )
-            .await?;
-        Ok(Written {
-            value: (),
-            revision,
-        })
-    }
-
-    /// Issues a new key; the old ones stop working after `grace_seconds`
-    /// (at once when 0). One commit: there is never a moment with no key.
-    pub async fn rotate_key(
-        &self,
-        actor: &Actor,
-        account_id: Uuid,
-        grace_seconds: u64,
-    ) -> Result<Written<(ServiceAccount, IssuedKey)>> {
-        const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
-        if grace_seconds > MAX_GRACE_SECONDS {
-            return Err(Error::invalid(
-                "grace_period_seconds",
-                format!("must be at most {MAX_GRACE_SECONDS} (30 days)"),
-            ));
-        }
-        let account = self.account_for_write(actor, account_id).await?;
-        let now = self.now();
-        let issued = self.new_key(account_id, now);
-        let retire = if grace_seconds == 0 {
-            Write::RevokeAllKeys {
-                account_id,
-                at: now,
-            }
-        } else {
-            // u64 → i64 is lossless below the 30-day cap.
-            Write::ExpireAllKeys {
-                account_id,
-                at: now + i64::try_from(grace_seconds).unwrap_or(0) * 1000,
-            }
-        };
-        let audit = Audit {
-            action: "service_account.rotate_api_key",
-            target_type: "service_account",
-            target_id: account_id,
-            organization_id: Some(account.organization_id),
-            details: json!({ "grace_period_seconds": grace_seconds, "api_key_id": issued.key.id }),
-        };
-        let writes = vec![retire, Write::InsertKey(issued.key.clone())];
-        let revision = self
-            .commit(Some(actor), "service account", writes, audit)
-            .await?;
-        Ok(Written {
-            value: (account, issued),
-            revision,
-        })
-    }
 }
 
-fn closed() -> Error {
+/// The write rules beyond visibility (see [`Manager::account_for_write`]).
+fn write_permission(actor: &Actor, account: &ServiceAccount) -> Result<()> {
+    if !actor.admin && account.scopes.iter().any(|s| s.starts_with("keygate:")) {
+        return Err(Error::Forbidden(
+            "only platform admins may change accounts that hold keygate: scopes",
+        ));
+    }
+    if !actor.admin
+        && !actor
+            .scopes
+            .covers(account.scopes.iter().map(String::as_str))
+    {
+        return Err(Error::Forbidden(
+            "an owner may change only accounts whose scopes it holds itself",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn closed() -> Error {
     Error::Conflict {
         code: "account_closed",
         param: None,
         message: "service account is closed".into(),
     }
-}
-
-/// The state filter as given in a query string.
-pub fn parse_state(s: &str) -> Result<AccountState> {
-    AccountState::parse(s).ok_or_else(|| {
-        Error::invalid(
-            "state",
-            format!("{s:?} is not one of active, disabled, expired, closed"),
-        )
-    })
 }

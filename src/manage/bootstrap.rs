@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{from_store, Audit, Error, Manager, Result};
 use crate::config::Secret;
-use crate::credential::KeyHash;
+use crate::secret::KeyHash;
 use crate::store::{ApiKey, Organization, Role, ServiceAccount, Write, ADMIN_SCOPE};
 
 const PLATFORM_ORG: &str = "platform";
@@ -70,6 +70,8 @@ impl Manager {
             created_at: now,
             updated_at: now,
             last_used_at: None,
+            tokens_not_before: None,
+            metadata: Default::default(),
         };
         let (value, hash, redacted, generated) = match admin_key {
             Some(k) => (
@@ -87,6 +89,7 @@ impl Manager {
         let api_key = ApiKey {
             id: Uuid::now_v7(),
             service_account_id: account.id,
+            name: None,
             hash,
             redacted,
             created_at: now,

@@ -5,11 +5,11 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::accounts::{valid_description, valid_expiry};
-use super::{from_store, valid_name, Actor, Audit, Error, Manager, Result, Written};
+use super::validate::{valid_description, valid_expiry, valid_name};
+use super::{from_store, Actor, Audit, Error, Manager, Result, Written};
 use crate::store::{ClientCredential, Write};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct NewCredential {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -73,24 +73,8 @@ impl Manager {
         new: NewCredential,
     ) -> Result<Written<IssuedCredential>> {
         let account = self.account_for_write(actor, account_id).await?;
-        let now = self.now();
-        let expires_at = valid_expiry(new.expires_at)?;
-        if expires_at.is_some_and(|e| e <= now) {
-            return Err(Error::invalid("expires_at", "must be in the future"));
-        }
-        let secret = self.format.generate_secret();
-        let credential = ClientCredential {
-            id: Uuid::now_v7(),
-            client_id: self.format.generate_client_id(),
-            service_account_id: account_id,
-            name: valid_name("name", new.name.as_deref().unwrap_or("default"))?,
-            description: valid_description(new.description)?,
-            secret_hash: secret.hash,
-            created_at: now,
-            expires_at,
-            deleted_at: None,
-            last_used_at: None,
-        };
+        let IssuedCredential { credential, secret } =
+            self.new_credential(account_id, self.now(), new)?;
         let audit = Audit {
             action: "credential.create",
             target_type: "credential",
@@ -107,11 +91,37 @@ impl Manager {
             )
             .await?;
         Ok(Written {
-            value: IssuedCredential {
-                credential,
-                secret: secret.value,
-            },
+            value: IssuedCredential { credential, secret },
             revision,
+        })
+    }
+
+    /// A fresh credential for `account_id`, validated; not yet written.
+    pub(super) fn new_credential(
+        &self,
+        account_id: Uuid,
+        now: i64,
+        new: NewCredential,
+    ) -> Result<IssuedCredential> {
+        let expires_at = valid_expiry(new.expires_at)?;
+        if expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let secret = self.format.generate_secret();
+        Ok(IssuedCredential {
+            credential: ClientCredential {
+                id: Uuid::now_v7(),
+                client_id: self.format.generate_client_id(),
+                service_account_id: account_id,
+                name: valid_name("name", new.name.as_deref().unwrap_or("default"))?,
+                description: valid_description(new.description)?,
+                secret_hash: secret.hash,
+                created_at: now,
+                expires_at,
+                deleted_at: None,
+                last_used_at: None,
+            },
+            secret: secret.value,
         })
     }
 

@@ -2,7 +2,7 @@
 //! what, what input is valid, which writes commit together — free of HTTP so
 //! the native API and every dialect share them.
 //!
-//! Authorization model (DESIGN: Admin listener): a principal holding
+//! Authorization model (see docs/ARCHITECTURE.md): a principal holding
 //! `keygate:admin` may do anything; a service account with role `owner` may
 //! manage its own organization (org-scoped) or project (project-scoped);
 //! anything else is forbidden. What an actor cannot see answers "not found",
@@ -11,55 +11,69 @@
 mod accounts;
 mod bootstrap;
 mod credentials;
+mod keys;
+mod listings;
 mod orgs;
+mod revocations;
 mod signing_keys;
-mod tokens;
+mod validate;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use accounts::{parse_state as accounts_state, AccountPatch, IssuedKey, NewAccount};
+pub use accounts::{AccountPatch, CreatedAccount, NewAccount};
 pub use credentials::{CredentialPatch, IssuedCredential, NewCredential};
+pub use keys::{IssuedKey, NewKey};
+pub use listings::{parse_state as accounts_state, Counted};
 pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
 
-use crate::cache::sync::Syncer;
-use crate::cache::{Principal, ScopeSet};
+use crate::authn::Principal;
 use crate::clock::SharedClock;
-use crate::credential::ApiKeyFormat;
+use crate::secret::ApiKeyFormat;
 use crate::store::{self, AuditEvent, Role, Store, Write, WriteBatch};
 
-/// Who is asking.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub account_id: Uuid,
-    pub organization_id: Uuid,
-    pub project_id: Option<Uuid>,
-    pub role: Role,
-    pub admin: bool,
-    /// The actor's own scopes: an owner may grant only these.
-    pub scopes: Arc<ScopeSet>,
+/// Who is asking: the authenticated principal, as is.
+pub type Actor = Principal;
+
+/// Told of every commit this replica makes, before the write call returns
+/// (replication applies it to the local cache, so a revocation through this
+/// replica is effective here at once).
+#[async_trait]
+pub trait AfterCommit: Send + Sync {
+    async fn committed(&self, revision: i64);
 }
 
-impl From<&Principal> for Actor {
-    fn from(p: &Principal) -> Self {
-        Self {
-            account_id: p.account_id,
-            organization_id: p.organization_id,
-            project_id: p.project_id,
-            role: p.role,
-            admin: p.admin,
-            scopes: Arc::clone(&p.scopes),
-        }
-    }
+/// The authorization rules an actor is held to.
+trait Authority {
+    fn sees(&self, org: Uuid, project: Option<Uuid>) -> bool;
+    /// `Ok` when the actor sees `org`/`project`; else not found for
+    /// another organization's things (never their data), forbidden for
+    /// another project of its own organization.
+    fn check_sees(&self, org: Uuid, project: Option<Uuid>, what: &'static str) -> Result<()>;
+    fn require_manager(&self) -> Result<()>;
+    fn manages_org(&self, org: Uuid) -> bool;
 }
 
-impl Actor {
+impl Authority for Principal {
     /// May this actor see things in `org` / `project` at all?
     fn sees(&self, org: Uuid, project: Option<Uuid>) -> bool {
         self.admin
             || (self.organization_id == org
                 && (self.project_id.is_none() || self.project_id == project))
+    }
+
+    fn check_sees(&self, org: Uuid, project: Option<Uuid>, what: &'static str) -> Result<()> {
+        if self.sees(org, project) {
+            Ok(())
+        } else if self.organization_id == org {
+            Err(Error::Forbidden(
+                "a project-scoped owner may act only in its own project",
+            ))
+        } else {
+            Err(Error::NotFound(what))
+        }
     }
 
     /// Admin or owner; members manage nothing.
@@ -93,6 +107,9 @@ pub enum Error {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The project is archived: nothing new may be made in it.
+    #[error("project is archived")]
+    Archived,
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -151,7 +168,7 @@ pub struct Written<T> {
 
 pub struct Manager {
     pub(crate) store: Arc<dyn Store>,
-    syncer: Arc<Syncer>,
+    after_commit: Arc<dyn AfterCommit>,
     format: ApiKeyFormat,
     clock: SharedClock,
     /// Longest a token lives: how long a closed account must be remembered.
@@ -171,14 +188,14 @@ pub const DEFAULT_PAGE: u32 = 20;
 impl Manager {
     pub fn new(
         store: Arc<dyn Store>,
-        syncer: Arc<Syncer>,
+        after_commit: Arc<dyn AfterCommit>,
         format: ApiKeyFormat,
         clock: SharedClock,
         token_max_ttl: std::time::Duration,
     ) -> Self {
         Self {
             store,
-            syncer,
+            after_commit,
             format,
             clock,
             token_max_ttl_ms: i64::try_from(token_max_ttl.as_millis()).unwrap_or(i64::MAX / 2),
@@ -216,10 +233,7 @@ impl Manager {
             .write(batch)
             .await
             .map_err(|e| from_store(e, what))?;
-        if let Err(e) = self.syncer.catch_up().await {
-            // Committed; other replicas (and this one's poll) will pick it up.
-            tracing::warn!(error = %e, revision, "write committed but local cache catch-up failed");
-        }
+        self.after_commit.committed(revision).await;
         Ok(revision)
     }
 
@@ -288,19 +302,4 @@ struct Audit {
     target_id: Uuid,
     organization_id: Option<Uuid>,
     details: serde_json::Value,
-}
-
-/// Names: 1–255 characters after trimming, no control characters.
-fn valid_name(param: &'static str, name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid(param, "must not be empty"));
-    }
-    if name.chars().count() > 255 {
-        return Err(Error::invalid(param, "must be at most 255 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(param, "must not contain control characters"));
-    }
-    Ok(name.to_string())
 }

@@ -3,7 +3,8 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{from_store, valid_name, Actor, Audit, Error, Listing, Manager, Result, Written};
+use super::validate::valid_name;
+use super::{from_store, Actor, Audit, Authority, Error, Listing, Manager, Result, Written};
 use crate::store::{Organization, Project, Write};
 
 #[derive(Debug, Default)]
@@ -284,9 +285,7 @@ impl Manager {
             .await
             .map_err(|e| from_store(e, "project"))?
             .ok_or(Error::NotFound("project"))?;
-        if !actor.sees(project.organization_id, Some(project.id)) {
-            return Err(Error::NotFound("project"));
-        }
+        actor.check_sees(project.organization_id, Some(project.id), "project")?;
         Ok(project)
     }
 

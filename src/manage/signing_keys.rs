@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{from_store, Actor, Audit, Error, Manager, Result, Written};
+use crate::jwt::signing;
 use crate::store::{SigningKeyRecord, Write};
-use crate::token::keys;
 
 /// Old keys stay published this long past their last token's expiry: the
 /// proxy's exp leeway plus clock skew between replicas.
@@ -43,7 +43,7 @@ impl Manager {
             .map_err(|e| from_store(e, "signing key"))?;
         if existing
             .iter()
-            .any(|k| k.algorithm == keys::algorithm_name(alg))
+            .any(|k| k.algorithm == signing::algorithm_name(alg))
         {
             return Ok(());
         }
@@ -112,13 +112,13 @@ impl Manager {
         action: &'static str,
     ) -> Result<Written<SigningKeyRecord>> {
         let kid = uuid::Uuid::now_v7().simple().to_string();
-        let (private_der, public_jwk) = keys::generate(alg, &kid).map_err(|e| {
+        let (private_der, public_jwk) = signing::generate(alg, &kid).map_err(|e| {
             tracing::error!(error = %e, "signing key generation failed");
             Error::Internal
         })?;
         let record = SigningKeyRecord {
             kid: kid.clone(),
-            algorithm: keys::algorithm_name(alg).into(),
+            algorithm: signing::algorithm_name(alg).into(),
             private_der,
             public_jwk,
             created_at: self.now(),

@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::OAuthState;
-use crate::token::keys;
+use crate::jwt::signing;
 
 /// RFC 7517 JWK Set of every published key, including the next one before it
 /// signs. Cacheable briefly: relying parties refetch on an unknown `kid`.
@@ -30,7 +30,7 @@ pub(super) async fn metadata(State(s): State<Arc<OAuthState>>) -> Response {
         .ring()
         .algorithms(s.clock.now_ms())
         .into_iter()
-        .map(keys::algorithm_name)
+        .map(signing::algorithm_name)
         .collect();
     Json(json!({
         "issuer": s.minter.issuer(),

@@ -73,6 +73,17 @@ impl OAuthError {
         }
     }
 
+    pub(super) fn too_many_revocations(wait: u64) -> Self {
+        Self {
+            retry_after: Some(wait),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            ..Self::new(
+                Code::InvalidRequest,
+                "too many revocations from this client; retry later",
+            )
+        }
+    }
+
     pub(super) fn unavailable() -> Self {
         Self {
             status: Some(StatusCode::SERVICE_UNAVAILABLE),

@@ -3,7 +3,7 @@
 //! API key (Bearer). A caller that is not a platform admin sees and revokes
 //! only tokens of its own organization.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -14,13 +14,12 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::{Code, OAuthError};
-use super::token::{client_auth, Form};
-use super::OAuthState;
-use crate::cache::Principal;
-use crate::credential;
-use crate::token::verify::looks_like_jwt;
+use super::form::{client_auth, Form};
+use super::{refused, OAuthState};
+use crate::authn::{presented, Accept, Inspected, Principal};
+use crate::jwt::verify::{looks_like_jwt, LEEWAY_SECONDS};
 
-/// Who is calling: the principal and whether it is a platform admin.
+/// Who is calling, and with which client id (none for an admin key).
 struct Caller {
     principal: Arc<Principal>,
     client_id: Option<String>,
@@ -34,47 +33,44 @@ impl Caller {
 
 fn authenticate(
     s: &OAuthState,
-    ip: Option<std::net::IpAddr>,
+    peer: IpAddr,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Caller, OAuthError> {
-    let now = s.clock.now_ms();
-    if let Some(wait) = ip.and_then(|ip| s.limits.failed_auth.blocked(ip)) {
-        return Err(OAuthError::too_many_failures(wait));
-    }
-    let failed = |e: OAuthError| match ip.and_then(|ip| s.limits.failed_auth.record_failure(ip)) {
-        Some(wait) => OAuthError::too_many_failures(wait),
-        None => e,
-    };
     let auth = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    if let Some(bytes) = auth.filter(|b| credential::is_keygate_authorization(b)) {
-        // An admin API key as Bearer.
-        let key = credential::extract(Some(bytes), None)
-            .map_err(|_| failed(OAuthError::client(false)))?;
-        // A custom KEYGATE_ADMIN_KEY need not be in keygate's key format.
-        let found = if s.cache.format().is_well_formed(key) {
-            s.cache.authenticate(key, now)
-        } else {
-            s.cache.authenticate_any(key, now)
-        };
-        let principal = found
-            .ok()
-            .filter(|p| p.admin)
-            .ok_or_else(|| failed(OAuthError::client(false)))?;
+    if auth.is_some_and(presented::is_keygate_authorization) {
+        // An admin API key as Bearer (a custom admin key included).
+        let principal = s
+            .authn
+            .bearer(
+                peer,
+                presented::extract(
+                    headers
+                        .get_all(header::AUTHORIZATION)
+                        .iter()
+                        .map(HeaderValue::as_bytes),
+                    None,
+                ),
+                Accept::Admin,
+            )
+            .map_err(|r| refused(r, OAuthError::client(false)))?;
+        if !principal.admin {
+            return Err(OAuthError::client(false));
+        }
         return Ok(Caller {
             principal,
             client_id: None,
         });
     }
     let c = client_auth(headers, form)
-        .map_err(failed)?
-        .ok_or_else(|| failed(OAuthError::client(false)))?;
+        .map_err(|e| s.charged(peer, e))?
+        .ok_or_else(|| s.charged(peer, OAuthError::client(false)))?;
     let principal = s
-        .cache
-        .authenticate_client(&c.client_id, &c.secret, now)
-        .map_err(|_| failed(OAuthError::client(c.basic)))?;
+        .authn
+        .client(peer, &c.client_id, &c.secret)
+        .map_err(|r| refused(r, OAuthError::client(c.basic)))?;
     Ok(Caller {
         principal,
         client_id: Some(c.client_id),
@@ -89,18 +85,13 @@ fn no_store(mut res: Response) -> Response {
 
 pub(super) async fn introspect(
     State(s): State<Arc<OAuthState>>,
-    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ip = peer.map(|axum::Extension(ConnectInfo(a))| a.ip());
     let result = (|| {
-        if s.cache.is_stale(s.clock.now_ms()) {
-            // Past max_staleness we cannot vouch for any token.
-            return Err(OAuthError::unavailable());
-        }
         let form = Form::parse(&headers, &body)?;
-        let caller = authenticate(&s, ip, &headers, &form)?;
+        let caller = authenticate(&s, peer.ip(), &headers, &form)?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "token is required"))?;
@@ -115,43 +106,36 @@ pub(super) async fn introspect(
 /// RFC 7662 §2.2: active tokens with their claims; anything else, or a token
 /// the caller may not see, is just `{"active": false}`.
 fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
-    let now = s.clock.now_ms();
     let inactive = json!({ "active": false });
-    if looks_like_jwt(token) {
-        let Ok(v) = s.verifier.live(token, &s.cache, now) else {
-            return inactive;
-        };
-        if !caller.may_see(&v.principal.organization_id) {
-            return inactive;
+    match s.authn.inspect(token) {
+        Some(Inspected::Jwt(v)) if caller.may_see(&v.principal.organization_id) => {
+            let c = &v.claims;
+            let mut out = json!({
+                "active": true,
+                "token_type": "Bearer",
+                "scope": c.scope,
+                "client_id": c.client_id,
+                "sub": c.sub,
+                "aud": c.aud,
+                "iss": c.iss,
+                "exp": c.exp,
+                "iat": c.iat,
+                "nbf": c.nbf,
+                "jti": c.jti,
+                "org_id": c.org_id,
+            });
+            if let Some(p) = &c.project_id {
+                out["project_id"] = json!(p);
+            }
+            out
         }
-        let c = &v.claims;
-        let mut out = json!({
-            "active": true,
-            "token_type": "Bearer",
-            "scope": c.scope,
-            "client_id": c.client_id,
-            "sub": c.sub,
-            "aud": c.aud,
-            "iss": c.iss,
-            "exp": c.exp,
-            "iat": c.iat,
-            "nbf": c.nbf,
-            "jti": c.jti,
-            "org_id": c.org_id,
-        });
-        if let Some(p) = &c.project_id {
-            out["project_id"] = json!(p);
-        }
-        return out;
-    }
-    match s.cache.authenticate(token, now) {
-        Ok(p) if caller.may_see(&p.organization_id) => {
+        Some(Inspected::ApiKey(p)) if caller.may_see(&p.organization_id) => {
             // RFC 7662: absent, never null.
             let mut out = json!({
                 "active": true,
                 "token_type": "api_key",
                 "scope": p.scopes.iter().collect::<Vec<_>>().join(" "),
-                "client_id": p.key_id,
+                "client_id": p.credential_id,
                 "sub": p.account_id,
                 "org_id": p.organization_id,
             });
@@ -169,19 +153,15 @@ fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
 
 pub(super) async fn revoke(
     State(s): State<Arc<OAuthState>>,
-    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ip = peer.map(|axum::Extension(ConnectInfo(a))| a.ip());
-    if s.cache.is_stale(s.clock.now_ms()) {
-        return OAuthError::unavailable().into_response();
-    }
     let form = match Form::parse(&headers, &body) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    let caller = match authenticate(&s, ip, &headers, &form) {
+    let caller = match authenticate(&s, peer.ip(), &headers, &form) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -197,7 +177,7 @@ pub(super) async fn revoke(
         .into_response();
     }
     // RFC 7009 §2.2: an invalid or already expired token is not an error.
-    let Ok(v) = s.verifier.verify(token, &s.cache, s.clock.now_ms()) else {
+    let Some(v) = s.authn.verified(token) else {
         return StatusCode::OK.into_response();
     };
     let own = caller.principal.admin
@@ -210,13 +190,23 @@ pub(super) async fn revoke(
         )
         .into_response();
     }
+    // SECURITY: a revocation is a write every replica applies. Revoking a
+    // revoked token is a no-op (RFC 7009 §2.2 answers 200 either way), and
+    // each caller may revoke only so fast.
+    if s.authn.is_revoked(&v.claims.jti) {
+        return no_store(StatusCode::OK.into_response());
+    }
+    let limit = s.limits.revocation(caller.principal.account_id).await;
+    if !limit.allowed {
+        return OAuthError::too_many_revocations(limit.reset_secs).into_response();
+    }
     match s
         .manager
         .revoke_token(
-            Some(caller.principal.account_id),
+            &caller.principal,
             &v.claims.jti,
             // Kept while the proxy could still accept the token (leeway).
-            (v.claims.exp + crate::token::verify::LEEWAY_SECONDS).saturating_mul(1000),
+            (v.claims.exp + LEEWAY_SECONDS).saturating_mul(1000),
             v.principal.organization_id,
         )
         .await

@@ -1,23 +1,28 @@
 //! The OAuth 2.0 surface of the public listener: `/oauth2/token`,
-//! `/.well-known/jwks.json` and discovery (RFC 8414, OpenID Connect
-//! Discovery). Errors become RFC 6749 §5.2 JSON in [`error`]. Served ahead of
-//! the configured routes; never the admin API.
+//! `/oauth2/introspect`, `/oauth2/revoke`, `/.well-known/jwks.json` and
+//! discovery (RFC 8414, OpenID Connect Discovery). Who is calling is the
+//! authenticator's decision; this module speaks the protocol and renders
+//! RFC 6749 §5.2 errors ([`error`]). Served ahead of the configured routes;
+//! never the admin API.
 
 mod discovery;
 mod error;
+mod form;
 mod introspect;
 mod token;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::cache::Cache;
+use self::error::OAuthError;
+use crate::authn::{self, Authenticator};
 use crate::clock::SharedClock;
+use crate::jwt::Minter;
 use crate::manage::Manager;
-use crate::ratelimit::Limits;
-use crate::token::{Minter, TokenVerifier};
+use crate::ratelimit::RateLimits;
 
 /// Paths this module owns on the public listener.
 pub fn owns(path: &str) -> bool {
@@ -26,11 +31,32 @@ pub fn owns(path: &str) -> bool {
 
 pub struct OAuthState {
     pub minter: Arc<Minter>,
-    pub verifier: Arc<TokenVerifier>,
+    pub authn: Arc<Authenticator>,
     pub manager: Arc<Manager>,
-    pub cache: Arc<Cache>,
-    pub limits: Arc<Limits>,
+    pub limits: Arc<RateLimits>,
     pub clock: SharedClock,
+}
+
+impl OAuthState {
+    /// `e`, after charging a presentation that could not be read to the
+    /// caller's address.
+    fn charged(&self, peer: IpAddr, e: OAuthError) -> OAuthError {
+        refused(self.authn.malformed(peer), e)
+    }
+}
+
+/// An authentication refusal in RFC 6749 terms; `invalid` is what a bad
+/// credential answers here.
+fn refused(r: authn::Refusal, invalid: OAuthError) -> OAuthError {
+    match r {
+        authn::Refusal::Missing | authn::Refusal::Invalid => invalid,
+        authn::Refusal::Stale => OAuthError::unavailable(),
+        authn::Refusal::Throttled(wait) => OAuthError::too_many_failures(wait),
+        authn::Refusal::Ambiguous => OAuthError::new(
+            error::Code::InvalidRequest,
+            "present one credential, not several",
+        ),
+    }
 }
 
 pub fn router(state: Arc<OAuthState>) -> Router {

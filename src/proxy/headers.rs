@@ -2,42 +2,60 @@
 //! and spoofed-identity stripping, `X-Forwarded-*`, `X-Request-Id`, and the
 //! identity headers keygate vouches for.
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
-use crate::cache::Principal;
+use crate::authn::Principal;
+use crate::listener::ConnInfo;
 
-pub(super) static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(super) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(super) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(super) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(super) static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub(super) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub(super) static X_KEYGATE_ACCOUNT: HeaderName = HeaderName::from_static("x-keygate-account");
 pub(super) static X_KEYGATE_ORG: HeaderName = HeaderName::from_static("x-keygate-org");
 pub(super) static X_KEYGATE_PROJECT: HeaderName = HeaderName::from_static("x-keygate-project");
 pub(super) static X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
 pub(super) static X_KEYGATE_CREDENTIAL: HeaderName =
     HeaderName::from_static("x-keygate-credential");
+/// The subject of the verified TLS client certificate, on `client_cert` routes.
+pub(super) static X_KEYGATE_CLIENT_SUBJECT: HeaderName =
+    HeaderName::from_static("x-keygate-client-subject");
 
-const HTTP: HeaderValue = HeaderValue::from_static("http");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// RFC 9110 §7.6.1: connection-specific fields, never forwarded.
-static HOP_BY_HOP: [&HeaderName; 8] = [
+/// RFC 9110 §7.6.1: connection-specific fields, never forwarded. (`TE` is
+/// one too, but `TE: trailers` is kept: see [`remove_hop_by_hop`].
+/// `Trailer` only announces trailer fields and is end to end.)
+static HOP_BY_HOP: [&HeaderName; 7] = [
     &header::CONNECTION,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
     &header::PROXY_AUTHENTICATE,
     &header::PROXY_AUTHORIZATION,
-    &header::TE,
-    &header::TRAILER,
     &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
 ];
 
 /// Removes hop-by-hop fields, including any the `Connection` field names.
+/// `TE` survives only as `TE: trailers`, the one value HTTP/2 allows (RFC
+/// 9113 §8.2.2): gRPC servers refuse a request without it, and it says
+/// only that the client reads trailers, which keygate forwards.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(te) = headers.get(header::TE) {
+        let trailers_only = te.as_bytes().eq_ignore_ascii_case(b"trailers")
+            && headers.get_all(header::TE).iter().nth(1).is_none();
+        if !trailers_only {
+            headers.remove(header::TE);
+        }
+    }
     // Names listed in Connection are rare; collect only when present.
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
@@ -56,18 +74,33 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    headers.remove(header::UPGRADE);
     for name in named {
+        // Naming a field keygate sets changes nothing: they are set after.
         headers.remove(name);
     }
 }
 
-/// SECURITY: identity headers are keygate's word; a client must never be able
-/// to supply them. Removes every `X-Keygate-*` the client sent.
-pub fn remove_spoofed_identity(headers: &mut HeaderMap) {
+/// Headers keygate sets itself, or reads as a credential.
+static OWN: [&str; 7] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
+    "x-request-id",
+    "x-api-key",
+];
+
+/// SECURITY: identity and forwarding headers are keygate's word; a client
+/// must never be able to supply them. Removes every `X-Keygate-*` the
+/// client sent, and every header whose name, with `_` read as `-`, is one
+/// keygate sets or reads as a credential: WSGI, Rack, PHP and CGI servers
+/// read `X_Keygate_Account` as `X-Keygate-Account`. (The `-` spellings of
+/// the forwarding headers are replaced in [`set_forwarded`].)
+pub fn remove_spoofed(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str().starts_with("x-keygate-"))
+        .filter(|n| is_spoofed(n.as_str().as_bytes()))
         .cloned()
         .collect();
     for name in spoofed {
@@ -75,34 +108,73 @@ pub fn remove_spoofed_identity(headers: &mut HeaderMap) {
     }
 }
 
+fn is_spoofed(name: &[u8]) -> bool {
+    const IDENTITY: &[u8] = b"x-keygate-";
+    if name.len() >= IDENTITY.len() && dashed_eq(&name[..IDENTITY.len()], IDENTITY) {
+        return true;
+    }
+    name.contains(&b'_') && OWN.iter().any(|own| dashed_eq(name, own.as_bytes()))
+}
+
+/// `name == target` with every `_` in `name` read as `-` (names are lower case).
+fn dashed_eq(name: &[u8], target: &[u8]) -> bool {
+    name.len() == target.len()
+        && name
+            .iter()
+            .zip(target)
+            .all(|(&a, &b)| if a == b'_' { b == b'-' } else { a == b })
+}
+
 /// Removes every header that carries a keygate credential: `X-API-Key`, and
-/// `Authorization` when its scheme is `Bearer` or `Token`.
+/// each `Authorization` whose scheme is `Bearer` or `Token`.
 pub fn remove_credentials(headers: &mut HeaderMap) {
+    use crate::authn::presented::is_keygate_authorization;
     // `Authorization` with another scheme (Basic, …) is the upstream's business.
-    if headers
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| crate::credential::is_keygate_authorization(v.as_bytes()))
+    let values = headers.get_all(header::AUTHORIZATION);
+    if values
+        .iter()
+        .any(|v| is_keygate_authorization(v.as_bytes()))
     {
+        let kept: Vec<HeaderValue> = values
+            .iter()
+            .filter(|v| !is_keygate_authorization(v.as_bytes()))
+            .cloned()
+            .collect();
         headers.remove(header::AUTHORIZATION);
+        for v in kept {
+            headers.append(header::AUTHORIZATION, v);
+        }
     }
     headers.remove(&X_API_KEY);
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host`. `client_ip` is prebuilt per connection.
-pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
-    let xff = match headers.get(&X_FORWARDED_FOR) {
-        Some(prior) => {
-            let mut v = Vec::with_capacity(prior.len() + 2 + client_ip.len());
-            v.extend_from_slice(prior.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(client_ip.as_bytes());
-            HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or_else(|_| client_ip.clone())
+/// Sets `X-Forwarded-For/-Proto/-Host`, `Forwarded` (RFC 7239) and
+/// `X-Real-IP`. SECURITY: a client's own chain is kept (and extended) only
+/// when the peer is a trusted proxy; otherwise keygate speaks for the peer
+/// alone. `client` is the client's address as [`ConnInfo::client`] found it.
+pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, client: IpAddr) {
+    if conn.from_trusted_proxy() {
+        extend_chain(headers, &X_FORWARDED_FOR, &conn.peer_ip);
+        extend_chain(headers, &FORWARDED, &conn.forwarded);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(&X_FORWARDED_PROTO, conn.scheme.header_value());
         }
-        None => client_ip.clone(),
-    };
-    headers.insert(&X_FORWARDED_FOR, xff);
-    headers.insert(&X_FORWARDED_PROTO, HTTP);
-    // SECURITY: X-Forwarded-Host is keygate's word too, never the client's.
+        let real_ip =
+            HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| conn.peer_ip.clone());
+        headers.insert(&X_REAL_IP, real_ip);
+        // The proxy's X-Forwarded-Host names what the client asked for.
+        match headers.remove(header::HOST) {
+            Some(host) if !headers.contains_key(&X_FORWARDED_HOST) => {
+                headers.insert(&X_FORWARDED_HOST, host);
+            }
+            _ => {}
+        }
+        return;
+    }
+    headers.insert(&X_FORWARDED_FOR, conn.peer_ip.clone());
+    headers.insert(&FORWARDED, conn.forwarded.clone());
+    headers.insert(&X_REAL_IP, conn.peer_ip.clone());
+    headers.insert(&X_FORWARDED_PROTO, conn.scheme.header_value());
     match headers.remove(header::HOST) {
         Some(host) => {
             headers.insert(&X_FORWARDED_HOST, host);
@@ -111,6 +183,19 @@ pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
             headers.remove(&X_FORWARDED_HOST);
         }
     }
+}
+
+/// `name: <every prior value>, <hop>` (several fields read as one list,
+/// RFC 9110 §5.3).
+fn extend_chain(headers: &mut HeaderMap, name: &HeaderName, hop: &HeaderValue) {
+    let mut v: Vec<u8> = Vec::new();
+    for prior in headers.get_all(name) {
+        v.extend_from_slice(prior.as_bytes());
+        v.extend_from_slice(b", ");
+    }
+    v.extend_from_slice(hop.as_bytes());
+    let value = HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or_else(|_| hop.clone());
+    headers.insert(name, value);
 }
 
 /// Keeps a sane incoming `X-Request-Id`, else makes one. Returns it for the
@@ -159,33 +244,81 @@ mod tests {
             HeaderValue::from_static("close, x-secret-hop"),
         );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::TRAILER, HeaderValue::from_static("grpc-status"));
         h.insert("x-keep", HeaderValue::from_static("1"));
         remove_hop_by_hop(&mut h);
         assert!(h.get("x-secret-hop").is_none() && h.get(header::TE).is_none());
-        assert!(h.get(header::CONNECTION).is_none());
-        assert!(h.get("x-keep").is_some());
+        assert!(h.get(header::CONNECTION).is_none() && h.get(header::UPGRADE).is_none());
+        assert!(h.get("x-keep").is_some() && h.get(header::TRAILER).is_some());
     }
 
     #[test]
-    fn spoofed_identity_is_removed_whatever_its_case() {
+    fn te_trailers_alone_is_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("Trailers"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h[header::TE], "Trailers");
+        for other in ["trailers, gzip", "deflate"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::TE, HeaderValue::from_static(other));
+            remove_hop_by_hop(&mut h);
+            assert!(h.get(header::TE).is_none(), "{other}");
+        }
+        // Two TE fields are one list: not "trailers" alone.
+        let mut h = HeaderMap::new();
+        h.append(header::TE, HeaderValue::from_static("trailers"));
+        h.append(header::TE, HeaderValue::from_static("gzip"));
+        remove_hop_by_hop(&mut h);
+        assert!(h.get(header::TE).is_none());
+        // Connection naming TE removes it whatever its value.
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("te"));
+        remove_hop_by_hop(&mut h);
+        assert!(h.get(header::TE).is_none());
+    }
+
+    #[test]
+    fn spoofed_identity_is_removed_whatever_its_case_or_spelling() {
         let mut h = HeaderMap::new();
         h.insert("X-Keygate-Account", HeaderValue::from_static("evil"));
         h.insert("x-keygate-anything", HeaderValue::from_static("evil"));
+        h.insert("X_Keygate_Account", HeaderValue::from_static("evil"));
+        h.insert("x_forwarded_for", HeaderValue::from_static("evil"));
+        h.insert("X_Real_IP", HeaderValue::from_static("evil"));
+        h.insert("x_api_key", HeaderValue::from_static("kg_leak"));
         h.insert("x-keygateway", HeaderValue::from_static("fine"));
-        remove_spoofed_identity(&mut h);
-        assert_eq!(h.len(), 1);
+        h.insert("x_custom_header", HeaderValue::from_static("fine"));
+        remove_spoofed(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
     }
 
     #[test]
-    fn forwarded_for_is_appended_and_host_moves() {
+    fn an_untrusted_peer_cannot_extend_the_chain_and_host_moves() {
+        use crate::listener::{Scheme, TrustedProxies};
+        use std::sync::Arc;
         let mut h = HeaderMap::new();
-        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        h.insert(&FORWARDED, HeaderValue::from_static("for=6.6.6.6"));
         h.insert(header::HOST, HeaderValue::from_static("api.example"));
-        set_forwarded(&mut h, &HeaderValue::from_static("127.0.0.1"));
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h[&X_FORWARDED_HOST], "api.example");
-        assert!(h.get(header::HOST).is_none());
+        let peer = "127.0.0.1:5000".parse().unwrap();
+        let conn = ConnInfo::new(peer, Scheme::Http);
+        let mut untrusted = h.clone();
+        set_forwarded(&mut untrusted, &conn, conn.client(&h));
+        assert_eq!(untrusted[&X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(untrusted[&FORWARDED], "for=127.0.0.1;proto=http");
+        assert_eq!(untrusted[&X_REAL_IP], "127.0.0.1");
+        assert_eq!(untrusted[&X_FORWARDED_HOST], "api.example");
+        assert!(untrusted.get(header::HOST).is_none());
+
+        let trust = Arc::new(TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]));
+        let conn = ConnInfo::behind(peer, Scheme::Http, Some(&trust));
+        let client = conn.client(&h);
+        set_forwarded(&mut h, &conn, client);
+        assert_eq!(h[&X_FORWARDED_FOR], "6.6.6.6, 127.0.0.1");
+        assert_eq!(h[&X_REAL_IP], "6.6.6.6");
     }
 
     #[test]

@@ -9,7 +9,151 @@ use http::{HeaderMap, HeaderName, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use crate::authn;
 use crate::ratelimit::Decision;
+
+/// Why the proxy did not forward a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal<'a> {
+    /// A dot-dot segment, or an encoded slash or segment parameter that
+    /// would change the route.
+    BadPath,
+    /// Two `Host` fields.
+    DuplicateHost,
+    /// A method-override header.
+    MethodOverride,
+    NoRoute,
+    /// The route asks for a verified TLS client certificate; none was shown.
+    ClientCertRequired,
+    /// The body is (or is declared) larger than `server.max_body_bytes`.
+    TooLarge,
+    Auth(authn::Refusal),
+    /// Over the rate limit; seconds until the next request may pass.
+    RateLimited(u64),
+    /// The route lists scopes for other methods, none for this one.
+    MethodNotPermitted,
+    /// Every scope the route requires for this method.
+    InsufficientScope(&'a [String]),
+    BadGateway,
+    GatewayTimeout,
+}
+
+impl Refusal<'_> {
+    pub fn into_response(self) -> Response<Body> {
+        match self {
+            Refusal::BadPath => bad_path(),
+            Refusal::DuplicateHost => bad_request(
+                r#"{"error":{"type":"invalid_request_error","code":"duplicate_host","message":"the request has more than one Host header","param":null}}"#,
+            ),
+            Refusal::MethodOverride => bad_request(
+                r#"{"error":{"type":"invalid_request_error","code":"method_override","message":"method-override headers are not accepted: send the method itself","param":null}}"#,
+            ),
+            Refusal::NoRoute => no_route(),
+            Refusal::ClientCertRequired => error(
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":{"type":"authentication_error","code":"client_certificate_required","message":"this route requires a verified TLS client certificate","param":null}}"#,
+            ),
+            Refusal::TooLarge => body_too_large(),
+            Refusal::Auth(authn::Refusal::Missing) => missing_credential(),
+            Refusal::Auth(authn::Refusal::Invalid) => invalid_credential(),
+            Refusal::Auth(authn::Refusal::Stale) => stale(),
+            Refusal::Auth(authn::Refusal::Throttled(wait)) => too_many_failures(wait),
+            Refusal::Auth(authn::Refusal::Ambiguous) => ambiguous_credentials(),
+            Refusal::RateLimited(wait) => rate_limited(wait),
+            Refusal::MethodNotPermitted => method_not_permitted(),
+            Refusal::InsufficientScope(required) => insufficient_scope(required),
+            Refusal::BadGateway => bad_gateway(),
+            Refusal::GatewayTimeout => gateway_timeout(),
+        }
+    }
+}
+
+impl Refusal<'_> {
+    /// The refusal as gRPC clients read one (a "Trailers-Only" response,
+    /// gRPC over HTTP/2 spec): HTTP 200, `grpc-status` and `grpc-message`
+    /// in the headers, no body. Rate-limit and challenge fields still ride
+    /// along for clients that look.
+    pub fn into_grpc_response(self) -> Response<Body> {
+        use grpc::*;
+        let (status, message) = match self {
+            Refusal::BadPath | Refusal::DuplicateHost | Refusal::MethodOverride => (
+                INVALID_ARGUMENT,
+                "the request path or headers are not acceptable",
+            ),
+            Refusal::NoRoute => (UNIMPLEMENTED, "no route matches this method"),
+            Refusal::ClientCertRequired => (
+                UNAUTHENTICATED,
+                "this route requires a verified TLS client certificate",
+            ),
+            Refusal::TooLarge => (
+                RESOURCE_EXHAUSTED,
+                "the request exceeds server.max_body_bytes",
+            ),
+            Refusal::Auth(authn::Refusal::Missing) => (UNAUTHENTICATED, "a credential is required"),
+            Refusal::Auth(authn::Refusal::Invalid) => (
+                UNAUTHENTICATED,
+                "the credential is invalid, expired or revoked",
+            ),
+            Refusal::Auth(authn::Refusal::Ambiguous) => {
+                (UNAUTHENTICATED, "present one credential, not several")
+            }
+            Refusal::Auth(authn::Refusal::Stale) => (
+                UNAVAILABLE,
+                "credential data is stale; refusing to authenticate",
+            ),
+            Refusal::Auth(authn::Refusal::Throttled(_)) => (
+                RESOURCE_EXHAUSTED,
+                "too many failed authentication attempts from this address",
+            ),
+            Refusal::RateLimited(_) => (RESOURCE_EXHAUSTED, "rate limit exceeded"),
+            Refusal::MethodNotPermitted | Refusal::InsufficientScope(_) => (
+                PERMISSION_DENIED,
+                "the credential lacks a scope this method requires",
+            ),
+            Refusal::BadGateway => (UNAVAILABLE, "the upstream could not be reached"),
+            Refusal::GatewayTimeout => (DEADLINE_EXCEEDED, "the upstream did not answer in time"),
+        };
+        // The HTTP answer carries the fields a client may act on
+        // (`WWW-Authenticate`, `Retry-After`); status and body are gRPC's.
+        let http = self.into_response();
+        let mut res = Response::new(Either::Right(Either::Left(Full::new(Bytes::new()))));
+        let h = res.headers_mut();
+        for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+            if let Some(v) = http.headers().get(&name) {
+                h.insert(name, v.clone());
+            }
+        }
+        h.insert(header::CONTENT_TYPE, GRPC);
+        h.insert(&GRPC_STATUS, HeaderValue::from_static(status));
+        // Plain ASCII without `%`: valid as `grpc-message` unencoded.
+        h.insert(&GRPC_MESSAGE, HeaderValue::from_static(message));
+        res
+    }
+}
+
+/// Whether a request is gRPC (`application/grpc`, `application/grpc+proto`,
+/// `application/grpc-web…`): its refusals are answered the gRPC way.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
+    })
+}
+
+const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// gRPC status codes (grpc/doc/statuscodes.md) keygate answers with.
+mod grpc {
+    pub(super) const INVALID_ARGUMENT: &str = "3";
+    pub(super) const DEADLINE_EXCEEDED: &str = "4";
+    pub(super) const PERMISSION_DENIED: &str = "7";
+    pub(super) const RESOURCE_EXHAUSTED: &str = "8";
+    pub(super) const UNIMPLEMENTED: &str = "12";
+    pub(super) const UNAVAILABLE: &str = "14";
+    pub(super) const UNAUTHENTICATED: &str = "16";
+}
 
 /// The proxy's response body: the upstream's, streamed; keygate's own
 /// refusals; or the OAuth endpoints'. An enum, not a box: no allocation.
@@ -30,7 +174,7 @@ fn error(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 /// 401, no credential presented.
-pub fn missing_credential() -> Response<Body> {
+fn missing_credential() -> Response<Body> {
     let mut res = error(
         StatusCode::UNAUTHORIZED,
         r#"{"error":{"type":"authentication_error","code":"missing_credential","message":"a credential is required: Authorization: Bearer <key>, Authorization: Token <key> or X-API-Key: <key>","param":null}}"#,
@@ -41,7 +185,7 @@ pub fn missing_credential() -> Response<Body> {
 }
 
 /// 401, a credential was presented and is not valid (never says why).
-pub fn invalid_credential() -> Response<Body> {
+fn invalid_credential() -> Response<Body> {
     let mut res = error(
         StatusCode::UNAUTHORIZED,
         r#"{"error":{"type":"authentication_error","code":"invalid_token","message":"the credential is invalid, expired or revoked","param":null}}"#,
@@ -52,7 +196,7 @@ pub fn invalid_credential() -> Response<Body> {
 }
 
 /// 403, naming every scope the route requires for this method.
-pub fn insufficient_scope(required: &[String]) -> Response<Body> {
+fn insufficient_scope(required: &[String]) -> Response<Body> {
     let mut res = error(
         StatusCode::FORBIDDEN,
         r#"{"error":{"type":"permission_error","code":"insufficient_scope","message":"the credential lacks a scope this route requires","param":null}}"#,
@@ -68,7 +212,7 @@ pub fn insufficient_scope(required: &[String]) -> Response<Body> {
 }
 
 /// 403: the route lists scopes for other methods, none for this one.
-pub fn method_not_permitted() -> Response<Body> {
+fn method_not_permitted() -> Response<Body> {
     let mut res = error(
         StatusCode::FORBIDDEN,
         r#"{"error":{"type":"permission_error","code":"method_not_permitted","message":"this route grants no scope for this method","param":null}}"#,
@@ -80,21 +224,32 @@ pub fn method_not_permitted() -> Response<Body> {
     res
 }
 
-pub fn bad_path() -> Response<Body> {
+/// 400: several credentials; which one an upstream would read is unknown.
+fn ambiguous_credentials() -> Response<Body> {
     error(
         StatusCode::BAD_REQUEST,
-        r#"{"error":{"type":"invalid_request_error","code":"invalid_path","message":"the path contains a dot-dot segment or an encoded slash that would change the route","param":null}}"#,
+        r#"{"error":{"type":"invalid_request_error","code":"ambiguous_credentials","message":"present one credential: one Authorization header, or one X-API-Key header, not several","param":null}}"#,
     )
 }
 
-pub fn no_route() -> Response<Body> {
+fn bad_path() -> Response<Body> {
+    bad_request(
+        r#"{"error":{"type":"invalid_request_error","code":"invalid_path","message":"the path contains a dot-dot segment, a malformed percent-encoding, or an encoded slash, segment parameter or spelling that would change the route","param":null}}"#,
+    )
+}
+
+fn bad_request(body: &'static str) -> Response<Body> {
+    error(StatusCode::BAD_REQUEST, body)
+}
+
+fn no_route() -> Response<Body> {
     error(
         StatusCode::NOT_FOUND,
         r#"{"error":{"type":"not_found_error","code":"no_route","message":"no route matches this path","param":null}}"#,
     )
 }
 
-pub fn body_too_large() -> Response<Body> {
+fn body_too_large() -> Response<Body> {
     error(
         StatusCode::PAYLOAD_TOO_LARGE,
         r#"{"error":{"type":"invalid_request_error","code":"body_too_large","message":"the request body exceeds server.max_body_bytes","param":null}}"#,
@@ -103,21 +258,21 @@ pub fn body_too_large() -> Response<Body> {
 
 /// 503: the cache has not heard from the store for longer than
 /// `max_staleness`, so keygate fails closed.
-pub fn stale() -> Response<Body> {
+fn stale() -> Response<Body> {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         r#"{"error":{"type":"unavailable_error","code":"credentials_stale","message":"credential data is stale; refusing to authenticate","param":null}}"#,
     )
 }
 
-pub fn bad_gateway() -> Response<Body> {
+fn bad_gateway() -> Response<Body> {
     error(
         StatusCode::BAD_GATEWAY,
         r#"{"error":{"type":"upstream_error","code":"upstream_unreachable","message":"the upstream could not be reached","param":null}}"#,
     )
 }
 
-pub fn gateway_timeout() -> Response<Body> {
+fn gateway_timeout() -> Response<Body> {
     error(
         StatusCode::GATEWAY_TIMEOUT,
         r#"{"error":{"type":"upstream_error","code":"upstream_timeout","message":"the upstream did not answer within server.request_timeout","param":null}}"#,
@@ -134,7 +289,7 @@ static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// widely deployed `RateLimit-Limit/-Remaining/-Reset` and the IETF draft's
 /// (draft-ietf-httpapi-ratelimit-headers) structured `RateLimit-Policy` and
 /// `RateLimit`.
-pub fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision<'_>) {
+pub(super) fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision<'_>) {
     // Policy names are route names: keep them a valid sf-string.
     let policy: String = d
         .policy
@@ -167,20 +322,20 @@ pub fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision<'_>) {
     }
 }
 
-/// 429 for a principal over its limit, with `Retry-After` (RFC 9110 §10.2.3).
-pub fn rate_limited(d: &Decision<'_>) -> Response<Body> {
+/// 429 for a principal over its limit, with `Retry-After` (RFC 9110
+/// §10.2.3); the rate-limit fields are added at the proxy's exit.
+fn rate_limited(wait_secs: u64) -> Response<Body> {
     let mut res = error(
         StatusCode::TOO_MANY_REQUESTS,
         r#"{"error":{"type":"rate_limit_error","code":"rate_limited","message":"rate limit exceeded; retry after the number of seconds in Retry-After","param":null}}"#,
     );
     res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_secs));
-    rate_limit_headers(res.headers_mut(), d);
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
     res
 }
 
 /// 429 for an address that failed authentication too often.
-pub fn too_many_failures(wait_secs: u64) -> Response<Body> {
+fn too_many_failures(wait_secs: u64) -> Response<Body> {
     let mut res = error(
         StatusCode::TOO_MANY_REQUESTS,
         r#"{"error":{"type":"rate_limit_error","code":"too_many_failed_attempts","message":"too many failed authentication attempts from this address","param":null}}"#,

@@ -1,31 +1,44 @@
-//! Rate limits (local backend): GCRA limiters from `governor`, keyed per
-//! principal. Owns the decision and the numbers for the `RateLimit-*`
-//! headers; does not own HTTP (the proxy renders headers and 429s).
+//! Rate limits: which limit applies to a request, and its decision with the
+//! numbers the `RateLimit-*` headers need. Does not own HTTP (the proxy
+//! renders headers and 429s). Buckets live in a backend: [`local`] (GCRA
+//! from `governor`, per process) or [`redis`] (GCRA in Redis, shared by
+//! every replica, falling back to local when Redis is unreachable).
 //!
-//! Which limit applies to a request: the route's own `rate_limit`, else the
-//! account's `rate_limit`, else `[rate_limit].default`. A route's own limit
-//! has its own bucket per principal; the default is one bucket per principal
-//! shared by every route that uses it. Public routes key by client address.
-//!
-//! Failed authentication attempts are counted per client address in a bucket
-//! of their own (never charged to the key they name); an address that
-//! exhausts it is refused for the time one attempt takes to refill.
+//! Which limit applies: the route's own `rate_limit` (one bucket per
+//! principal on that route), else the account's own `rate_limit`, else
+//! `[rate_limit].default` (one bucket per principal shared by every route
+//! that uses it). Anonymous requests (public routes) count per client
+//! address.
 
+mod local;
+mod redis;
+
+use std::future::Future;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::config::RateSpec;
+use crate::config::{RateLimitBackend, RateLimitConfig, RateSpec, RouteConfig};
+
+/// The addresses that count as one client: an IPv4 address, or an IPv6
+/// /64. SECURITY: one IPv6 host usually holds a whole /64 and can rotate
+/// through it at will; counting per address would give it 2^64 budgets.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+    }
+}
 
 /// Who a bucket belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,16 +47,29 @@ pub enum Subject {
     Address(IpAddr),
 }
 
-type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
-type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+/// Which limit a bucket counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PolicyRef {
+    /// A configured limit (the default or a route's own), by position.
+    Named(u16),
+    /// The limit set on this account itself.
+    Account(Uuid),
+}
 
-fn quota(spec: RateSpec) -> Quota {
-    // One cell every per/count; burst cells at most.
-    let period = spec.per / spec.count.max(1);
-    let burst = NonZeroU32::new(spec.burst).unwrap_or(NonZeroU32::MIN);
-    Quota::with_period(period.max(Duration::from_nanos(1)))
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst)
+/// One bucket to check: its policy, its spec and whose it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket<'a> {
+    pub(crate) policy: PolicyRef,
+    pub(crate) name: &'a str,
+    pub(crate) spec: RateSpec,
+    pub(crate) subject: Subject,
+}
+
+/// A backend's answer for one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Allowed { remaining: u32 },
+    Denied { wait: Duration },
 }
 
 /// The outcome of a check, with what the response headers need.
@@ -61,300 +87,304 @@ pub struct Decision<'a> {
 }
 
 impl<'a> Decision<'a> {
-    fn from_check<E: governor_outcome::Outcome>(
-        spec: RateSpec,
-        policy: &'a str,
-        outcome: E,
-    ) -> Self {
+    fn new(b: &Bucket<'a>, outcome: Outcome) -> Self {
+        let spec = b.spec;
         let per_cell = spec.per.as_secs_f64() / f64::from(spec.count.max(1));
-        match outcome.remaining() {
-            Ok(remaining) => Decision {
+        match outcome {
+            Outcome::Allowed { remaining } => Decision {
                 allowed: true,
                 spec,
                 remaining,
                 reset_secs: (f64::from(spec.burst.saturating_sub(remaining)) * per_cell).ceil()
                     as u64,
-                policy,
+                policy: b.name,
             },
-            Err(wait) => Decision {
+            Outcome::Denied { wait } => Decision {
                 allowed: false,
                 spec,
                 remaining: 0,
                 reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                policy,
+                policy: b.name,
             },
         }
     }
 }
 
-/// Adapts governor's check results to "remaining, or how long to wait".
-mod governor_outcome {
-    use std::time::Duration;
+/// Where buckets live. An enum rather than a trait object: the local check
+/// completes without awaiting, and the hot path pays no allocation.
+enum Backend {
+    Local(local::Local),
+    Redis(Arc<redis::Redis>),
+}
 
-    use governor::clock::{Clock, DefaultClock, QuantaInstant};
-    use governor::middleware::StateSnapshot;
-    use governor::NotUntil;
-
-    pub(super) trait Outcome {
-        fn remaining(self) -> Result<u32, Duration>;
-    }
-
-    impl Outcome for Result<StateSnapshot, NotUntil<QuantaInstant>> {
-        fn remaining(self) -> Result<u32, Duration> {
-            self.map(|s| s.remaining_burst_capacity())
-                .map_err(|n| n.wait_time_from(DefaultClock::default().now()))
+impl Backend {
+    async fn check(&self, b: &Bucket<'_>) -> Outcome {
+        match self {
+            Backend::Local(l) => l.check(b),
+            Backend::Redis(r) => r.check(b).await,
         }
-    }
-}
-
-/// A limiter with one bucket per subject, all with the same quota.
-pub struct KeyedLimit {
-    spec: RateSpec,
-    policy: Box<str>,
-    limiter: Keyed<Subject>,
-}
-
-impl std::fmt::Debug for KeyedLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedLimit")
-            .field("spec", &self.spec)
-            .field("policy", &self.policy)
-            .finish()
-    }
-}
-
-impl KeyedLimit {
-    pub fn new(spec: RateSpec, policy: &str) -> Self {
-        Self {
-            spec,
-            policy: policy.into(),
-            limiter: RateLimiter::keyed(quota(spec))
-                .with_middleware::<StateInformationMiddleware>(),
-        }
-    }
-
-    pub fn check(&self, subject: &Subject) -> Decision<'_> {
-        Decision::from_check(self.spec, &self.policy, self.limiter.check_key(subject))
     }
 
     fn housekeep(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        match self {
+            Backend::Local(l) => l.housekeep(),
+            Backend::Redis(r) => r.housekeep(),
+        }
     }
 }
 
-/// Per-account limits set on the account itself (they differ per account,
-/// so each account has its own limiter, rebuilt when its spec changes).
-#[derive(Default)]
-pub struct AccountLimits {
-    limits: DashMap<Uuid, Arc<AccountLimit>>,
+/// How limits are counted right now, for `/readyz` and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// `"local"` or `"redis"`.
+    pub backend: &'static str,
+    /// Counted across replicas (Redis answering).
+    pub shared: bool,
+    /// Checks answered by the local fallback while Redis was unreachable.
+    pub fallbacks: u64,
 }
 
-struct AccountLimit {
+struct Named {
+    name: Box<str>,
     spec: RateSpec,
-    limiter: Direct,
-    /// Monotonic time of the last check; an entry idle long enough to have
-    /// refilled completely carries no information and is dropped.
-    last_seen: std::sync::Mutex<std::time::Instant>,
 }
 
-impl AccountLimits {
-    pub fn check(&self, account: Uuid, spec: RateSpec) -> Decision<'static> {
-        // The shard guard must end before `insert` below (same shard: deadlock).
-        let existing = self
-            .limits
-            .get(&account)
-            .filter(|e| e.spec == spec)
-            .map(|e| Arc::clone(e.value()));
-        let entry = match existing {
-            Some(e) => e,
-            None => {
-                let fresh = Arc::new(AccountLimit {
-                    spec,
-                    limiter: RateLimiter::direct(quota(spec))
-                        .with_middleware::<StateInformationMiddleware>(),
-                    last_seen: std::sync::Mutex::new(std::time::Instant::now()),
-                });
-                self.limits.insert(account, Arc::clone(&fresh));
-                fresh
-            }
+/// Token revocations (RFC 7009) per caller: each one is a store write that
+/// every replica applies, so a client cannot be allowed to make them at any
+/// rate. Legitimate clients revoke a token at logout or on compromise.
+const REVOCATIONS: RateSpec = RateSpec {
+    count: 30,
+    per: Duration::from_secs(60),
+    burst: 10,
+};
+
+/// Every limit of one keygate process, and the backend that counts them.
+pub struct RateLimits {
+    backend: Backend,
+    named: Vec<Named>,
+    default: Option<u16>,
+    /// By route position in the config: the route's own limit, if any.
+    routes: Vec<Option<u16>>,
+    revocations: u16,
+}
+
+impl RateLimits {
+    pub fn new(config: &RateLimitConfig, routes: &[RouteConfig]) -> Self {
+        let mut named: Vec<Named> = Vec::new();
+        let mut add = |name: &str, spec: RateSpec| {
+            named.push(Named {
+                name: name.into(),
+                spec,
+            });
+            u16::try_from(named.len() - 1).unwrap_or(u16::MAX)
         };
-        if let Ok(mut t) = entry.last_seen.lock() {
-            *t = std::time::Instant::now();
-        }
-        Decision::from_check(spec, "account", entry.limiter.check())
-    }
-
-    fn housekeep(&self) {
-        let now = std::time::Instant::now();
-        self.limits.retain(|_, e| {
-            let refill = e
-                .spec
-                .per
-                .mul_f64(f64::from(e.spec.burst) / f64::from(e.spec.count.max(1)));
-            e.last_seen
-                .lock()
-                .map(|t| now.duration_since(*t) < refill)
-                .unwrap_or(false)
-        });
-    }
-}
-
-/// Failed-authentication budget per client address.
-pub struct FailedAuth {
-    limiter: Keyed<IpAddr>,
-    /// Address → refused until (monotonic) instant.
-    blocked: DashMap<IpAddr, std::time::Instant>,
-    /// Lets the common case (nobody blocked) skip the map entirely.
-    blocked_count: AtomicUsize,
-}
-
-impl FailedAuth {
-    pub fn new(spec: RateSpec) -> Self {
-        Self {
-            limiter: RateLimiter::keyed(quota(spec))
-                .with_middleware::<StateInformationMiddleware>(),
-            blocked: DashMap::new(),
-            blocked_count: AtomicUsize::new(0),
-        }
-    }
-
-    /// Seconds the address must wait, if it is currently refused.
-    pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
-        if self.blocked_count.load(Ordering::Relaxed) == 0 {
-            return None;
-        }
-        let until = *self.blocked.get(&ip)?;
-        let now = std::time::Instant::now();
-        if until > now {
-            Some((until - now).as_secs_f64().ceil().max(1.0) as u64)
-        } else {
-            if self.blocked.remove(&ip).is_some() {
-                self.blocked_count.fetch_sub(1, Ordering::Relaxed);
-            }
-            None
-        }
-    }
-
-    /// Records one failed attempt. Returns the seconds to wait when the
-    /// address has now exhausted its budget.
-    pub fn record_failure(&self, ip: IpAddr) -> Option<u64> {
-        match self.limiter.check_key(&ip) {
-            Ok(_) => None,
-            Err(n) => {
-                let wait = n
-                    .wait_time_from(DefaultClock::default().now())
-                    .max(Duration::from_secs(1));
-                if self
-                    .blocked
-                    .insert(ip, std::time::Instant::now() + wait)
-                    .is_none()
-                {
-                    self.blocked_count.fetch_add(1, Ordering::Relaxed);
+        let default = config.default.map(|s| add("default", s));
+        let routes = routes
+            .iter()
+            .map(|r| r.rate_limit.map(|s| add(&r.name, s)))
+            .collect();
+        let revocations = add("revocations", REVOCATIONS);
+        let specs: Vec<RateSpec> = named.iter().map(|n| n.spec).collect();
+        let backend = match config.backend {
+            RateLimitBackend::Local => Backend::Local(local::Local::new(&specs)),
+            RateLimitBackend::Redis => match redis::Redis::new(config.redis_url.expose(), &specs) {
+                Ok(r) => Backend::Redis(Arc::new(r)),
+                Err(e) => {
+                    // Validated at load; should it still fail, limits stay on.
+                    tracing::error!(error = %e, "cannot use redis for rate limits; counting locally");
+                    Backend::Local(local::Local::new(&specs))
                 }
-                Some(wait.as_secs_f64().ceil() as u64)
-            }
-        }
-    }
-
-    fn housekeep(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-        let now = std::time::Instant::now();
-        let before = self.blocked.len();
-        self.blocked.retain(|_, until| *until > now);
-        let removed = before.saturating_sub(self.blocked.len());
-        self.blocked_count.fetch_sub(
-            removed.min(self.blocked_count.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
-    }
-}
-
-/// Every limiter of one keygate process.
-pub struct Limits {
-    pub default: Option<Arc<KeyedLimit>>,
-    pub accounts: AccountLimits,
-    pub failed_auth: FailedAuth,
-    routes: Vec<Arc<KeyedLimit>>,
-}
-
-impl Limits {
-    pub fn new(default: Option<RateSpec>, failed_auth: RateSpec) -> Self {
+            },
+        };
         Self {
-            default: default.map(|s| Arc::new(KeyedLimit::new(s, "default"))),
-            accounts: AccountLimits::default(),
-            failed_auth: FailedAuth::new(failed_auth),
-            routes: Vec::new(),
+            backend,
+            named,
+            default,
+            routes,
+            revocations,
         }
     }
 
-    /// A route's own limiter (kept here too, for housekeeping).
-    pub fn route_limit(&mut self, spec: RateSpec, name: &str) -> Arc<KeyedLimit> {
-        let limit = Arc::new(KeyedLimit::new(spec, name));
-        self.routes.push(Arc::clone(&limit));
-        limit
+    /// One token revocation by `account`.
+    pub async fn revocation(&self, account: Uuid) -> Decision<'_> {
+        let bucket = Bucket {
+            policy: PolicyRef::Named(self.revocations),
+            name: "revocations",
+            spec: REVOCATIONS,
+            subject: Subject::Account(account),
+        };
+        let outcome = self.backend.check(&bucket).await;
+        Decision::new(&bucket, outcome)
+    }
+
+    /// The decision for one request on the route at `route` (its config
+    /// position); `None` when no limit applies. `account`: the
+    /// authenticated account and its own limit; `None` for anonymous
+    /// requests, which count per `peer` address.
+    pub async fn check(
+        &self,
+        route: usize,
+        account: Option<(Uuid, Option<RateSpec>)>,
+        peer: IpAddr,
+    ) -> Option<Decision<'_>> {
+        let bucket = self.bucket(route, account, peer)?;
+        let outcome = self.backend.check(&bucket).await;
+        Some(Decision::new(&bucket, outcome))
+    }
+
+    fn bucket(
+        &self,
+        route: usize,
+        account: Option<(Uuid, Option<RateSpec>)>,
+        peer: IpAddr,
+    ) -> Option<Bucket<'_>> {
+        let subject = match account {
+            Some((id, _)) => Subject::Account(id),
+            None => Subject::Address(address_bucket(peer)),
+        };
+        let named = |i: u16| {
+            self.named.get(usize::from(i)).map(|n| Bucket {
+                policy: PolicyRef::Named(i),
+                name: &n.name,
+                spec: n.spec,
+                subject,
+            })
+        };
+        if let Some(i) = self.routes.get(route).copied().flatten() {
+            return named(i);
+        }
+        if let Some((id, Some(spec))) = account {
+            return Some(Bucket {
+                policy: PolicyRef::Account(id),
+                name: "account",
+                spec,
+                subject,
+            });
+        }
+        self.default.and_then(named)
     }
 
     /// Drops state of subjects whose buckets are full again; call periodically.
     pub fn housekeep(&self) {
-        if let Some(d) = &self.default {
-            d.housekeep();
+        self.backend.housekeep();
+    }
+
+    pub fn status(&self) -> Status {
+        match &self.backend {
+            Backend::Local(_) => Status {
+                backend: "local",
+                shared: false,
+                fallbacks: 0,
+            },
+            Backend::Redis(r) => Status {
+                backend: "redis",
+                shared: r.is_shared(),
+                fallbacks: r.fallbacks(),
+            },
         }
-        for r in &self.routes {
-            r.housekeep();
+    }
+
+    /// The task that notices an unreachable Redis coming back; `None` for
+    /// the local backend.
+    pub fn watcher(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        match &self.backend {
+            Backend::Redis(r) => Some(Arc::clone(r).watch(shutdown)),
+            Backend::Local(_) => None,
         }
-        self.accounts.housekeep();
-        self.failed_auth.housekeep();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::config::Config;
 
-    fn spec(s: &str) -> RateSpec {
-        RateSpec::parse(s).unwrap()
+    fn limits(toml: &str) -> RateLimits {
+        let c = Config::from_toml(toml, &HashMap::new()).unwrap();
+        RateLimits::new(&c.rate_limit, &c.routes)
     }
 
+    fn check(
+        l: &RateLimits,
+        route: usize,
+        account: Option<(Uuid, Option<RateSpec>)>,
+    ) -> Option<Decision<'_>> {
+        use futures_util::FutureExt as _;
+        l.check(route, account, IpAddr::from([10, 0, 0, 1]))
+            .now_or_never()
+            .flatten()
+    }
+
+    const ROUTES: &str = r#"
+[[routes]]
+name = "limited"
+prefix = "/l"
+upstream = "http://127.0.0.1:1"
+rate_limit = "2/m"
+[[routes]]
+name = "plain"
+prefix = "/p"
+upstream = "http://127.0.0.1:1"
+"#;
+
     #[test]
-    fn keyed_limit_counts_down_then_refuses_with_retry_after() {
-        let l = KeyedLimit::new(spec("2/m"), "r");
-        let a = Subject::Account(Uuid::nil());
-        let first = l.check(&a);
-        assert!(first.allowed);
-        assert_eq!(first.remaining, 1);
-        assert!(l.check(&a).allowed);
-        let denied = l.check(&a);
-        assert!(!denied.allowed);
-        assert!(
-            denied.reset_secs >= 1 && denied.reset_secs <= 30,
-            "{denied:?}"
+    fn an_ipv6_slash_64_is_one_client() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_ne!(address_bucket(a), address_bucket(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            address_bucket(mapped),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
         );
-        // Another subject has its own bucket.
-        assert!(l.check(&Subject::Account(Uuid::from_u128(1))).allowed);
     }
 
     #[test]
-    fn account_limit_follows_spec_changes() {
-        let a = AccountLimits::default();
+    fn a_routes_own_limit_counts_down_then_refuses_with_retry_after() {
+        let l = limits(ROUTES);
+        let a = Some((Uuid::nil(), None));
+        let first = check(&l, 0, a).unwrap();
+        assert!(first.allowed);
+        assert_eq!((first.remaining, first.policy), (1, "limited"));
+        assert!(check(&l, 0, a).unwrap().allowed);
+        let denied = check(&l, 0, a).unwrap();
+        assert!(!denied.allowed);
+        assert!((1..=30).contains(&denied.reset_secs), "{denied:?}");
+        // Another subject has its own bucket; an unlimited route has none.
+        assert!(
+            check(&l, 0, Some((Uuid::from_u128(1), None)))
+                .unwrap()
+                .allowed
+        );
+        assert!(check(&l, 1, a).is_none());
+    }
+
+    #[test]
+    fn an_accounts_own_limit_applies_where_the_route_sets_none_and_follows_changes() {
+        let l = limits(&format!("[rate_limit]\ndefault = \"100/s\"\n{ROUTES}"));
         let id = Uuid::nil();
-        assert!(a.check(id, spec("1/h")).allowed);
-        assert!(!a.check(id, spec("1/h")).allowed);
+        let one = RateSpec::parse("1/h").unwrap();
+        assert_eq!(
+            check(&l, 1, Some((id, Some(one)))).unwrap().policy,
+            "account"
+        );
+        assert!(!check(&l, 1, Some((id, Some(one)))).unwrap().allowed);
         // Raising the limit takes effect at once.
-        assert!(a.check(id, spec("5/h")).allowed);
-    }
-
-    #[test]
-    fn failed_auth_blocks_the_address_not_others() {
-        let f = FailedAuth::new(spec("2/h"));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let other: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(f.blocked(ip), None);
-        assert_eq!(f.record_failure(ip), None);
-        assert_eq!(f.record_failure(ip), None);
-        assert!(f.record_failure(ip).is_some());
-        assert!(f.blocked(ip).is_some());
-        assert_eq!(f.blocked(other), None);
+        let five = RateSpec::parse("5/h").unwrap();
+        assert!(check(&l, 1, Some((id, Some(five)))).unwrap().allowed);
+        // Without an account limit, the default applies.
+        assert_eq!(
+            check(&l, 1, Some((Uuid::from_u128(7), None)))
+                .unwrap()
+                .policy,
+            "default"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Persistence: the [`Store`] trait, its model, and the SQLite implementation.
+//! Persistence: the [`Store`] trait, its model, and its one SQL
+//! implementation over SQLite (the embedded default) or PostgreSQL.
 //!
 //! The store is the source of truth. Every write goes through
 //! [`Store::write`] as one [`WriteBatch`]: the entity changes, an audit event
@@ -8,8 +9,7 @@
 
 pub mod model;
 mod postgres;
-mod rows;
-mod sql;
+pub(crate) mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -17,9 +17,8 @@ use uuid::Uuid;
 
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
-
-use crate::credential::KeyHash;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -169,6 +168,15 @@ impl WriteBatch {
     }
 }
 
+/// Accounts with their keys and credentials, as [`Store::auth_state_of`]
+/// reads them.
+#[derive(Debug, Default)]
+pub struct AuthState {
+    pub accounts: Vec<ServiceAccount>,
+    pub keys: Vec<ApiKey>,
+    pub credentials: Vec<ClientCredential>,
+}
+
 /// Keyset pagination: items with id greater than `after`, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
@@ -180,11 +188,17 @@ pub struct Page {
 pub struct AccountFilter {
     pub organization_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
-    pub state: Option<AccountState>,
+    /// Any of these states; empty: every state.
+    pub states: Vec<AccountState>,
+    /// Exactly this name.
+    pub name: Option<String>,
+    /// `Some(true)`: only accounts in a project; `Some(false)`: only
+    /// organization-wide ones.
+    pub in_project: Option<bool>,
 }
 
-/// Persistence for everything keygate manages. Implemented for SQLite here;
-/// a PostgreSQL implementation plugs in behind the same trait.
+/// Persistence for everything keygate manages: one SQL implementation
+/// ([`SqlStore`]) over SQLite or PostgreSQL.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits a batch atomically and returns its new revision.
@@ -211,6 +225,17 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         page: Page,
     ) -> Result<Vec<ServiceAccount>>;
+    /// Accounts matching `filter` by id, skipping `offset` of them (APIs
+    /// that page by number).
+    async fn accounts_at(
+        &self,
+        filter: &AccountFilter,
+        now_ms: i64,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<ServiceAccount>>;
+    /// How many accounts match `filter`.
+    async fn count_accounts(&self, filter: &AccountFilter, now_ms: i64) -> Result<u64>;
     /// Whether any open account holds the admin scope (bootstrap check).
     async fn has_admin(&self) -> Result<bool>;
 
@@ -220,6 +245,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every credential of the account, deleted ones included (for eviction).
     async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>>;
+    /// What the cache needs of several accounts at once (a batch of
+    /// changes): the accounts that still exist, and every key and
+    /// credential of each, revoked and deleted ones included.
+    async fn auth_state_of(&self, account_ids: &[Uuid]) -> Result<AuthState>;
     /// Live credentials with their open, enabled accounts, for the initial load.
     async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>>;
     /// Signing keys not yet retired at `now_ms`.
@@ -227,8 +256,11 @@ pub trait Store: Send + Sync + 'static {
     /// Revoked token ids that have not expired at `now_ms`.
     async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>>;
     /// Accounts a JWT must be checked against at the proxy: disabled,
-    /// closed, expiring, or with their own rate limit.
+    /// closed, expiring, with a token cut-off, or with their own rate limit.
     async fn restricted_accounts(&self) -> Result<Vec<ServiceAccount>>;
+    /// Keys and client credentials that stopped working after `since_ms`
+    /// (or will stop): tokens minted from them die with them.
+    async fn dead_credentials(&self, since_ms: i64) -> Result<Vec<DeadCredential>>;
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
     /// initial load; page through with `after`.
@@ -259,11 +291,18 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store named by `url` and brings its schema up to date.
-pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+/// Failed operations are counted into `errors`.
+pub async fn connect(url: &str, errors: metrics::Counter) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+        Ok(std::sync::Arc::new(
+            SqliteStore::connect(url).await?.with_error_counter(errors),
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(PostgresStore::connect(url).await?))
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect(url)
+                .await?
+                .with_error_counter(errors),
+        ))
     } else {
         Err(Error::Unsupported(
             "store.url must start with sqlite: or postgres://",

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::credential::KeyHash;
+use crate::secret::KeyHash;
 
 /// The scope that makes a principal a platform administrator.
 pub const ADMIN_SCOPE: &str = "keygate:admin";
@@ -100,7 +100,16 @@ pub struct ServiceAccount {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_used_at: Option<i64>,
+    /// Tokens issued before this (unix ms) are dead, whatever the account's
+    /// state now: set when it is disabled or its scopes are narrowed.
+    pub tokens_not_before: Option<i64>,
+    /// Free-form attributes an API dialect carries per account (Waldur's
+    /// `email`, …): stored and echoed, never interpreted.
+    pub metadata: Metadata,
 }
+
+/// A JSON object of string keys.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
 impl ServiceAccount {
     pub fn state(&self, now_ms: i64) -> AccountState {
@@ -124,6 +133,7 @@ impl ServiceAccount {
 pub struct ApiKey {
     pub id: Uuid,
     pub service_account_id: Uuid,
+    pub name: Option<String>,
     pub hash: KeyHash,
     pub redacted: String,
     pub created_at: i64,
@@ -243,6 +253,17 @@ impl ClientCredential {
     pub fn is_live(&self, now_ms: i64) -> bool {
         self.deleted_at.is_none() && self.expires_at.is_none_or(|e| e > now_ms)
     }
+}
+
+/// A key or client credential that stopped working (revoked, deleted or
+/// expired) recently enough that tokens minted from it may still be live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadCredential {
+    /// The `client_id` claim of tokens minted from it: a client
+    /// credential's client id, or an API key's id.
+    pub client_id: String,
+    /// When it stopped working (unix ms).
+    pub at: i64,
 }
 
 /// A revoked token id, kept until the token would have expired anyway.

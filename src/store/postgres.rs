@@ -1,6 +1,6 @@
-//! The PostgreSQL store: for several replicas sharing one database. Same
-//! schema and mapping as SQLite. Change-producing transactions take a
-//! transaction-scoped advisory lock before drawing their revision, so
+//! The PostgreSQL backend: for several replicas sharing one database. Same
+//! schema and statements as SQLite. A committing transaction takes a
+//! transaction-scoped advisory lock before drawing its revision, so
 //! revisions commit in order and a cache reading "changes after N" can never
 //! skip one that commits late. Each commit also `NOTIFY`s, so replicas pick
 //! changes up at once; polling remains the backstop.
@@ -8,15 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use sqlx::Postgres;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row as _;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
-use super::rows::*;
-use super::sql::*;
-use super::*;
+use super::sql::rows::db;
+use super::sql::stmt::{bind_all, Stmt};
+use super::sql::{Backend, SqlStore};
+use super::{Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
 
@@ -25,7 +24,10 @@ const CHANNEL: &str = "keygate_changes";
 /// Advisory lock key that orders revisions ("kgrv").
 const REVISION_LOCK: i64 = 0x6b67_7276;
 
-pub struct PostgresStore {
+/// The PostgreSQL store.
+pub type PostgresStore = SqlStore<Postgres>;
+
+pub struct Postgres {
     pool: PgPool,
     notify: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
@@ -43,11 +45,11 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
         let notify = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), Arc::clone(&notify)));
-        Ok(Self {
+        Ok(SqlStore::over(Postgres {
             pool,
             notify,
             listener,
-        })
+        }))
     }
 }
 
@@ -72,43 +74,54 @@ async fn listen(pool: PgPool, notify: Arc<Notify>) {
     }
 }
 
-store_impl!(PostgresStore, Postgres, {
-    async fn write(&self, batch: WriteBatch) -> Result<i64> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        for w in &batch.writes {
-            apply(&mut tx, w).await?;
+impl Postgres {
+    async fn run_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        stmts: Vec<Stmt>,
+    ) -> Result<()> {
+        for s in stmts {
+            let on_no_row = s.on_no_row;
+            let done = bind_all(sqlx::query(&s.sql), s.args)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+            on_no_row.check(done.rows_affected())?;
         }
-        let a = &batch.audit;
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, actor_id, action, target_type, target_id, organization_id, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.at)
-        .bind(a.actor_id.map(|u| u.to_string()))
-        .bind(&a.action)
-        .bind(&a.target_type)
-        .bind(a.target_id.to_string())
-        .bind(a.organization_id.map(|u| u.to_string()))
-        .bind(a.details.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        Ok(())
+    }
+}
+
+impl Backend for Postgres {
+    type Row = PgRow;
+
+    async fn fetch(&self, stmt: Stmt) -> Result<Vec<PgRow>> {
+        bind_all(sqlx::query(&stmt.sql), stmt.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        Self::run_in(&mut tx, stmts).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn commit(&self, stmts: Vec<Stmt>, change: Stmt) -> Result<i64> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        Self::run_in(&mut tx, stmts).await?;
         // Serialise only the revision draw and commit: see the module docs.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(REVISION_LOCK)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let revision: i64 = sqlx::query_scalar(
-            "INSERT INTO changes (at, accounts, topics) VALUES ($1, $2, $3) RETURNING revision",
-        )
-        .bind(a.at)
-        .bind(accounts_json(&batch))
-        .bind(topics_json(&batch))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+        let revision: i64 = bind_all(sqlx::query(&change.sql), change.args)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get("revision")
+            .map_err(db)?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(revision.to_string())
@@ -119,17 +132,6 @@ store_impl!(PostgresStore, Postgres, {
         Ok(revision)
     }
 
-    async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()> {
-        if used.is_empty() {
-            return Ok(());
-        }
-        self.q_record_usage(used).await
-    }
-
-    async fn heartbeat(&self, r: &Replica) -> Result<()> {
-        self.q_heartbeat(r).await
-    }
-
     async fn close(&self) {
         self.listener.abort();
         self.pool.close().await;
@@ -138,6 +140,4 @@ store_impl!(PostgresStore, Postgres, {
     fn change_signal(&self) -> Option<Arc<Notify>> {
         Some(Arc::clone(&self.notify))
     }
-});
-
-token_reads!(PostgresStore);
+}

@@ -1,25 +1,30 @@
-//! The SQLite store: the embedded default. WAL mode, foreign keys on, schema
-//! from the embedded migrations. Writes are serialised in-process (SQLite has
-//! one writer anyway) so a batch never fails on a lock upgrade; other
-//! processes sharing the file wait on `busy_timeout`.
+//! The SQLite backend: the embedded default. WAL mode, foreign keys on,
+//! schema from the embedded migrations. Writes are serialised in-process
+//! (SQLite has one writer anyway) so a batch never fails on a lock upgrade;
+//! other processes sharing the file wait on `busy_timeout`.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row as _, SqlitePool};
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
-use super::rows::*;
-use super::sql::*;
-use super::*;
+use super::sql::rows::db;
+use super::sql::stmt::{bind_all, Stmt};
+use super::sql::{Backend, SqlStore};
+use super::{Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
-pub struct SqliteStore {
+/// The SQLite store.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+pub struct Sqlite {
     pool: SqlitePool,
+    /// One writer at a time: SQLite would refuse a second.
     write_lock: Mutex<()>,
 }
 
@@ -39,67 +44,59 @@ impl SqliteStore {
             .await
             .map_err(Error::Unavailable)?;
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
-        Ok(Self {
+        Ok(SqlStore::over(Sqlite {
             pool,
             write_lock: Mutex::new(()),
-        })
+        }))
     }
 }
 
-store_impl!(SqliteStore, Sqlite, {
-    async fn write(&self, batch: WriteBatch) -> Result<i64> {
+impl Sqlite {
+    async fn run_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, stmts: Vec<Stmt>) -> Result<()> {
+        for s in stmts {
+            let on_no_row = s.on_no_row;
+            let done = bind_all(sqlx::query(&s.sql), s.args)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+            on_no_row.check(done.rows_affected())?;
+        }
+        Ok(())
+    }
+}
+
+impl Backend for Sqlite {
+    type Row = SqliteRow;
+
+    async fn fetch(&self, stmt: Stmt) -> Result<Vec<SqliteRow>> {
+        bind_all(sqlx::query(&stmt.sql), stmt.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<()> {
         let _serialised = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for w in &batch.writes {
-            apply(&mut tx, w).await?;
-        }
-        let a = &batch.audit;
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, actor_id, action, target_type, target_id, organization_id, details) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.at)
-        .bind(a.actor_id.map(|u| u.to_string()))
-        .bind(&a.action)
-        .bind(&a.target_type)
-        .bind(a.target_id.to_string())
-        .bind(a.organization_id.map(|u| u.to_string()))
-        .bind(a.details.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let revision: i64 = sqlx::query_scalar(
-            "INSERT INTO changes (at, accounts, topics) VALUES (?, ?, ?) RETURNING revision",
-        )
-        .bind(a.at)
-        .bind(accounts_json(&batch))
-        .bind(topics_json(&batch))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+        Self::run_in(&mut tx, stmts).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn commit(&self, stmts: Vec<Stmt>, change: Stmt) -> Result<i64> {
+        let _serialised = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        Self::run_in(&mut tx, stmts).await?;
+        let revision: i64 = bind_all(sqlx::query(&change.sql), change.args)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get("revision")
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(revision)
-    }
-
-    async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()> {
-        if used.is_empty() {
-            return Ok(());
-        }
-        // One writer at a time: SQLite would refuse a second.
-        let _serialised = self.write_lock.lock().await;
-        self.q_record_usage(used).await
-    }
-
-    async fn heartbeat(&self, r: &Replica) -> Result<()> {
-        // One writer at a time: SQLite would refuse a second.
-        let _serialised = self.write_lock.lock().await;
-        self.q_heartbeat(r).await
     }
 
     async fn close(&self) {
         self.pool.close().await;
     }
-});
-
-token_reads!(SqliteStore);
+}

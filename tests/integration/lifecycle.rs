@@ -2,7 +2,7 @@
 //! revoke, rotate, and persistence across a restart.
 //!
 //! Checks after a write use `key_status`, which allows the write the sync budget
-//! to reach the cache (DESIGN.md "Store and sync").
+//! to reach the cache.
 
 use http::StatusCode;
 use serde_json::json;

@@ -122,9 +122,11 @@ async fn failed_attempts_block_the_address_not_the_key() {
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(header(&hdrs, "retry-after").parse::<u64>().unwrap() >= 1);
     assert_eq!(body["error"]["code"], "too_many_failed_attempts");
-    // While blocked, the address gets nothing, valid key or not.
+    // Over its budget, the address is refused for credentials that fail;
+    // the valid key (the very one the typo named) still passes.
+    assert_eq!(h.bearer("GET", "/orders/1", &key).await.0, StatusCode::OK);
     assert_eq!(
-        h.bearer("GET", "/orders/1", &key).await.0,
+        h.bearer("GET", "/orders/1", &typo).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
     // Requests without a credential are not failures: a public route still answers.

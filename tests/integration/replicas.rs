@@ -49,7 +49,7 @@ async fn revocation_through_one_replica_reaches_the_other_within_a_second() {
         h.bearer("GET", "/orders/1", &key).await.0,
         StatusCode::UNAUTHORIZED
     );
-    // ... and the other within the DESIGN's 1 s.
+    // ... and the other within the promised 1 s.
     let revoked = until(&h, other, &key, StatusCode::UNAUTHORIZED).await;
     eprintln!("propagation: new key {appeared:?}, revocation {revoked:?}");
     assert!(
@@ -116,6 +116,15 @@ async fn store_outage_keeps_auth_up_then_fails_closed_then_recovers() {
     assert!(closed, "proxy never failed closed");
     let (status, _, ready) = h.admin("GET", "/readyz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    // Operators see it: failed store operations, staleness, refusals.
+    let m = crate::observability::scrape(&h).await;
+    assert!(m.get("keygate_store_errors_total", &[]) >= 1.0, "{m:?}");
+    assert!(
+        m.get("keygate_cache_staleness_seconds", &[]) >= 3.0,
+        "{m:?}"
+    );
+    let stale = [("route", "orders"), ("status", "5xx"), ("auth", "stale")];
+    assert!(m.get("keygate_requests_total", &stale) >= 1.0, "{m:?}");
 
     // The store comes back: the cache catches up with no restart.
     cable.restore();

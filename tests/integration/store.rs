@@ -51,6 +51,8 @@ fn account(org: Uuid, name: &str) -> ServiceAccount {
         created_at: 1,
         updated_at: 1,
         last_used_at: None,
+        tokens_not_before: None,
+        metadata: Default::default(),
     }
 }
 

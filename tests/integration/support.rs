@@ -1,26 +1,29 @@
 //! Test harness: an in-process keygate, an echoing upstream and a tiny HTTP client.
 //!
 //! Owns process setup and request plumbing only; assertions live in the test modules.
+//!
+//! Over the ~400-line guideline on purpose: one type, [`Harness`], whose
+//! methods are the request plumbing every test module shares.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use keygate::app::Running;
 use keygate::config::Config;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
+
+use crate::servers::spawn_upstream;
+pub(crate) use crate::servers::{dead_port, pg_schema_url, Cable};
 
 /// The platform admin's key, handed to keygate through `KEYGATE_ADMIN_KEY`.
 const ADMIN_KEY: &str = "test-admin-key-0123456789-abcdefghijklmnop";
@@ -438,134 +441,6 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-}
-
-/// A port nothing listens on: bind, read the port, drop the listener.
-pub(crate) async fn dead_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// An HTTP/1 upstream that answers every request with 200 and
-/// `{"method","path","headers":{lowercased name: value}}`.
-async fn spawn_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    echo(req)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, hits)
-}
-
-async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut headers = serde_json::Map::new();
-    for name in req.headers().keys() {
-        let values: Vec<String> = req
-            .headers()
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
-        headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
-    }
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .to_string();
-    let body = json!({ "method": req.method().as_str(), "path": path, "headers": headers });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    response.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
-}
-
-/// A PostgreSQL URL whose connections use a fresh schema of their own, so
-/// parallel tests never see each other's rows. `None` when
-/// `KEYGATE_TEST_POSTGRES_URL` is unset (CI always sets it).
-pub(crate) async fn pg_schema_url() -> Option<String> {
-    let Ok(base) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
-        eprintln!("KEYGATE_TEST_POSTGRES_URL unset: skipping the PostgreSQL backend");
-        return None;
-    };
-    let schema = format!("kg_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("KEYGATE_TEST_POSTGRES_URL is set but unreachable: {e}"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-}
-
-/// A TCP forwarder to `target` that a test can cut and restore: the store
-/// "going down" for real, as keygate's connections see it.
-pub(crate) struct Cable {
-    pub(crate) addr: SocketAddr,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Cable {
-    pub(crate) async fn to(target: SocketAddr) -> Cable {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (cut, cuts) = tokio::sync::watch::channel(0u64);
-        let up2 = Arc::clone(&up);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: connection refused in effect
-                }
-                let mut cuts = cuts.clone();
-                // Only cuts after this tunnel opened concern it.
-                cuts.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cuts.changed() => {}
-                    }
-                });
-            }
-        });
-        Cable { addr, up, cut }
-    }
-
-    /// Severs every connection and refuses new ones.
-    pub(crate) fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
-    }
-
-    pub(crate) fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 /// `POST` of a JSON body to the public listener.

@@ -1,0 +1,280 @@
+//! The in-memory cache of everything authentication needs, kept current by
+//! `replicate` from the store's change feed. The hot path reads only this;
+//! it never touches the store.
+//!
+//! Holds: live API keys (SHA-256 → principal), live client credentials
+//! (client id → secret hash and principal), the accounts a JWT must be
+//! checked against, the credentials that stopped working (their tokens die
+//! with them), and revoked token ids. Caches only: the authentication
+//! decision itself is the [`super::Authenticator`]'s.
+
+mod freshness;
+mod hasher;
+mod intern;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use uuid::Uuid;
+
+pub use freshness::Freshness;
+
+use self::hasher::BuildIdentity;
+use self::intern::Interner;
+use super::principal::{CredentialKind, Grant, Principal};
+use crate::config::RateSpec;
+use crate::scope::ScopeSet;
+use crate::secret::KeyHash;
+use crate::store::{
+    ApiKey, AuthEntry, ClientCredential, DeadCredential, RevokedToken, ServiceAccount,
+};
+
+/// What a JWT's account may still do; see [`Cache::token_allowed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Restriction {
+    blocked: bool,
+    /// Account expiry, unix ms (`i64::MAX`: none).
+    expires_at: i64,
+    /// Tokens issued at or before this (unix ms) are dead: the account's
+    /// stored `tokens_not_before`, so a re-enabled account's old tokens do
+    /// not come back, not even after a restart or on another replica.
+    not_before: i64,
+    rate_limit: Option<RateSpec>,
+}
+
+/// A client credential as the token endpoint needs it.
+#[derive(Debug)]
+pub(crate) struct ClientEntry {
+    pub(crate) secret_hash: KeyHash,
+    pub(crate) principal: Arc<Principal>,
+}
+
+pub struct Cache {
+    keys: DashMap<KeyHash, Arc<Principal>, BuildIdentity>,
+    clients: DashMap<Box<str>, Arc<ClientEntry>>,
+    /// Accounts a JWT must be checked against: disabled or closed, with an
+    /// expiry, re-enabled, or with their own rate limit. Ordinary accounts
+    /// are absent, so they cost nothing here.
+    restricted: DashMap<Uuid, Restriction>,
+    /// Revoked token ids → their expiry (unix ms).
+    revoked: DashMap<Box<str>, i64>,
+    /// Client ids (an API key's id, a client credential's client id) of
+    /// credentials that stopped working → when (unix ms). Tokens minted from
+    /// them are dead from then on.
+    dead: DashMap<Box<str>, i64>,
+    interner: Interner,
+    freshness: Freshness,
+}
+
+impl Cache {
+    pub fn new(max_staleness_ms: i64) -> Self {
+        Self::with_capacity(max_staleness_ms, 0)
+    }
+
+    pub fn with_capacity(max_staleness_ms: i64, capacity: usize) -> Self {
+        Self {
+            keys: DashMap::with_capacity_and_hasher(capacity, BuildIdentity),
+            clients: DashMap::new(),
+            restricted: DashMap::new(),
+            revoked: DashMap::new(),
+            dead: DashMap::new(),
+            interner: Interner::default(),
+            freshness: Freshness::new(max_staleness_ms),
+        }
+    }
+
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    /// The principal of a live API key, by the SHA-256 of its value.
+    pub(crate) fn key(&self, hash: &KeyHash) -> Option<Arc<Principal>> {
+        // The shard guard lives only for this expression; never across an await.
+        self.keys.get(hash).map(|e| Arc::clone(e.value()))
+    }
+
+    /// A live client credential by its client id.
+    pub(crate) fn client(&self, client_id: &str) -> Option<Arc<ClientEntry>> {
+        self.clients.get(client_id).map(|e| Arc::clone(e.value()))
+    }
+
+    /// Inserts one live key from the initial load.
+    pub fn insert(&self, e: &AuthEntry) {
+        let scopes = self.interner.intern_json(&e.scopes_json);
+        let p = Principal::new(Grant::from_entry(e, scopes));
+        self.keys.insert(e.hash, Arc::new(p));
+    }
+
+    /// Inserts one live client credential from the initial load.
+    pub fn insert_client(&self, credential: &ClientCredential, account: &ServiceAccount) {
+        let principal = self.principal(
+            account,
+            CredentialKind::Client,
+            credential.id,
+            credential.expires_at,
+        );
+        self.clients.insert(
+            credential.client_id.as_str().into(),
+            Arc::new(ClientEntry {
+                secret_hash: credential.secret_hash,
+                principal: Arc::new(principal),
+            }),
+        );
+    }
+
+    /// Replaces everything cached for one account with what the store now
+    /// says: live keys and credentials of an open, enabled account are
+    /// (re)inserted, every other one of it is evicted; a disabled or closed
+    /// account is restricted, so its live JWTs fail too.
+    pub fn apply_account(
+        &self,
+        account: &ServiceAccount,
+        keys: &[ApiKey],
+        credentials: &[ClientCredential],
+    ) {
+        let open = account.closed_at.is_none() && account.enabled;
+        for key in keys {
+            if open && key.revoked_at.is_none() {
+                let p = self.principal(account, CredentialKind::ApiKey, key.id, key.expires_at);
+                self.keys.insert(key.hash, Arc::new(p));
+            } else {
+                self.keys.remove(&key.hash);
+            }
+            if let Some(at) = key.revoked_at.or(key.expires_at) {
+                self.dead.insert(key.id.to_string().into(), at);
+            }
+        }
+        for c in credentials {
+            if open && c.deleted_at.is_none() {
+                self.insert_client(c, account);
+            } else {
+                self.clients.remove(c.client_id.as_str());
+            }
+            if let Some(at) = c.deleted_at.or(c.expires_at) {
+                self.dead.insert(c.client_id.as_str().into(), at);
+            }
+        }
+        self.restrict(account);
+    }
+
+    /// Evicts the given keys and credentials (their account is gone).
+    pub fn evict(&self, keys: &[ApiKey], credentials: &[ClientCredential]) {
+        for key in keys {
+            self.keys.remove(&key.hash);
+        }
+        for c in credentials {
+            self.clients.remove(c.client_id.as_str());
+        }
+    }
+
+    pub fn set_restricted(&self, accounts: &[ServiceAccount]) {
+        for a in accounts {
+            self.restrict(a);
+        }
+    }
+
+    /// Records the credentials that stopped working (initial load).
+    pub fn set_dead(&self, dead: &[DeadCredential]) {
+        for d in dead {
+            self.dead.insert(d.client_id.as_str().into(), d.at);
+        }
+    }
+
+    /// Records what JWTs of `account` must be checked against.
+    fn restrict(&self, account: &ServiceAccount) {
+        let blocked = account.closed_at.is_some() || !account.enabled;
+        let r = Restriction {
+            blocked,
+            expires_at: account.expires_at.unwrap_or(i64::MAX),
+            not_before: account.tokens_not_before.unwrap_or(0),
+            rate_limit: account
+                .rate_limit
+                .as_deref()
+                .and_then(|s| RateSpec::parse(s).ok()),
+        };
+        if !r.blocked && r.expires_at == i64::MAX && r.not_before == 0 && r.rate_limit.is_none() {
+            self.restricted.remove(&account.id);
+        } else {
+            self.restricted.insert(account.id, r);
+        }
+    }
+
+    /// Whether a JWT for `account_id`, minted from `client_id` at
+    /// `issued_at_ms`, may still be used at `now_ms`: its
+    /// account is neither disabled, closed nor expired, the token is not
+    /// from before the account's token cut-off, and the credential it was
+    /// minted from has not stopped working.
+    pub(crate) fn token_allowed(
+        &self,
+        account_id: &Uuid,
+        client_id: &str,
+        issued_at_ms: i64,
+        now_ms: i64,
+    ) -> bool {
+        // One shard lock each for the common case (no entry).
+        let account_ok = match self.restricted.get(account_id) {
+            None => true,
+            Some(r) => !r.blocked && now_ms < r.expires_at && issued_at_ms > r.not_before,
+        };
+        account_ok && self.dead.get(client_id).is_none_or(|at| now_ms < *at)
+    }
+
+    /// The account's own rate limit, for principals that do not carry it.
+    pub(crate) fn account_rate_limit(&self, account_id: &Uuid) -> Option<RateSpec> {
+        self.restricted.get(account_id).and_then(|r| r.rate_limit)
+    }
+
+    /// Whether a token id has been revoked (RFC 7009).
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains_key(jti)
+    }
+
+    /// Forgets stopped credentials whose tokens have all expired
+    /// (`horizon_ms`: the longest a token lives, plus leeway).
+    pub fn sweep_dead(&self, now_ms: i64, horizon_ms: i64) {
+        self.dead
+            .retain(|_, at| *at > now_ms.saturating_sub(horizon_ms));
+    }
+
+    /// Replaces the revoked-token set with `tokens`: adds first, then drops
+    /// what is gone, so a revoked id is never briefly missing.
+    pub fn set_revoked(&self, tokens: &[RevokedToken]) {
+        let fresh: std::collections::HashSet<&str> =
+            tokens.iter().map(|t| t.jti.as_str()).collect();
+        for t in tokens {
+            self.revoked.insert(t.jti.as_str().into(), t.expires_at);
+        }
+        self.revoked.retain(|k, _| fresh.contains(&**k));
+    }
+
+    fn principal(
+        &self,
+        account: &ServiceAccount,
+        kind: CredentialKind,
+        credential_id: Uuid,
+        credential_expires_at: Option<i64>,
+    ) -> Principal {
+        let scopes = self.interner.intern(&account.scopes);
+        Principal::new(Grant::from_account(
+            account,
+            kind,
+            credential_id,
+            credential_expires_at,
+            scopes,
+        ))
+    }
+
+    /// An interned scope set (for tests and benches that build principals).
+    pub fn scope_set(&self, scopes: &[String]) -> Arc<ScopeSet> {
+        self.interner.intern(scopes)
+    }
+
+    /// Live keys cached.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}

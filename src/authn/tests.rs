@@ -1,0 +1,211 @@
+//! The authenticator against a cache filled the way replication fills it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::*;
+use crate::clock::{ManualClock, SharedClock};
+use crate::jwt::KeyRing;
+use crate::store::{ApiKey, Role, ServiceAccount};
+
+const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+fn account(enabled: bool) -> ServiceAccount {
+    ServiceAccount {
+        id: Uuid::now_v7(),
+        organization_id: Uuid::now_v7(),
+        project_id: None,
+        name: "a".into(),
+        description: None,
+        role: Role::Member,
+        scopes: vec!["orders:read".into()],
+        enabled,
+        expires_at: None,
+        closed_at: None,
+        rate_limit: None,
+        created_by: None,
+        created_at: 0,
+        updated_at: 0,
+        last_used_at: None,
+        tokens_not_before: None,
+        metadata: Default::default(),
+    }
+}
+
+fn key(format: &ApiKeyFormat, account: &ServiceAccount) -> (String, ApiKey) {
+    let g = format.generate_key();
+    (
+        g.value.to_string(),
+        ApiKey {
+            id: Uuid::now_v7(),
+            service_account_id: account.id,
+            name: None,
+            hash: g.hash,
+            redacted: g.redacted,
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        },
+    )
+}
+
+fn authenticator(clock: Arc<ManualClock>) -> (Authenticator, ApiKeyFormat) {
+    let format = ApiKeyFormat::new("kg");
+    let cache = Arc::new(Cache::new(i64::MAX / 2));
+    cache.freshness().mark_synced(0);
+    let clock: SharedClock = clock;
+    let verifier = Verifier::new(Arc::new(KeyRing::new()), "http://kg".into());
+    let spec = RateSpec::parse("3/h").unwrap();
+    let a = Authenticator::new(cache, verifier, spec, format.clone(), clock);
+    (a, format)
+}
+
+fn route() -> Accept<'static> {
+    Accept::Route { audience: None }
+}
+
+#[test]
+fn live_key_authenticates_and_disabling_evicts_it() {
+    let clock = ManualClock::new(1);
+    let (a, format) = authenticator(Arc::clone(&clock));
+    let mut acct = account(true);
+    let (secret, k) = key(&format, &acct);
+    a.cache()
+        .apply_account(&acct, std::slice::from_ref(&k), &[]);
+    let p = a.bearer(PEER, Ok(&secret), route()).unwrap();
+    assert_eq!(p.account_id, acct.id);
+    assert_eq!(p.kind, CredentialKind::ApiKey);
+    assert!(p.scopes.contains("orders:read"));
+    assert_eq!(&p.scopes.joined()[..], b"orders:read");
+
+    acct.enabled = false;
+    a.cache()
+        .apply_account(&acct, std::slice::from_ref(&k), &[]);
+    assert_eq!(
+        a.bearer(PEER, Ok(&secret), route()).unwrap_err(),
+        Refusal::Invalid
+    );
+}
+
+#[test]
+fn expiry_is_enforced_and_failures_are_charged_to_the_address() {
+    let clock = ManualClock::new(99);
+    let (a, format) = authenticator(Arc::clone(&clock));
+    let mut acct = account(true);
+    acct.expires_at = Some(100);
+    let (secret, k) = key(&format, &acct);
+    a.cache().apply_account(&acct, &[k], &[]);
+    assert!(a.bearer(PEER, Ok(&secret), route()).is_ok());
+    clock.advance(1);
+    assert_eq!(
+        a.bearer(PEER, Ok(&secret), route()).unwrap_err(),
+        Refusal::Invalid
+    );
+    // Garbage is refused before any lookup, and counts as a failure: the
+    // budget (3/h) runs out on the fourth.
+    assert_eq!(
+        a.bearer(PEER, Ok("kg_nope"), route()).unwrap_err(),
+        Refusal::Invalid
+    );
+    assert_eq!(
+        a.bearer(PEER, Err(presented::Error::Malformed), route())
+            .unwrap_err(),
+        Refusal::Invalid
+    );
+    assert!(matches!(
+        a.bearer(PEER, Ok("kg_nope"), route()).unwrap_err(),
+        Refusal::Throttled(_)
+    ));
+    // Presenting nothing is not a failure.
+    let other: IpAddr = "10.0.0.9".parse().unwrap();
+    assert_eq!(
+        a.bearer(other, Err(presented::Error::Missing), route())
+            .unwrap_err(),
+        Refusal::Missing
+    );
+}
+
+#[test]
+fn a_custom_admin_key_works_only_on_the_admin_listener() {
+    let clock = ManualClock::new(1);
+    let (a, _) = authenticator(Arc::clone(&clock));
+    let acct = account(true);
+    let custom = "a-custom-admin-key-of-more-than-32-characters";
+    let k = ApiKey {
+        id: Uuid::now_v7(),
+        service_account_id: acct.id,
+        name: None,
+        hash: KeyHash::of(custom),
+        redacted: "(custom)".into(),
+        created_at: 0,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    a.cache().apply_account(&acct, &[k], &[]);
+    assert!(a.bearer(PEER, Ok(custom), Accept::Admin).is_ok());
+    assert_eq!(
+        a.bearer(PEER, Ok(custom), route()).unwrap_err(),
+        Refusal::Invalid
+    );
+}
+
+#[test]
+fn usage_is_queued_once_per_window() {
+    let clock = ManualClock::new(usage::RESOLUTION_MS);
+    let (a, format) = authenticator(Arc::clone(&clock));
+    let acct = account(true);
+    let (secret, k) = key(&format, &acct);
+    a.cache().apply_account(&acct, &[k], &[]);
+    for _ in 0..3 {
+        a.bearer(PEER, Ok(&secret), route()).unwrap();
+        clock.advance(1);
+    }
+    assert_eq!(a.usage().take().len(), 1);
+    assert!(a.usage().take().is_empty());
+}
+
+#[test]
+fn equal_scope_sets_are_shared() {
+    let clock = ManualClock::new(1);
+    let (a, format) = authenticator(Arc::clone(&clock));
+    let (x, y) = (account(true), account(true));
+    let (sx, kx) = key(&format, &x);
+    let (sy, ky) = key(&format, &y);
+    a.cache().apply_account(&x, &[kx], &[]);
+    a.cache().apply_account(&y, &[ky], &[]);
+    let px = a.bearer(PEER, Ok(&sx), route()).unwrap();
+    let py = a.bearer(PEER, Ok(&sy), route()).unwrap();
+    assert!(Arc::ptr_eq(&px.scopes, &py.scopes));
+}
+
+#[test]
+fn a_stale_cache_fails_closed() {
+    let clock = ManualClock::new(1);
+    let format = ApiKeyFormat::new("kg");
+    let cache = Arc::new(Cache::new(1_000));
+    cache.freshness().mark_synced(1);
+    let shared: SharedClock = clock.clone();
+    let verifier = Verifier::new(Arc::new(KeyRing::new()), "http://kg".into());
+    let a = Authenticator::new(
+        cache,
+        verifier,
+        RateSpec::parse("10/s").unwrap(),
+        format,
+        shared,
+    );
+    assert_eq!(
+        a.bearer(PEER, Err(presented::Error::Missing), route())
+            .unwrap_err(),
+        Refusal::Missing
+    );
+    clock.advance(2_000);
+    assert_eq!(
+        a.bearer(PEER, Err(presented::Error::Missing), route())
+            .unwrap_err(),
+        Refusal::Stale
+    );
+}

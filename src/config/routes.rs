@@ -1,0 +1,154 @@
+//! Validation of one `[[routes]]` entry: prefix, upstream, scopes per
+//! method, forwarding mode and limit, each problem naming its key.
+
+use std::collections::BTreeMap;
+
+use super::raw::RawRoute;
+use super::validate::Problems;
+use super::{ForwardAuth, RouteConfig, UpstreamProtocol};
+
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*",
+];
+
+pub(super) fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConfig> {
+    let key = |k: &str| format!("routes[{i}].{k}");
+    let before = p.0.len();
+    if r.name.trim().is_empty() {
+        p.push(&key("name"), "must not be empty");
+    }
+    let mut prefix = r.prefix.clone();
+    if !prefix.starts_with('/') {
+        p.push(&key("prefix"), format_args!("{prefix:?} must start with /"));
+    }
+    if prefix.split('/').any(|seg| seg == ".." || seg == ".")
+        || prefix.contains("//")
+        || prefix.contains('%')
+    {
+        p.push(
+            &key("prefix"),
+            format_args!("{prefix:?} must be a plain normalised path"),
+        );
+    }
+    while prefix.len() > 1 && prefix.ends_with('/') {
+        prefix.pop();
+    }
+    let upstream = match r.upstream.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+            if u.query().is_some() {
+                p.push(&key("upstream"), "must not carry a query string");
+            }
+            Some(u)
+        }
+        _ => {
+            p.push(
+                &key("upstream"),
+                format_args!("{:?} is not an http:// or https:// URL", r.upstream),
+            );
+            None
+        }
+    };
+    let https = upstream
+        .as_ref()
+        .is_some_and(|u| u.scheme_str() == Some("https"));
+    let upstream_protocol = match r.upstream_protocol.as_deref() {
+        None | Some("http1") => UpstreamProtocol::Http1,
+        Some("h2c") if !https => UpstreamProtocol::H2c,
+        Some("h2") if https => UpstreamProtocol::H2,
+        Some("h2c") => {
+            p.push(
+                &key("upstream_protocol"),
+                "h2c is HTTP/2 without TLS: the upstream must be http://",
+            );
+            UpstreamProtocol::H2c
+        }
+        Some("h2") => {
+            p.push(
+                &key("upstream_protocol"),
+                "h2 is negotiated over TLS: the upstream must be https:// (h2c for http://)",
+            );
+            UpstreamProtocol::H2
+        }
+        Some(other) => {
+            p.push(
+                &key("upstream_protocol"),
+                format_args!("{other:?} is not one of http1, h2c, h2"),
+            );
+            UpstreamProtocol::Http1
+        }
+    };
+    if r.websocket && upstream_protocol != UpstreamProtocol::Http1 {
+        p.push(
+            &key("websocket"),
+            "WebSocket upgrades are HTTP/1.1: the route's upstream_protocol must be http1",
+        );
+    }
+    if r.upstream_ca.is_some() && !https {
+        p.push(&key("upstream_ca"), "applies to https:// upstreams only");
+    }
+    let forward_auth = match r.forward_auth.as_str() {
+        "headers" => ForwardAuth::Headers,
+        "passthrough" => ForwardAuth::Passthrough,
+        "jwt" => ForwardAuth::Jwt,
+        other => {
+            p.push(
+                &key("forward_auth"),
+                format_args!("{other:?} is not one of headers, jwt, passthrough"),
+            );
+            ForwardAuth::Headers
+        }
+    };
+    let mut scopes = BTreeMap::new();
+    for (method, list) in r.scopes {
+        let upper = method.to_ascii_uppercase();
+        if !METHODS.contains(&upper.as_str()) {
+            p.push(
+                &key("scopes"),
+                format_args!("{method:?} is not an HTTP method or \"*\""),
+            );
+        }
+        if list
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            p.push(
+                &key("scopes"),
+                format_args!("scopes for {method} must be non-empty words without spaces"),
+            );
+        }
+        scopes.insert(upper, list);
+    }
+    if forward_auth == ForwardAuth::Jwt && r.audience.is_none() {
+        // A forwarded token without its own audience would be accepted
+        // wherever keygate's tokens are: the upstream could replay it.
+        p.push(
+            &key("audience"),
+            "forward_auth = \"jwt\" needs an audience for the tokens the upstream receives",
+        );
+    }
+    if r.public && !scopes.is_empty() {
+        p.push(&key("public"), "a public route cannot require scopes");
+    }
+    let rate_limit = r
+        .rate_limit
+        .as_deref()
+        .and_then(|s| p.rate(&key("rate_limit"), s));
+    if p.0.len() != before {
+        return None;
+    }
+    Some(RouteConfig {
+        name: r.name,
+        prefix,
+        upstream: upstream?,
+        strip_prefix: r.strip_prefix,
+        audience: r.audience,
+        scopes,
+        forward_auth,
+        rate_limit,
+        public: r.public,
+        upstream_protocol,
+        upstream_ca: r.upstream_ca,
+        websocket: r.websocket,
+        client_cert: r.client_cert,
+    })
+}

@@ -1,0 +1,255 @@
+//! Minting RFC 9068 JWT access tokens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::KeyRing;
+use crate::clock::SharedClock;
+use crate::telemetry::metrics::{Metrics, TOKENS_MINTED};
+
+/// RFC 9068 §2.2 claims, plus keygate's `org_id` / `project_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The service account id.
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-separated.
+    pub scope: String,
+    pub org_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// RFC 9068 §2.2.3.1: `["owner"]` for an account with the owner role
+    /// (roles never change), absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// Who a token is for and what it carries.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    pub account_id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    /// `client_id` claim: the credential's client id, or the API key's id.
+    pub client_id: &'a str,
+    /// Space-separated scopes granted.
+    pub scope: &'a str,
+    /// Unix ms after which the credential stops working; tokens never outlive it.
+    pub expires_at: i64,
+    /// The account's role.
+    pub role: crate::store::Role,
+}
+
+#[derive(Debug)]
+pub struct Minted {
+    pub token: String,
+    pub expires_in: u64,
+    pub claims: AccessClaims,
+}
+
+/// A token id: a UUIDv7 stamped with the mint time (this clock's, to the
+/// millisecond), so a cut-off can tell tokens minted just before it from
+/// ones minted just after — `iat` has whole seconds only.
+fn jti(now_ms: i64) -> Uuid {
+    let ms = u64::try_from(now_ms).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        ms / 1000,
+        u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
+    );
+    Uuid::new_v7(ts)
+}
+
+/// The claims JSON with `>`, `?`, `~`, DEL and every non-ASCII character
+/// written as a `\uXXXX` escape: the same JSON to every parser, but its
+/// base64url never holds `-` or `_` (only those bytes, at the last place of
+/// a 3-byte group, encode to 62 or 63). Some clients (Run:ai's runapy)
+/// decode the payload with the standard base64 alphabet, which drops those
+/// two characters and garbles the claims. Such characters can only stand in
+/// string values here (scopes, the issuer), so the common case copies nothing.
+fn base64_safe(json: String) -> String {
+    let unsafe_char = |c: char| matches!(c, '>' | '?' | '~' | '\x7f') || !c.is_ascii();
+    if !json.chars().any(unsafe_char) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_char(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// When a token was minted (unix ms): from its `jti` when it is one of
+/// ours, else from `iat`.
+pub fn minted_at_ms(claims: &AccessClaims) -> i64 {
+    Uuid::parse_str(&claims.jti)
+        .ok()
+        .and_then(|u| u.get_timestamp())
+        .map(|t| {
+            let (secs, nanos) = t.to_unix();
+            i64::try_from(secs).unwrap_or(0) * 1000 + i64::from(nanos / 1_000_000)
+        })
+        .unwrap_or_else(|| claims.iat.saturating_mul(1000))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no signing key is active")]
+    NoKey,
+    #[error("signing failed")]
+    Sign,
+}
+
+/// Why a token is minted: the `grant` label of `keygate_tokens_minted_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// OAuth `client_credentials` (and the dialects' client-credential token endpoints).
+    ClientCredentials,
+    /// RFC 8693: an API key traded for a JWT.
+    TokenExchange,
+    /// For an upstream, on a `forward_auth = "jwt"` route.
+    Upstream,
+}
+
+impl Grant {
+    const ALL: [Grant; 3] = [
+        Grant::ClientCredentials,
+        Grant::TokenExchange,
+        Grant::Upstream,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::TokenExchange => "token_exchange",
+            Grant::Upstream => "upstream",
+        }
+    }
+}
+
+pub struct Minter {
+    ring: Arc<KeyRing>,
+    issuer: String,
+    ttl: Duration,
+    max_ttl: Duration,
+    clock: SharedClock,
+    /// Tokens minted, by [`Grant`] (in `Grant::ALL` order).
+    minted: [metrics::Counter; 3],
+}
+
+impl Minter {
+    pub fn new(
+        ring: Arc<KeyRing>,
+        issuer: String,
+        ttl: Duration,
+        max_ttl: Duration,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            ring,
+            issuer,
+            ttl,
+            max_ttl,
+            clock,
+            minted: [const { metrics::Counter::noop() }; 3],
+        }
+    }
+
+    /// Counts minted tokens into `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.minted = Grant::ALL.map(|g| metrics.counter(TOKENS_MINTED, &[("grant", g.as_str())]));
+        self
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    /// Mints a token for `subject` with `audience` (default: the issuer) and
+    /// lifetime `ttl` (default `tokens.ttl`, capped at `tokens.max_ttl` and at
+    /// the credential's own expiry).
+    pub fn mint(
+        &self,
+        grant: Grant,
+        subject: &Subject<'_>,
+        audience: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<Minted, Error> {
+        let now_ms = self.clock.now_ms();
+        let key = self.ring.signer(now_ms).ok_or(Error::NoKey)?;
+        let now = now_ms / 1000;
+        let ttl = ttl.unwrap_or(self.ttl).min(self.max_ttl).as_secs() as i64;
+        let exp = (now + ttl).min(subject.expires_at / 1000).max(now + 1);
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: subject.account_id.to_string(),
+            aud: audience.unwrap_or(&self.issuer).to_string(),
+            exp,
+            iat: now,
+            nbf: now,
+            jti: jti(now_ms).to_string(),
+            client_id: subject.client_id.to_string(),
+            scope: subject.scope.to_string(),
+            org_id: subject.organization_id.to_string(),
+            project_id: subject.project_id.map(|p| p.to_string()),
+            roles: match subject.role {
+                crate::store::Role::Owner => vec!["owner".into()],
+                crate::store::Role::Member => Vec::new(),
+            },
+        };
+        let json = serde_json::to_string(&claims).map_err(|_| Error::Sign)?;
+        let payload =
+            serde_json::value::RawValue::from_string(base64_safe(json)).map_err(|_| Error::Sign)?;
+        let token =
+            jsonwebtoken::encode(&key.header, &payload, &key.encoding).map_err(|_| Error::Sign)?;
+        self.minted[grant as usize].increment(1);
+        Ok(Minted {
+            token,
+            expires_in: (exp - now).max(0) as u64,
+            claims,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    #[test]
+    fn claims_never_encode_to_base64url_62_or_63() {
+        let json = serde_json::json!({ "scope": "a>b c?d e~f é 𝄞", "x": ">>>???~~~" }).to_string();
+        let safe = base64_safe(json.clone());
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()
+        );
+        for shift in 0..3 {
+            let padded = format!("{}{safe}", " ".repeat(shift));
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(padded);
+            assert!(!b64.contains(['-', '_']), "{b64}");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Listeners: binding, the accept loop, TLS ([`tls`]), HTTP/1.1 and HTTP/2
+//! (h2 by ALPN over TLS, h2c with prior knowledge on plain listeners, told
+//! apart by the connection preface), upgrades, per-connection facts
+//! ([`ConnInfo`]: the peer, the scheme, a verified client certificate,
+//! whether the peer is a trusted proxy) and the graceful drain. Both the
+//! public and the admin listener are served here, so transport concerns
+//! live in one place. Knows nothing of what the requests mean.
+
+pub mod tls;
+mod trust;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+pub use tls::Tls;
+pub use trust::TrustedProxies;
+
+/// The scheme a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// For `X-Forwarded-Proto`.
+    pub fn header_value(self) -> HeaderValue {
+        match self {
+            Scheme::Http => HeaderValue::from_static("http"),
+            Scheme::Https => HeaderValue::from_static("https"),
+        }
+    }
+}
+
+/// Facts about one connection, computed once per connection rather than
+/// per request.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub scheme: Scheme,
+    /// The peer's IP, prebuilt as a header value.
+    pub peer_ip: HeaderValue,
+    /// `for=<peer>;proto=<scheme>`, prebuilt (RFC 7239).
+    pub forwarded: HeaderValue,
+    /// Set when the peer is a trusted proxy: its forwarding chain is believed.
+    trusted: Option<Arc<TrustedProxies>>,
+    /// The subject of the client certificate the TLS handshake verified
+    /// (e.g. `CN=billing, O=Acme`), prebuilt as a header value.
+    pub client_subject: Option<HeaderValue>,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, scheme: Scheme) -> Self {
+        Self::behind(peer, scheme, None)
+    }
+
+    /// A connection from `peer`; `trust` decides whether it may speak for
+    /// a client.
+    pub fn behind(peer: SocketAddr, scheme: Scheme, trust: Option<&Arc<TrustedProxies>>) -> Self {
+        let ip = peer.ip();
+        let peer_ip =
+            HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        let proto = match scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let forwarded = match ip {
+            IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
+        };
+        Self {
+            peer,
+            scheme,
+            peer_ip,
+            forwarded: HeaderValue::from_str(&forwarded)
+                .unwrap_or(HeaderValue::from_static("for=unknown")),
+            trusted: trust.filter(|t| t.contains(ip)).cloned(),
+            client_subject: None,
+        }
+    }
+
+    /// Whether the peer is a trusted proxy.
+    pub fn from_trusted_proxy(&self) -> bool {
+        self.trusted.is_some()
+    }
+
+    /// The client's address: the peer's, or behind a trusted proxy the one
+    /// its forwarding chain names.
+    pub fn client(&self, headers: &http::HeaderMap) -> IpAddr {
+        match &self.trusted {
+            None => self.peer.ip(),
+            Some(t) => t.client(self.peer.ip(), headers),
+        }
+    }
+}
+
+/// How a listener serves.
+#[derive(Clone)]
+pub struct Options {
+    /// A client that has not sent a whole request head (or finished its
+    /// TLS handshake, or sent its first byte) by then is dropped.
+    pub header_read_timeout: Duration,
+    /// Largest request head; larger answers 431. SECURITY: bounds what an
+    /// unauthenticated client can make us hold.
+    pub max_head_bytes: usize,
+    pub tls: Option<Arc<Tls>>,
+    pub trust: Arc<TrustedProxies>,
+}
+
+/// Concurrent streams one HTTP/2 connection may open.
+const MAX_STREAMS: u32 = 256;
+/// HTTP/2 streams a client may open and reset before the server accepted
+/// them (CVE-2023-44487, "rapid reset"): past this the connection is closed.
+const MAX_PENDING_RESETS: usize = 20;
+/// Streams the server resets for a client's protocol errors before it
+/// closes the connection.
+const MAX_ERROR_RESETS: usize = 256;
+
+fn builder(options: &Options) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_head_bytes)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(u32::try_from(options.max_head_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(MAX_ERROR_RESETS)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// A bound, not yet serving, listener.
+pub struct Listener {
+    tcp: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let tcp = TcpListener::bind(addr).await?;
+        let addr = tcp.local_addr()?;
+        Ok(Self { tcp, addr })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accepts and serves connections until `shutdown` flips, then stops
+    /// accepting and drains in-flight requests for up to `grace`.
+    /// `service` makes the request handler of one connection.
+    pub async fn serve<F, S, B>(
+        self,
+        options: Options,
+        service: F,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) where
+        F: Fn(Arc<ConnInfo>) -> S + Send + Sync + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let graceful = GracefulShutdown::new();
+        let builder = builder(&options);
+        let service = Arc::new(service);
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let connection = Connection {
+                        builder: builder.clone(),
+                        watcher: graceful.watcher(),
+                        options: options.clone(),
+                        service: Arc::clone(&service),
+                    };
+                    tokio::spawn(connection.serve(stream, peer));
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(self.tcp);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with requests in flight"),
+        }
+    }
+}
+
+/// One accepted connection, served in its own task: the TLS handshake (or,
+/// on a plain listener, the first byte) within the head timeout, then
+/// HTTP/1.1 or HTTP/2, upgrades allowed.
+struct Connection<F> {
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    options: Options,
+    service: Arc<F>,
+}
+
+impl<F, S, B> Connection<F>
+where
+    F: Fn(Arc<ConnInfo>) -> S + Send + Sync + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        let timeout = self.options.header_read_timeout;
+        let trust = (!self.options.trust.is_empty()).then_some(&self.options.trust);
+        match &self.options.tls {
+            Some(tls) => {
+                let acceptor = TlsAcceptor::from(tls.config());
+                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let mut info = ConnInfo::behind(peer, Scheme::Https, trust);
+                info.client_subject = tls::peer_subject(stream.get_ref().1)
+                    .and_then(|s| HeaderValue::from_str(&s).ok());
+                self.run(TokioIo::new(stream), info).await;
+            }
+            None => {
+                // Telling HTTP/1 from HTTP/2 waits for bytes with no timer of
+                // its own: a client that sends nothing is dropped here.
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
+                let info = ConnInfo::behind(peer, Scheme::Http, trust);
+                self.run(TokioIo::new(stream), info).await;
+            }
+        }
+    }
+
+    async fn run<I>(self, io: I, info: ConnInfo)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let svc = (self.service)(Arc::new(info));
+        let conn = self.watcher.watch(
+            self.builder
+                .serve_connection_with_upgrades(io, svc)
+                .into_owned(),
+        );
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with error");
+        }
+    }
+}

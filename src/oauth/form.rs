@@ -1,0 +1,101 @@
+//! The request side of the OAuth endpoints: the form body (RFC 6749 §3.2,
+//! each parameter at most once) and which client authentication it carries
+//! (`client_secret_basic` or `client_secret_post`, never both).
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use super::error::{Code, OAuthError};
+use crate::authn::presented;
+
+const MAX_PARAMS: usize = 32;
+
+pub(super) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';').next().is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
+        if !form_type {
+            return Err(OAuthError::new(
+                Code::InvalidRequest,
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| OAuthError::new(Code::InvalidRequest, "the form body is malformed"))?;
+        // SECURITY: the duplicate check below is quadratic; no OAuth request
+        // needs more than a handful of parameters.
+        if pairs.len() > MAX_PARAMS {
+            return Err(OAuthError::new(Code::InvalidRequest, "too many parameters"));
+        }
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(o, _)| o == k) {
+                return Err(OAuthError::new(
+                    Code::InvalidRequest,
+                    "a parameter appears more than once",
+                ));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Client credentials as presented; checking them is the authenticator's.
+pub(super) struct ClientAuth {
+    pub(super) client_id: String,
+    pub(super) secret: String,
+    /// Presented with HTTP Basic (the 401 then challenges with Basic).
+    pub(super) basic: bool,
+}
+
+/// The client authentication the request carries, if any. An error is a
+/// presentation that cannot be read (or two of them): a failed attempt.
+pub(super) fn client_auth(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Option<ClientAuth>, OAuthError> {
+    let basic = presented::basic(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    )
+    .transpose()
+    .map_err(|_| OAuthError::client(true))?
+    .map(|(client_id, secret)| ClientAuth {
+        client_id,
+        secret,
+        basic: true,
+    });
+    let post = match (form.get("client_id"), form.get("client_secret")) {
+        (Some(id), Some(secret)) => Some(ClientAuth {
+            client_id: id.to_string(),
+            secret: secret.to_string(),
+            basic: false,
+        }),
+        (None, None) => None,
+        _ if basic.is_some() => None, // client_id alongside Basic is allowed
+        _ => return Err(OAuthError::client(false)),
+    };
+    match (basic, post) {
+        (Some(_), Some(_)) => Err(OAuthError::new(
+            Code::InvalidRequest,
+            "use one client authentication method, not both",
+        )),
+        (b, p) => Ok(b.or(p)),
+    }
+}

@@ -1,0 +1,292 @@
+//! The phases of a proxied request, in the order they run. Each answers
+//! `Result<_, Refusal>`; [`super::Proxy::handle`] renders a refusal and
+//! finishes every response in one place.
+//!
+//! The limit runs before authorization on purpose: a request refused for
+//! scope still spends budget, and its 403 carries the rate-limit fields
+//! like every other response on the route.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Limited};
+use hyper::body::Incoming;
+
+use super::record::{AuthOutcome, Trace};
+use super::respond::{Body, Refusal};
+use super::websocket::{self, Opening, Tunnel};
+use super::{headers, upstream, Proxy, Route};
+use crate::authn::{self, presented, Accept, Principal};
+use crate::config::{ForwardAuth, UpstreamProtocol};
+use crate::jwt::upstream::For;
+use crate::listener::ConnInfo;
+use crate::ratelimit::Decision;
+
+/// Headers some frameworks read as "the real method": a GET authorized as a
+/// GET must not be served as a DELETE.
+static METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Admission, before anything else on the public listener: refuse requests
+/// whose meaning depends on who reads them. RFC 9112 §3.2: several `Host`
+/// fields are a 400; a method override would be authorized as one method
+/// and served as another. (`Content-Length` beside `Transfer-Encoding`
+/// never gets here: hyper reads the body as chunked, drops the length and
+/// closes the connection after the answer, RFC 9112 §6.1.)
+pub(super) fn admit(req: &Request<Incoming>) -> Result<(), Refusal<'static>> {
+    let h = req.headers();
+    if h.get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(Refusal::DuplicateHost);
+    }
+    if METHOD_OVERRIDES.iter().any(|n| h.contains_key(*n)) {
+        return Err(Refusal::MethodOverride);
+    }
+    Ok(())
+}
+
+/// Where a request goes: its route and the upstream URI.
+struct Routed<'a> {
+    route: &'a Route,
+    uri: Uri,
+}
+
+impl Proxy {
+    /// Every phase, in order. `trace` and `limit` keep what the exit
+    /// needs, whatever the outcome.
+    pub(super) async fn run<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
+        conn: &ConnInfo,
+        client: IpAddr,
+        trace: &mut Trace<'a>,
+        limit: &mut Option<Decision<'a>>,
+    ) -> Result<Response<Body>, Refusal<'a>> {
+        let Routed { route, uri } = self.route(&req)?;
+        trace.route = Some(route);
+        if route.client_cert && conn.client_subject.is_none() {
+            trace.auth = AuthOutcome::NoClientCert;
+            return Err(Refusal::ClientCertRequired);
+        }
+        let started = self.record.phase();
+        let principal = self.authenticate(route, &req, client);
+        self.record.auth_took(started);
+        let principal = principal.map_err(|r| {
+            trace.auth = AuthOutcome::of(r);
+            Refusal::Auth(r)
+        })?;
+        trace.auth = match &principal {
+            Some(p) => {
+                trace.account = Some(p.account_id);
+                AuthOutcome::Ok
+            }
+            None => AuthOutcome::Public,
+        };
+        *limit = self.limit(route, principal.as_deref(), client).await;
+        if let Some(d) = limit.filter(|d| !d.allowed) {
+            trace.rate_limited = true;
+            return Err(Refusal::RateLimited(d.reset_secs));
+        }
+        self.authorize(route, principal.as_deref(), req.method())?;
+        let websocket =
+            (route.websocket && websocket::requested(&req)).then(|| Opening::take(&mut req, route));
+        let mut upstream_req = self.rewrite(route, uri, principal.as_deref(), req, conn, client)?;
+        if let Some(ws) = &websocket {
+            ws.ask_upstream(upstream_req.headers_mut());
+        }
+        let mut res = self.forward(route, upstream_req).await?;
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Only a WebSocket handshake keygate forwarded may switch: any
+            // other 101 would leave the client on a connection no one serves.
+            let Some(ws) = websocket else {
+                tracing::warn!(route = %route.name, "upstream switched protocols unasked");
+                return Err(Refusal::BadGateway);
+            };
+            return Ok(ws.open(res, self.tunnel(route)).map(Either::Left));
+        }
+        headers::remove_hop_by_hop(res.headers_mut());
+        Ok(res.map(Either::Left))
+    }
+
+    /// What a WebSocket tunnel on `route` needs.
+    fn tunnel(&self, route: &Route) -> Tunnel {
+        Tunnel {
+            authn: Arc::clone(&self.authn),
+            idle: self.websocket_idle,
+            lifetime: self.websocket_lifetime,
+            route: route.name.as_str().into(),
+            open: self.record.websocket_tunnels.clone(),
+        }
+    }
+
+    /// Route: normalise the path, find the route, refuse what cannot be
+    /// admitted (bad paths, bodies declared too large).
+    fn route(&self, req: &Request<Incoming>) -> Result<Routed<'_>, Refusal<'_>> {
+        let (path, route) = self.routes.resolve(req.uri().path()).map_err(|e| {
+            tracing::debug!(error = %e, "refused path");
+            Refusal::BadPath
+        })?;
+        let route = route.ok_or(Refusal::NoRoute)?;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(Refusal::TooLarge);
+        }
+        let uri = upstream::uri(route, &path, req.uri()).ok_or(Refusal::BadPath)?;
+        Ok(Routed { route, uri })
+    }
+
+    /// Authenticate: the credential in the headers, by the authenticator.
+    fn authenticate(
+        &self,
+        route: &Route,
+        req: &Request<Incoming>,
+        client: IpAddr,
+    ) -> Result<Option<Arc<Principal>>, authn::Refusal> {
+        if route.public {
+            return Ok(None);
+        }
+        let h = req.headers();
+        let presented = presented::extract(
+            h.get_all(header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            h.get_all(&headers::X_API_KEY)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        let accept = Accept::Route {
+            audience: route.audience.as_deref(),
+        };
+        self.authn.bearer(client, presented, accept).map(Some)
+    }
+
+    /// Limit: the decision of whichever limit applies (see `ratelimit`).
+    async fn limit(
+        &self,
+        route: &Route,
+        principal: Option<&Principal>,
+        client: IpAddr,
+    ) -> Option<Decision<'_>> {
+        let account = principal.map(|p| (p.account_id, self.authn.account_limit(p)));
+        self.limits.check(route.index, account, client).await
+    }
+
+    /// Authorize: every scope the route requires for this method.
+    fn authorize<'r>(
+        &self,
+        route: &'r Route,
+        principal: Option<&Principal>,
+        method: &Method,
+    ) -> Result<(), Refusal<'r>> {
+        let Some(p) = principal else {
+            return Ok(()); // a public route
+        };
+        match route.required_scopes(method.as_str()) {
+            None => Err(Refusal::MethodNotPermitted),
+            Some(required) if !p.scopes.covers(required.iter().map(String::as_str)) => {
+                Err(Refusal::InsufficientScope(required))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Rewrite: header hygiene, the identity keygate vouches for, and the
+    /// upstream URI; the body is limited to `max_body_bytes` as it streams.
+    fn rewrite(
+        &self,
+        route: &Route,
+        uri: Uri,
+        principal: Option<&Principal>,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        client: IpAddr,
+    ) -> Result<Request<Limited<Incoming>>, Refusal<'static>> {
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri;
+        // The upstream's protocol, whatever the client spoke.
+        parts.version = match route.upstream_protocol {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::H2c | UpstreamProtocol::H2 => Version::HTTP_2,
+        };
+        let h = &mut parts.headers;
+        headers::remove_hop_by_hop(h);
+        headers::remove_spoofed(h);
+        if route.forward_auth != ForwardAuth::Passthrough {
+            headers::remove_credentials(h);
+        }
+        headers::set_forwarded(h, conn, client);
+        if route.client_cert {
+            if let Some(subject) = &conn.client_subject {
+                h.insert(&headers::X_KEYGATE_CLIENT_SUBJECT, subject.clone());
+            }
+        }
+        if let Some(p) = principal {
+            headers::set_identity(h, p);
+            if route.forward_auth == ForwardAuth::Jwt {
+                h.insert(header::AUTHORIZATION, self.upstream_token(route, p)?);
+            }
+        }
+        let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+        Ok(Request::from_parts(parts, Limited::new(body, limit)))
+    }
+
+    /// The JWT the upstream receives for `p` on `route` (`forward_auth = "jwt"`).
+    fn upstream_token(
+        &self,
+        route: &Route,
+        p: &Principal,
+    ) -> Result<HeaderValue, Refusal<'static>> {
+        let f = For {
+            credential_id: p.credential_id,
+            account_id: p.account_id,
+            organization_id: p.organization_id,
+            project_id: p.project_id,
+            role: p.role,
+            scopes: &p.scopes,
+            expires_at: p.expires_at,
+            route: route.index,
+            // Config validation requires an audience for jwt forwarding.
+            audience: route.audience.as_deref().unwrap_or_default(),
+            route_scopes: route.scope_names(),
+        };
+        self.upstream_tokens
+            .get(&f, |jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())
+            .map_err(|e| {
+                tracing::error!(error = %e, route = %route.name, "cannot mint a token for the upstream");
+                Refusal::BadGateway
+            })
+    }
+
+    /// Forward: send upstream within `request_timeout`; the answer's body
+    /// streams back.
+    async fn forward(
+        &self,
+        route: &Route,
+        req: Request<Limited<Incoming>>,
+    ) -> Result<Response<Incoming>, Refusal<'static>> {
+        let client = self.upstreams.client(route);
+        let started = self.record.phase();
+        let answered = tokio::time::timeout(self.request_timeout, client.request(req)).await;
+        self.record.upstream_took(route, started);
+        match answered {
+            Err(_) => {
+                tracing::warn!(route = %route.name, "upstream timed out");
+                Err(Refusal::GatewayTimeout)
+            }
+            Ok(Err(e)) if upstream::is_body_limit(&e) => Err(Refusal::TooLarge),
+            Ok(Err(e)) => {
+                tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+                Err(Refusal::BadGateway)
+            }
+            Ok(Ok(res)) => Ok(res),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Replication: keeps this replica's view of the store current. The
+//! initial load, catching up on the change feed (at once after a local
+//! write, on a push from the store, and every `poll_interval` as the
+//! backstop), into the credential [`Cache`] and the signing-key
+//! [`KeyRing`]; batched `last_used_at` writes and the replica heartbeat.
+//! Runs beside the hot path, never on it. Sits above `store`, `authn` and
+//! `jwt`; `manage` reaches it only through its [`AfterCommit`] hook.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{watch, Mutex};
+use uuid::Uuid;
+
+use crate::authn::{Cache, UsageQueue};
+use crate::clock::SharedClock;
+use crate::jwt::KeyRing;
+use crate::manage::AfterCommit;
+use crate::store::{self, Page, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNING_KEYS};
+
+const LOAD_PAGE: u32 = 2_000;
+const CHANGES_PAGE: u32 = 1_000;
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// The soonest a heartbeat follows a change of the applied revision.
+const PROMPT_BEAT: Duration = Duration::from_millis(100);
+
+pub struct Syncer {
+    cache: Arc<Cache>,
+    ring: Arc<KeyRing>,
+    usage: Arc<UsageQueue>,
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    replica: Replica,
+    /// How far back stopped credentials matter to live tokens (ms).
+    token_horizon_ms: i64,
+    /// One catch-up at a time; held across store awaits, never on the hot path.
+    applying: Mutex<()>,
+    /// Signalled when the applied revision moves: the heartbeat then tells
+    /// the fleet soon, so `GET /v1/replicas?revision=N` can answer.
+    advanced: tokio::sync::Notify,
+}
+
+impl Syncer {
+    pub fn new(
+        cache: Arc<Cache>,
+        ring: Arc<KeyRing>,
+        usage: Arc<UsageQueue>,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        token_horizon_ms: i64,
+    ) -> Self {
+        let now = clock.now_ms();
+        let replica = Replica {
+            id: Uuid::now_v7(),
+            hostname: hostname(),
+            started_at: now,
+            heartbeat_at: now,
+            revision: 0,
+        };
+        Self {
+            cache,
+            ring,
+            usage,
+            store,
+            clock,
+            replica,
+            token_horizon_ms,
+            applying: Mutex::new(()),
+            advanced: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn replica_id(&self) -> Uuid {
+        self.replica.id
+    }
+
+    /// Loads every live key, then whatever changed meanwhile. The caller
+    /// marks the cache ready once the public listener serves.
+    pub async fn load(&self) -> store::Result<()> {
+        let _one = self.applying.lock().await;
+        let revision = self.store.revision().await?;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .auth_entries(Page {
+                    after,
+                    limit: LOAD_PAGE,
+                })
+                .await?;
+            for record in &page {
+                self.cache.insert(record);
+            }
+            match page.last() {
+                Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.key_id),
+                _ => break,
+            }
+        }
+        for (credential, account) in self.store.credential_records().await? {
+            self.cache.insert_client(&credential, &account);
+        }
+        self.cache
+            .set_restricted(&self.store.restricted_accounts().await?);
+        let since = self.clock.now_ms().saturating_sub(self.token_horizon_ms);
+        self.cache
+            .set_dead(&self.store.dead_credentials(since).await?);
+        self.cache
+            .set_revoked(&self.store.revoked_tokens(self.clock.now_ms()).await?);
+        self.cache.freshness().set_revision(revision);
+        self.reload_ring().await?;
+        self.catch_up_locked().await?;
+        Ok(())
+    }
+
+    /// Applies every change after the cache's revision. Returns the revision
+    /// now reflected.
+    pub async fn catch_up(&self) -> store::Result<i64> {
+        let _one = self.applying.lock().await;
+        self.catch_up_locked().await
+    }
+
+    async fn catch_up_locked(&self) -> store::Result<i64> {
+        loop {
+            let changes = self
+                .store
+                .changes_since(self.cache.freshness().revision(), CHANGES_PAGE)
+                .await?;
+            let Some(last) = changes.last().map(|c| c.revision) else {
+                break;
+            };
+            if changes
+                .iter()
+                .any(|c| c.topics.iter().any(|t| t == TOPIC_SIGNING_KEYS))
+            {
+                self.reload_ring().await?;
+            }
+            if changes
+                .iter()
+                .any(|c| c.topics.iter().any(|t| t == TOPIC_REVOCATIONS))
+            {
+                self.cache
+                    .set_revoked(&self.store.revoked_tokens(self.clock.now_ms()).await?);
+            }
+            // Every account the batch touched, read in three statements: a
+            // burst of changes costs about what one does.
+            let mut touched: Vec<Uuid> = changes
+                .iter()
+                .flat_map(|c| c.accounts.iter().copied())
+                .collect();
+            touched.sort_unstable();
+            touched.dedup();
+            let state = self.store.auth_state_of(&touched).await?;
+            for id in &touched {
+                let keys: Vec<_> = state
+                    .keys
+                    .iter()
+                    .filter(|k| k.service_account_id == *id)
+                    .cloned()
+                    .collect();
+                let credentials: Vec<_> = state
+                    .credentials
+                    .iter()
+                    .filter(|c| c.service_account_id == *id)
+                    .cloned()
+                    .collect();
+                match state.accounts.iter().find(|a| a.id == *id) {
+                    Some(account) => self.cache.apply_account(account, &keys, &credentials),
+                    None => self.cache.evict(&keys, &credentials),
+                }
+            }
+            self.cache.freshness().set_revision(last);
+            self.advanced.notify_one();
+        }
+        self.cache.freshness().mark_synced(self.clock.now_ms());
+        Ok(self.cache.freshness().revision())
+    }
+
+    async fn reload_ring(&self) -> store::Result<()> {
+        let keys = self.store.signing_keys(self.clock.now_ms()).await?;
+        self.ring.replace(&keys);
+        Ok(())
+    }
+
+    /// Polls the change feed until `shutdown` flips, flushing usage and
+    /// heartbeating as it goes; flushes usage once more on the way out.
+    pub async fn run(
+        self: Arc<Self>,
+        poll_interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut poll = tokio::time::interval(poll_interval);
+        let mut flush = tokio::time::interval(USAGE_FLUSH_EVERY);
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        // A store that pushes changes wakes us at once; polling is the backstop.
+        // `notify_one` keeps a permit while nobody waits, so none is lost.
+        let signal = self.store.change_signal();
+        // After the applied revision moves, one early heartbeat, at most one
+        // per PROMPT_BEAT: the fleet learns what this replica has applied.
+        let mut early_beat: Option<tokio::time::Instant> = None;
+        let mut last_beat = tokio::time::Instant::now();
+        loop {
+            let early = async {
+                match early_beat {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = pushed(signal.as_deref()) => {
+                    if let Err(e) = self.catch_up().await {
+                        tracing::warn!(error = %e, "cache sync after notification failed");
+                    }
+                }
+                _ = poll.tick() => {
+                    if let Err(e) = self.catch_up().await {
+                        tracing::warn!(error = %e, staleness_ms = self.cache.freshness().staleness_ms(self.clock.now_ms()), "cache sync failed; serving from cache");
+                    }
+                }
+                () = self.advanced.notified() => {
+                    early_beat.get_or_insert((last_beat + PROMPT_BEAT).max(tokio::time::Instant::now()));
+                }
+                () = early => {
+                    early_beat = None;
+                    last_beat = tokio::time::Instant::now();
+                    self.heartbeat().await;
+                }
+                _ = flush.tick() => self.flush_usage().await,
+                _ = beat.tick() => {
+                    last_beat = tokio::time::Instant::now();
+                    self.heartbeat().await;
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.flush_usage().await;
+    }
+
+    async fn flush_usage(&self) {
+        let used = self.usage.take();
+        if let Err(e) = self.store.record_usage(&used).await {
+            tracing::warn!(error = %e, dropped = used.len(), "could not record last_used_at");
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let mut r = self.replica.clone();
+        r.heartbeat_at = self.clock.now_ms();
+        r.revision = self.cache.freshness().revision();
+        if let Err(e) = self.store.heartbeat(&r).await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+/// After a write commits through this replica, its cache applies it before
+/// the write call returns: a revocation through a replica is effective there
+/// at once.
+#[async_trait]
+impl AfterCommit for Syncer {
+    async fn committed(&self, revision: i64) {
+        if let Err(e) = self.catch_up().await {
+            // Committed; other replicas (and this one's poll) will pick it up.
+            tracing::warn!(error = %e, revision, "write committed but local cache catch-up failed");
+        }
+    }
+}
+
+async fn pushed(signal: Option<&tokio::sync::Notify>) {
+    match signal {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

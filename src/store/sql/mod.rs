@@ -1,0 +1,453 @@
+//! The one SQL implementation of [`Store`], over either backend.
+//!
+//! Every query and write is written once, as data ([`Stmt`]); a [`Backend`]
+//! only binds and runs statements and adds its own hooks: SQLite serialises
+//! writers in-process, PostgreSQL orders revisions with an advisory lock and
+//! notifies other replicas. Row mapping lives in [`rows`], the write
+//! statements in [`writes`].
+
+pub(crate) mod rows;
+pub(crate) mod stmt;
+mod writes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use self::rows::*;
+use self::stmt::Stmt;
+use super::*;
+
+/// What a database backend provides: running statements, and committing a
+/// batch with its change-feed row. Everything else is shared.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Row: Cols + Send;
+
+    /// Rows of one query.
+    fn fetch(&self, stmt: Stmt) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
+
+    /// Runs `stmts` in one transaction, checking each one's `on_no_row`.
+    fn run(&self, stmts: Vec<Stmt>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Runs `stmts`, then `change` (an insert returning `revision`), in one
+    /// transaction, so that revisions become visible in the order they are
+    /// drawn. Returns the new revision.
+    fn commit(&self, stmts: Vec<Stmt>, change: Stmt) -> impl Future<Output = Result<i64>> + Send;
+
+    fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// See [`Store::change_signal`].
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// A [`Store`] over a SQL backend. The backend trait is sealed (private to
+/// the crate): only SQLite and PostgreSQL implement it, so the bound is
+/// deliberately not part of the public API.
+pub struct SqlStore<B> {
+    backend: B,
+    /// `keygate_store_errors_total`.
+    errors: metrics::Counter,
+}
+
+#[allow(private_bounds)]
+impl<B: Backend> SqlStore<B> {
+    pub(crate) fn over(backend: B) -> Self {
+        Self {
+            backend,
+            errors: metrics::Counter::noop(),
+        }
+    }
+
+    /// Counts failed store operations into `errors`.
+    pub fn with_error_counter(mut self, errors: metrics::Counter) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// `r`, counted when it is a failure of the store itself (not a
+    /// conflict or a missing row, which are answers).
+    fn counted<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(Error::Unavailable(_) | Error::Corrupt(_)) = &r {
+            self.errors.increment(1);
+        }
+        r
+    }
+
+    async fn fetch(&self, stmt: Stmt) -> Result<Vec<B::Row>> {
+        let r = self.backend.fetch(stmt).await;
+        self.counted(r)
+    }
+
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<()> {
+        let r = self.backend.run(stmts).await;
+        self.counted(r)
+    }
+
+    async fn all<T>(&self, stmt: Stmt, map: fn(&B::Row) -> Result<T>) -> Result<Vec<T>> {
+        let r = self.fetch(stmt).await?.iter().map(map).collect();
+        self.counted(r)
+    }
+
+    async fn first<T>(&self, stmt: Stmt, map: fn(&B::Row) -> Result<T>) -> Result<Option<T>> {
+        let r = self.fetch(stmt).await?.first().map(map).transpose();
+        self.counted(r)
+    }
+
+    /// A single integer column `n` of the first row.
+    async fn count(&self, stmt: Stmt) -> Result<i64> {
+        Ok(self.first(stmt, |r| r.int("n")).await?.unwrap_or(0))
+    }
+}
+
+/// Appends `filter` as ` AND …` conditions on `a`.
+fn where_matching(stmt: &mut Stmt, filter: &AccountFilter, now_ms: i64) {
+    if let Some(org) = filter.organization_id {
+        stmt.push_arg(" AND a.organization_id = ", org);
+    }
+    if let Some(project) = filter.project_id {
+        stmt.push_arg(" AND a.project_id = ", project);
+    }
+    match filter.in_project {
+        Some(true) => stmt.push(" AND a.project_id IS NOT NULL"),
+        Some(false) => stmt.push(" AND a.project_id IS NULL"),
+        None => {}
+    }
+    if let Some(name) = &filter.name {
+        stmt.push_arg(" AND a.name = ", name);
+    }
+    if filter.states.is_empty() {
+        return;
+    }
+    stmt.push(" AND (");
+    for (i, state) in filter.states.iter().enumerate() {
+        if i > 0 {
+            stmt.push(" OR ");
+        }
+        match state {
+            AccountState::Closed => stmt.push("a.closed_at IS NOT NULL"),
+            AccountState::Disabled => stmt.push("(a.closed_at IS NULL AND a.enabled = FALSE)"),
+            AccountState::Expired => {
+                stmt.push_arg(
+                    "(a.closed_at IS NULL AND a.enabled = TRUE AND a.expires_at <= ",
+                    now_ms,
+                );
+                stmt.push(")");
+            }
+            AccountState::Active => {
+                stmt.push_arg(
+                    "(a.closed_at IS NULL AND a.enabled = TRUE \
+                     AND (a.expires_at IS NULL OR a.expires_at > ",
+                    now_ms,
+                );
+                stmt.push("))");
+            }
+        }
+    }
+    stmt.push(")");
+}
+
+#[allow(private_bounds)]
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn write(&self, batch: WriteBatch) -> Result<i64> {
+        let mut stmts: Vec<Stmt> = batch.writes.iter().flat_map(writes::statements).collect();
+        stmts.push(writes::audit(&batch));
+        let r = self.backend.commit(stmts, writes::change(&batch)).await;
+        self.counted(r)
+    }
+
+    async fn revision(&self) -> Result<i64> {
+        self.count(Stmt::new(
+            "SELECT COALESCE(MAX(revision), 0) AS n FROM changes",
+        ))
+        .await
+    }
+
+    async fn changes_since(&self, revision: i64, limit: u32) -> Result<Vec<Change>> {
+        let stmt = Stmt::new(
+            "SELECT revision, accounts, topics FROM changes WHERE revision > $1 \
+             ORDER BY revision LIMIT $2",
+        )
+        .arg(revision)
+        .arg(i64::from(limit));
+        self.all(stmt, change_from).await
+    }
+
+    async fn organization(&self, id: Uuid) -> Result<Option<Organization>> {
+        let stmt = Stmt::new("SELECT * FROM organizations WHERE id = $1").arg(id);
+        self.first(stmt, org_from).await
+    }
+
+    async fn organizations(&self, only: Option<Uuid>, page: Page) -> Result<Vec<Organization>> {
+        let mut stmt = Stmt::new("SELECT * FROM organizations WHERE id > $1").arg(after(page));
+        if let Some(id) = only {
+            stmt.push_arg(" AND id = ", id);
+        }
+        stmt.push_arg(" ORDER BY id LIMIT ", limit(page));
+        self.all(stmt, org_from).await
+    }
+
+    async fn open_accounts_in(&self, organization_id: Uuid) -> Result<u64> {
+        let stmt = Stmt::new(
+            "SELECT COUNT(*) AS n FROM service_accounts \
+             WHERE organization_id = $1 AND closed_at IS NULL",
+        )
+        .arg(organization_id);
+        Ok(u64::try_from(self.count(stmt).await?).unwrap_or(0))
+    }
+
+    async fn project(&self, id: Uuid) -> Result<Option<Project>> {
+        let stmt = Stmt::new("SELECT * FROM projects WHERE id = $1").arg(id);
+        self.first(stmt, project_from).await
+    }
+
+    async fn projects(&self, organization_id: Uuid, page: Page) -> Result<Vec<Project>> {
+        let stmt = Stmt::new(
+            "SELECT * FROM projects WHERE organization_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .arg(organization_id)
+        .arg(after(page))
+        .arg(limit(page));
+        self.all(stmt, project_from).await
+    }
+
+    async fn account(&self, id: Uuid) -> Result<Option<ServiceAccount>> {
+        let stmt = Stmt::new(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.id = $1"
+        ))
+        .arg(id);
+        self.first(stmt, account_from).await
+    }
+
+    async fn accounts(
+        &self,
+        filter: &AccountFilter,
+        now_ms: i64,
+        page: Page,
+    ) -> Result<Vec<ServiceAccount>> {
+        let mut stmt = Stmt::new(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.id > $1"
+        ))
+        .arg(after(page));
+        where_matching(&mut stmt, filter, now_ms);
+        stmt.push_arg(" ORDER BY a.id LIMIT ", limit(page));
+        self.all(stmt, account_from).await
+    }
+
+    async fn accounts_at(
+        &self,
+        filter: &AccountFilter,
+        now_ms: i64,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<ServiceAccount>> {
+        let mut stmt = Stmt::new(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE 1 = 1"
+        ));
+        where_matching(&mut stmt, filter, now_ms);
+        stmt.push_arg(" ORDER BY a.id LIMIT ", i64::from(limit));
+        stmt.push_arg(" OFFSET ", i64::try_from(offset).unwrap_or(i64::MAX));
+        self.all(stmt, account_from).await
+    }
+
+    async fn count_accounts(&self, filter: &AccountFilter, now_ms: i64) -> Result<u64> {
+        let mut stmt = Stmt::new("SELECT COUNT(*) AS n FROM service_accounts a WHERE 1 = 1");
+        where_matching(&mut stmt, filter, now_ms);
+        Ok(u64::try_from(self.count(stmt).await?).unwrap_or(0))
+    }
+
+    /// Looks in the `platform` organization first (an index lookup, where
+    /// bootstrap puts the admin), then anywhere, stopping at the first match:
+    /// never a scan of every account on an ordinary start.
+    async fn has_admin(&self) -> Result<bool> {
+        let pattern = format!("%\"{ADMIN_SCOPE}\"%");
+        let in_platform = Stmt::new(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM service_accounts a \
+             JOIN organizations o ON o.id = a.organization_id \
+             WHERE o.name = 'platform' AND a.closed_at IS NULL AND a.scopes LIKE $1 LIMIT 1) t",
+        )
+        .arg(pattern.as_str());
+        if self.count(in_platform).await? > 0 {
+            return Ok(true);
+        }
+        let anywhere = Stmt::new(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM service_accounts a \
+             WHERE a.closed_at IS NULL AND a.scopes LIKE $1 LIMIT 1) t",
+        )
+        .arg(pattern);
+        Ok(self.count(anywhere).await? > 0)
+    }
+
+    async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>> {
+        let stmt = Stmt::new(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.service_account_id = $1 ORDER BY k.id"
+        ))
+        .arg(account_id);
+        self.all(stmt, key_from).await
+    }
+
+    async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>> {
+        let stmt = Stmt::new(format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM client_credentials c \
+             WHERE c.service_account_id = $1 ORDER BY c.id"
+        ))
+        .arg(account_id);
+        self.all(stmt, credential_from).await
+    }
+
+    async fn auth_state_of(&self, account_ids: &[Uuid]) -> Result<AuthState> {
+        let mut state = AuthState::default();
+        // Bounded statements: a few hundred placeholders each.
+        for ids in account_ids.chunks(500) {
+            let within = |sql: String, col: &str| {
+                let mut stmt = Stmt::new(sql);
+                stmt.push(&format!(" WHERE {col} IN ("));
+                for (i, id) in ids.iter().enumerate() {
+                    stmt.push_arg(if i == 0 { "" } else { ", " }, *id);
+                }
+                stmt.push(")");
+                stmt
+            };
+            let accounts = within(
+                format!("SELECT {ACCOUNT_COLUMNS} FROM service_accounts a"),
+                "a.id",
+            );
+            state
+                .accounts
+                .extend(self.all(accounts, account_from).await?);
+            let keys = within(
+                format!("SELECT {KEY_COLUMNS} FROM api_keys k"),
+                "k.service_account_id",
+            );
+            state.keys.extend(self.all(keys, key_from).await?);
+            let credentials = within(
+                format!("SELECT {CREDENTIAL_COLUMNS} FROM client_credentials c"),
+                "c.service_account_id",
+            );
+            state
+                .credentials
+                .extend(self.all(credentials, credential_from).await?);
+        }
+        Ok(state)
+    }
+
+    async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>> {
+        let stmt = Stmt::new(format!(
+            "SELECT {CREDENTIAL_COLUMNS}, {ACCOUNT_COLUMNS} FROM client_credentials c \
+             JOIN service_accounts a ON a.id = c.service_account_id \
+             WHERE c.deleted_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE"
+        ));
+        self.all(stmt, |r| Ok((credential_from(r)?, account_from(r)?)))
+            .await
+    }
+
+    async fn signing_keys(&self, now_ms: i64) -> Result<Vec<SigningKeyRecord>> {
+        let stmt = Stmt::new(
+            "SELECT * FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 \
+             ORDER BY activates_at, kid",
+        )
+        .arg(now_ms);
+        self.all(stmt, signing_key_from).await
+    }
+
+    async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>> {
+        let stmt = Stmt::new("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
+            .arg(now_ms);
+        self.all(stmt, |r| {
+            Ok(RevokedToken {
+                jti: r.text("jti")?,
+                expires_at: r.int("expires_at")?,
+            })
+        })
+        .await
+    }
+
+    async fn restricted_accounts(&self) -> Result<Vec<ServiceAccount>> {
+        let stmt = Stmt::new(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.closed_at IS NOT NULL \
+             OR a.enabled = FALSE OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL \
+             OR a.tokens_not_before IS NOT NULL"
+        ));
+        self.all(stmt, account_from).await
+    }
+
+    async fn dead_credentials(&self, since_ms: i64) -> Result<Vec<DeadCredential>> {
+        // Each arm reads one partial index; a key's id is the client_id its
+        // tokens carry.
+        let stmt = Stmt::new(
+            "SELECT id AS client_id, revoked_at AS at FROM api_keys WHERE revoked_at > $1 \
+             UNION ALL SELECT id AS client_id, expires_at AS at FROM api_keys \
+             WHERE expires_at > $2 AND revoked_at IS NULL \
+             UNION ALL SELECT client_id, deleted_at AS at FROM client_credentials WHERE deleted_at > $3 \
+             UNION ALL SELECT client_id, expires_at AS at FROM client_credentials \
+             WHERE expires_at > $4 AND deleted_at IS NULL",
+        )
+        .arg(since_ms)
+        .arg(since_ms)
+        .arg(since_ms)
+        .arg(since_ms);
+        self.all(stmt, |r| {
+            Ok(DeadCredential {
+                client_id: r.text("client_id")?,
+                at: r.int("at")?,
+            })
+        })
+        .await
+    }
+
+    async fn auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
+        let stmt = Stmt::new(
+            "SELECT k.id AS k_id, k.hash AS k_hash, k.expires_at AS k_expires_at, \
+             a.id AS a_id, a.organization_id, a.project_id, a.role, a.scopes, \
+             a.expires_at AS a_expires_at, a.rate_limit \
+             FROM api_keys k JOIN service_accounts a ON a.id = k.service_account_id \
+             WHERE k.revoked_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE AND k.id > $1 \
+             ORDER BY k.id LIMIT $2",
+        )
+        .arg(after(page))
+        .arg(limit(page));
+        self.all(stmt, auth_entry_from).await
+    }
+
+    async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.run(writes::usage(used)).await
+    }
+
+    async fn audit_events(
+        &self,
+        organization_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<AuditEvent>> {
+        let mut stmt = Stmt::new("SELECT * FROM audit_events WHERE id > $1").arg(after(page));
+        if let Some(org) = organization_id {
+            stmt.push_arg(" AND organization_id = ", org);
+        }
+        stmt.push_arg(" ORDER BY id LIMIT ", limit(page));
+        self.all(stmt, audit_from).await
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> Result<()> {
+        self.run(vec![writes::heartbeat(replica)]).await
+    }
+
+    async fn replicas(&self, since_ms: i64) -> Result<Vec<Replica>> {
+        let stmt =
+            Stmt::new("SELECT * FROM replicas WHERE heartbeat_at > $1 ORDER BY id").arg(since_ms);
+        self.all(stmt, replica_from).await
+    }
+
+    async fn close(&self) {
+        self.backend.close().await;
+    }
+
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.backend.change_signal()
+    }
+}

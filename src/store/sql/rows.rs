@@ -1,0 +1,244 @@
+//! Row → model mapping shared by both backends. Both schemas use the same
+//! column names and portable types (UUID text, unix-ms integers, booleans,
+//! JSON text), so one mapping serves both through the small [`Cols`]
+//! accessor trait, implemented for any sqlx row that decodes those types.
+
+use uuid::Uuid;
+
+use crate::secret::KeyHash;
+use crate::store::*;
+
+pub(crate) const ACCOUNT_COLUMNS: &str =
+    "a.id, a.organization_id, a.project_id, a.name, a.description, a.role, \
+     a.scopes, a.enabled, a.expires_at, a.closed_at, a.rate_limit, a.created_by, a.created_at, \
+     a.updated_at, a.last_used_at, a.tokens_not_before, a.metadata";
+pub(crate) const KEY_COLUMNS: &str =
+    "k.id AS k_id, k.service_account_id AS k_account, k.name AS k_name, k.hash AS k_hash, \
+     k.redacted AS k_redacted, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
+     k.revoked_at AS k_revoked_at, k.last_used_at AS k_last_used_at";
+
+/// Database errors into store errors; a unique violation is a name conflict
+/// (every unique index but the key hash's is on a name).
+pub(crate) fn db(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("name"),
+        _ => Error::Unavailable(e),
+    }
+}
+
+/// Typed column access, implemented for each backend's row type.
+pub(crate) trait Cols {
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn flag(&self, col: &str) -> Result<bool>;
+
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        Uuid::parse_str(&self.text(col)?).map_err(|_| Error::Corrupt("malformed id"))
+    }
+
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        self.opt_text(col)?
+            .map(|s| Uuid::parse_str(&s).map_err(|_| Error::Corrupt("malformed id")))
+            .transpose()
+    }
+}
+
+impl<R> Cols for R
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get(col).map_err(db)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get(col).map_err(db)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        self.try_get(col).map_err(db)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        self.try_get(col).map_err(db)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        self.try_get(col).map_err(db)
+    }
+}
+
+pub(crate) fn org_from(row: &impl Cols) -> Result<Organization> {
+    Ok(Organization {
+        id: row.uuid("id")?,
+        name: row.text("name")?,
+        abbreviation: row.opt_text("abbreviation")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+pub(crate) fn project_from(row: &impl Cols) -> Result<Project> {
+    Ok(Project {
+        id: row.uuid("id")?,
+        organization_id: row.uuid("organization_id")?,
+        name: row.text("name")?,
+        archived: row.flag("archived")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+pub(crate) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
+    let role = row.text("role")?;
+    let scopes = row.text("scopes")?;
+    Ok(ServiceAccount {
+        id: row.uuid("id")?,
+        organization_id: row.uuid("organization_id")?,
+        project_id: row.opt_uuid("project_id")?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        role: Role::parse(&role).ok_or(Error::Corrupt("unknown role"))?,
+        scopes: serde_json::from_str(&scopes).map_err(|_| Error::Corrupt("malformed scopes"))?,
+        enabled: row.flag("enabled")?,
+        expires_at: row.opt_int("expires_at")?,
+        closed_at: row.opt_int("closed_at")?,
+        rate_limit: row.opt_text("rate_limit")?,
+        created_by: row.opt_uuid("created_by")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
+        tokens_not_before: row.opt_int("tokens_not_before")?,
+        metadata: serde_json::from_str(&row.text("metadata")?)
+            .map_err(|_| Error::Corrupt("malformed metadata"))?,
+    })
+}
+
+pub(crate) fn auth_entry_from(row: &impl Cols) -> Result<AuthEntry> {
+    let role = row.text("role")?;
+    Ok(AuthEntry {
+        key_id: row.uuid("k_id")?,
+        hash: KeyHash::from_hex(&row.text("k_hash")?)
+            .ok_or(Error::Corrupt("malformed key hash"))?,
+        key_expires_at: row.opt_int("k_expires_at")?,
+        account_id: row.uuid("a_id")?,
+        organization_id: row.uuid("organization_id")?,
+        project_id: row.opt_uuid("project_id")?,
+        role: Role::parse(&role).ok_or(Error::Corrupt("unknown role"))?,
+        scopes_json: row.text("scopes")?,
+        account_expires_at: row.opt_int("a_expires_at")?,
+        rate_limit: row.opt_text("rate_limit")?,
+    })
+}
+
+pub(crate) fn key_from(row: &impl Cols) -> Result<ApiKey> {
+    let hash = row.text("k_hash")?;
+    Ok(ApiKey {
+        id: row.uuid("k_id")?,
+        service_account_id: row.uuid("k_account")?,
+        name: row.opt_text("k_name")?,
+        hash: KeyHash::from_hex(&hash).ok_or(Error::Corrupt("malformed key hash"))?,
+        redacted: row.text("k_redacted")?,
+        created_at: row.int("k_created_at")?,
+        expires_at: row.opt_int("k_expires_at")?,
+        revoked_at: row.opt_int("k_revoked_at")?,
+        last_used_at: row.opt_int("k_last_used_at")?,
+    })
+}
+
+pub(crate) fn audit_from(row: &impl Cols) -> Result<AuditEvent> {
+    let details = row.text("details")?;
+    Ok(AuditEvent {
+        id: row.uuid("id")?,
+        at: row.int("at")?,
+        actor_id: row.opt_uuid("actor_id")?,
+        action: row.text("action")?,
+        target_type: row.text("target_type")?,
+        target_id: row.uuid("target_id")?,
+        organization_id: row.opt_uuid("organization_id")?,
+        details: serde_json::from_str(&details)
+            .map_err(|_| Error::Corrupt("malformed audit details"))?,
+    })
+}
+
+pub(crate) fn replica_from(row: &impl Cols) -> Result<Replica> {
+    Ok(Replica {
+        id: row.uuid("id")?,
+        hostname: row.text("hostname")?,
+        started_at: row.int("started_at")?,
+        heartbeat_at: row.int("heartbeat_at")?,
+        revision: row.int("revision")?,
+    })
+}
+
+pub(crate) fn change_from(row: &impl Cols) -> Result<Change> {
+    let ids: Vec<String> = serde_json::from_str(&row.text("accounts")?)
+        .map_err(|_| Error::Corrupt("malformed change"))?;
+    let topics: Vec<String> = serde_json::from_str(&row.text("topics")?)
+        .map_err(|_| Error::Corrupt("malformed change"))?;
+    Ok(Change {
+        topics,
+        revision: row.int("revision")?,
+        accounts: ids
+            .iter()
+            .map(|s| Uuid::parse_str(s).map_err(|_| Error::Corrupt("malformed id")))
+            .collect::<Result<_>>()?,
+    })
+}
+
+pub(crate) fn scopes_json(scopes: &[String]) -> String {
+    serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn limit(page: Page) -> i64 {
+    i64::from(page.limit.min(i32::MAX as u32))
+}
+
+/// Keyset cursor: ids are UUIDv7 text, so "" sorts before every id.
+pub(crate) fn after(page: Page) -> String {
+    page.after.map(|u| u.to_string()).unwrap_or_default()
+}
+
+pub(crate) const CREDENTIAL_COLUMNS: &str = "c.id AS c_id, c.client_id AS c_client_id, \
+     c.service_account_id AS c_account, c.name AS c_name, c.description AS c_description, \
+     c.secret_hash AS c_secret_hash, c.created_at AS c_created_at, c.expires_at AS c_expires_at, \
+     c.deleted_at AS c_deleted_at, c.last_used_at AS c_last_used_at";
+
+pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
+    Ok(ClientCredential {
+        id: row.uuid("c_id")?,
+        client_id: row.text("c_client_id")?,
+        service_account_id: row.uuid("c_account")?,
+        name: row.text("c_name")?,
+        description: row.opt_text("c_description")?,
+        secret_hash: KeyHash::from_hex(&row.text("c_secret_hash")?)
+            .ok_or(Error::Corrupt("malformed secret hash"))?,
+        created_at: row.int("c_created_at")?,
+        expires_at: row.opt_int("c_expires_at")?,
+        deleted_at: row.opt_int("c_deleted_at")?,
+        last_used_at: row.opt_int("c_last_used_at")?,
+    })
+}
+
+pub(crate) fn signing_key_from(row: &impl Cols) -> Result<SigningKeyRecord> {
+    use base64::Engine as _;
+    Ok(SigningKeyRecord {
+        kid: row.text("kid")?,
+        algorithm: row.text("algorithm")?,
+        private_der: base64::engine::general_purpose::STANDARD
+            .decode(row.text("private_der")?)
+            .map_err(|_| Error::Corrupt("malformed signing key"))?,
+        public_jwk: serde_json::from_str(&row.text("public_jwk")?)
+            .map_err(|_| Error::Corrupt("malformed public jwk"))?,
+        created_at: row.int("created_at")?,
+        activates_at: row.int("activates_at")?,
+        retires_at: row.opt_int("retires_at")?,
+    })
+}
+
+pub(crate) fn der_b64(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}

@@ -1,0 +1,47 @@
+//! What keygate tells its operators: logs here, Prometheus [`metrics`].
+//!
+//! Logging: `tracing` to stderr, JSON by default (one object per line, for
+//! log pipelines) or human-readable text. Level from `RUST_LOG` (default
+//! `info`). Secrets never reach a log line: every secret-bearing type prints
+//! `***` or a redacted form.
+
+pub mod access;
+pub mod metrics;
+
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Keeps the log writers running; what was logged before it drops is
+/// written out.
+pub struct LogGuard {
+    // Dropped in this order: the access log may still log a warning.
+    _access: access::Guard,
+    _log: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Installs the process's subscriber. Lines are written by a thread of
+/// their own, in batches: a request never waits on stderr (the access log
+/// is one line per request). Should the writer fall behind by more than
+/// its buffer, lines are dropped rather than requests slowed.
+pub fn init(format: LogFormat) -> LogGuard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+    let access = access::install(format);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let installed = match format {
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    LogGuard {
+        _access: access,
+        _log: installed.is_ok().then_some(guard),
+    }
+}
