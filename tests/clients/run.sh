@@ -13,4 +13,5 @@ if [ ! -x "$venv/bin/pytest" ] || ! cmp -s tests/clients/requirements.txt "$venv
   cp tests/clients/requirements.txt "$venv/.requirements"
 fi
 cargo build --quiet --locked --bin keygate
+export KEYGATE_BIN="${KEYGATE_BIN:-${CARGO_TARGET_DIR:-target}/debug/keygate}"
 exec "$venv/bin/python" -m pytest tests/clients "$@"
