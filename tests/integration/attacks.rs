@@ -577,7 +577,7 @@ async fn revocation_is_not_an_amplifier() {
     assert_eq!(revocations(&h).await, 1, "one write for three revocations");
 
     let mut limited = false;
-    for _ in 0..15 {
+    for _ in 0..40 {
         let t = token_for(&h, &id, &secret, "").await;
         let (status, hdrs, _) = h
             .form(

@@ -366,12 +366,13 @@ async fn rotation_publishes_before_signing_and_keeps_old_tokens_verifiable() {
     let before = mint().await;
     let old_kid = decode_header(&before).unwrap().kid.unwrap();
 
-    // Published now, signing in 1 s.
+    // Published now, signing in 3 s.
+    let rotated = tokio::time::Instant::now();
     let (status, _, key) = h
         .admin(
             "POST",
             "/v1/signing-keys/rotate",
-            Some(json!({ "activate_after_seconds": 1 })),
+            Some(json!({ "activate_after_seconds": 3 })),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{key}");
@@ -390,7 +391,7 @@ async fn rotation_publishes_before_signing_and_keeps_old_tokens_verifiable() {
     // Not signing yet.
     assert_eq!(decode_header(&mint().await).unwrap().kid.unwrap(), old_kid);
 
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep_until(rotated + std::time::Duration::from_millis(3200)).await;
     let after = mint().await;
     assert_eq!(decode_header(&after).unwrap().kid.unwrap(), new_kid);
     // Both verify against the JWKS.

@@ -279,7 +279,11 @@ async fn metrics_can_be_turned_off() {
 async fn the_binary_logs_one_access_line_per_request_without_secrets() {
     let (upstream, _) = spawn_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let (public, admin) = (dead_port().await, dead_port().await);
+    let public = dead_port().await;
+    let mut admin = dead_port().await;
+    while admin == public {
+        admin = dead_port().await;
+    }
     let admin_key = "log-test-admin-key-0123456789-abcdefghijkl";
     let config = dir.path().join("keygate.toml");
     std::fs::write(

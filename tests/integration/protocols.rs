@@ -331,9 +331,9 @@ async fn disabling_the_account_closes_its_websockets_and_idle_ones_close_too() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // The silent one was closed meanwhile.
-    let took = closed_within(&mut idle, Duration::from_millis(100)).await;
-    assert!(took < Duration::from_millis(100));
+    // The silent one is closed: idle limit 2 s, checked every second, and
+    // three seconds have passed (allow a loaded machine two more).
+    closed_within(&mut idle, Duration::from_secs(2)).await;
 
     let (status, _, body) = h
         .admin(

@@ -3,7 +3,7 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{account_and_key, dead_port, header, Harness};
+use crate::support::{account_and_key, header, refused_port, Harness};
 
 /// Value of header `name` as the upstream received it (from the echo body).
 fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
@@ -257,7 +257,7 @@ async fn traversal_paths_are_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_down_is_502() {
-    let port = dead_port().await;
+    let (_held, port) = refused_port();
     let extra = format!(
         "[[routes]]\nname = \"down\"\nprefix = \"/down\"\nupstream = \"http://127.0.0.1:{port}\"\npublic = true\n"
     );

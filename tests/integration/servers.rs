@@ -22,6 +22,15 @@ pub(crate) async fn dead_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A port that stays refused for as long as the returned socket lives: it is
+/// bound (so nothing else can take it) but never listens.
+pub(crate) fn refused_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// An HTTP/1 upstream that answers every request with 200 and
 /// `{"method","path","headers":{lowercased name: value}}`.
 pub(crate) async fn spawn_upstream() -> (SocketAddr, Arc<AtomicUsize>) {

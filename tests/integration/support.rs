@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::servers::spawn_upstream;
-pub(crate) use crate::servers::{dead_port, pg_schema_url, Cable};
+pub(crate) use crate::servers::{dead_port, pg_schema_url, refused_port, Cable};
 
 /// The platform admin's key, handed to keygate through `KEYGATE_ADMIN_KEY`.
 const ADMIN_KEY: &str = "test-admin-key-0123456789-abcdefghijklmnop";
