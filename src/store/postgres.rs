@@ -93,6 +93,7 @@ impl Postgres {
 
 impl Backend for Postgres {
     type Row = PgRow;
+    const STRING_AGG: &'static str = "string_agg";
 
     async fn fetch(&self, stmt: Stmt) -> Result<Vec<PgRow>> {
         bind_all(sqlx::query(&stmt.sql), stmt.args)

@@ -28,6 +28,10 @@ pub struct Sqlite {
     write_lock: Mutex<()>,
 }
 
+/// Rows the SQLite thread may hand over before the reading task takes them:
+/// more than the longest page keygate reads.
+const ROW_BUFFER: usize = 4_096;
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and migrates it.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -37,7 +41,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // SQLite runs on a thread of its own and hands rows over one by
+            // one; with sqlx's default of 50 buffered rows, a long result (a
+            // page of the change feed, a listing) stops that thread every 50
+            // rows. Room for a whole page lets it run through.
+            .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -67,6 +76,7 @@ impl Sqlite {
 
 impl Backend for Sqlite {
     type Row = SqliteRow;
+    const STRING_AGG: &'static str = "group_concat";
 
     async fn fetch(&self, stmt: Stmt) -> Result<Vec<SqliteRow>> {
         bind_all(sqlx::query(&stmt.sql), stmt.args)

@@ -202,3 +202,103 @@ async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earli
         assert!(s.organization(o.id).await.unwrap().is_some());
     }
 }
+
+/// The cache's initial load reads live keys page by page, each page
+/// aggregated by the store into one row: every field must come back as
+/// written, pages must not skip or repeat, and dead keys stay out.
+#[tokio::test]
+async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
+    use keygate::secret::KeyHash;
+    use keygate::store::{ApiKey, Page, Project};
+
+    for (backend, s, _dir) in stores().await {
+        let s = s.as_ref();
+        let o = org();
+        let p = Project {
+            id: Uuid::now_v7(),
+            organization_id: o.id,
+            name: "p".into(),
+            archived: false,
+            created_at: 1,
+            updated_at: 1,
+        };
+        let mut writes = vec![
+            Write::InsertOrganization(o.clone()),
+            Write::InsertProject(p.clone()),
+        ];
+        let mut live = Vec::new();
+        let mut revoked = None;
+        for i in 0..23u32 {
+            let mut a = account(o.id, &format!("bot-{i}"));
+            a.project_id = (i % 3 == 0).then_some(p.id);
+            a.expires_at = (i % 2 == 0).then_some(4_102_444_800_000 + i64::from(i));
+            a.rate_limit = (i % 4 == 0).then(|| "10/s burst 3".to_string());
+            a.role = if i == 5 { Role::Owner } else { Role::Member };
+            a.scopes = vec!["orders:read".into(), format!("items:{i}")];
+            a.enabled = i != 7; // a disabled account's key is not loaded
+            let key = ApiKey {
+                id: Uuid::now_v7(),
+                service_account_id: a.id,
+                name: None,
+                hash: KeyHash::of(&format!("key-{i}")),
+                redacted: "kg_…".into(),
+                created_at: 1,
+                expires_at: (i % 5 == 0).then_some(4_102_444_900_000),
+                revoked_at: None,
+                last_used_at: None,
+            };
+            if i == 11 {
+                revoked = Some((a.id, key.id));
+            } else if i != 7 {
+                live.push((a.clone(), key.clone()));
+            }
+            writes.push(Write::InsertAccount(a));
+            writes.push(Write::InsertKey(key));
+        }
+        write(s, writes).await.unwrap();
+        let (account_id, key_id) = revoked.unwrap();
+        write(
+            s,
+            vec![Write::RevokeKey {
+                account_id,
+                key_id,
+                at: 2,
+            }],
+        )
+        .await
+        .unwrap();
+
+        let mut loaded = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.auth_entries(Page { after, limit: 5 }).await.unwrap();
+            assert!(page.len() <= 5, "{backend}");
+            loaded.extend(page.iter().cloned());
+            match page.last() {
+                Some(last) if page.len() == 5 => after = Some(last.key_id),
+                _ => break,
+            }
+        }
+        assert_eq!(loaded.len(), live.len(), "{backend}: every live key once");
+        assert!(
+            loaded.windows(2).all(|w| w[0].key_id < w[1].key_id),
+            "{backend}: in key order, none repeated"
+        );
+        for (a, k) in &live {
+            let e = loaded
+                .iter()
+                .find(|e| e.key_id == k.id)
+                .unwrap_or_else(|| panic!("{backend}: key of {} missing", a.name));
+            assert_eq!(e.hash, k.hash, "{backend}");
+            assert_eq!(e.key_expires_at, k.expires_at, "{backend}");
+            assert_eq!(e.account_id, a.id, "{backend}");
+            assert_eq!(e.organization_id, a.organization_id, "{backend}");
+            assert_eq!(e.project_id, a.project_id, "{backend}");
+            assert_eq!(e.role, a.role, "{backend}");
+            assert_eq!(e.account_expires_at, a.expires_at, "{backend}");
+            assert_eq!(e.rate_limit, a.rate_limit, "{backend}");
+            let scopes: Vec<String> = serde_json::from_str(&e.scopes_json).unwrap();
+            assert_eq!(scopes, a.scopes, "{backend}");
+        }
+    }
+}

@@ -116,20 +116,56 @@ pub(crate) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
     })
 }
 
-pub(crate) fn auth_entry_from(row: &impl Cols) -> Result<AuthEntry> {
-    let role = row.text("role")?;
+/// A page of the initial load as the store aggregates it: one entry per
+/// line, fields tab-separated (see `auth_entries`), ordered by key id.
+pub(crate) fn auth_entries_from(page: &str) -> Result<Vec<AuthEntry>> {
+    let mut entries = page
+        .split('\n')
+        .map(auth_entry_from)
+        .collect::<Result<Vec<_>>>()?;
+    // The aggregate need not keep the subquery's order; the loader pages on
+    // the last id.
+    entries.sort_unstable_by_key(|e| e.key_id);
+    Ok(entries)
+}
+
+fn auth_entry_from(line: &str) -> Result<AuthEntry> {
+    const SHORT: Error = Error::Corrupt("short auth entry");
+    let mut fields = line.splitn(10, '\t');
+    let mut next = || fields.next().ok_or(SHORT);
+    let id = |s: &str| Uuid::parse_str(s).map_err(|_| Error::Corrupt("malformed id"));
+    let int = |s: &str| -> Result<Option<i64>> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse()
+            .map(Some)
+            .map_err(|_| Error::Corrupt("malformed time"))
+    };
+    let key_id = id(next()?)?;
+    let hash = KeyHash::from_hex(next()?).ok_or(Error::Corrupt("malformed key hash"))?;
+    let key_expires_at = int(next()?)?;
+    let account_id = id(next()?)?;
+    let organization_id = id(next()?)?;
+    let project_id = Some(next()?)
+        .filter(|s| !s.is_empty())
+        .map(id)
+        .transpose()?;
+    let role = Role::parse(next()?).ok_or(Error::Corrupt("unknown role"))?;
+    let account_expires_at = int(next()?)?;
+    let rate_limit = Some(next()?).filter(|s| !s.is_empty()).map(str::to_owned);
+    let scopes_json = next()?.to_owned();
     Ok(AuthEntry {
-        key_id: row.uuid("k_id")?,
-        hash: KeyHash::from_hex(&row.text("k_hash")?)
-            .ok_or(Error::Corrupt("malformed key hash"))?,
-        key_expires_at: row.opt_int("k_expires_at")?,
-        account_id: row.uuid("a_id")?,
-        organization_id: row.uuid("organization_id")?,
-        project_id: row.opt_uuid("project_id")?,
-        role: Role::parse(&role).ok_or(Error::Corrupt("unknown role"))?,
-        scopes_json: row.text("scopes")?,
-        account_expires_at: row.opt_int("a_expires_at")?,
-        rate_limit: row.opt_text("rate_limit")?,
+        key_id,
+        hash,
+        key_expires_at,
+        account_id,
+        organization_id,
+        project_id,
+        role,
+        scopes_json,
+        account_expires_at,
+        rate_limit,
     })
 }
 
