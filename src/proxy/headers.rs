@@ -211,10 +211,13 @@ pub fn request_id(headers: &mut HeaderMap) -> HeaderValue {
     id
 }
 
+/// The id as a header value whose clones share one allocation: a value made
+/// from a `String` would allocate again on its first clone (the request and
+/// the response both carry it).
 fn uuid_value(id: Uuid) -> HeaderValue {
     let mut buf = [0u8; 36];
-    let s = id.hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("-"))
+    id.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_maybe_shared(Bytes::from_owner(buf)).unwrap_or(HeaderValue::from_static("-"))
 }
 
 /// Adds the identity headers for `headers` forwarding.
