@@ -9,6 +9,7 @@
 //! [`crate::authn::Authenticator`]'s decision; refusals become HTTP in
 //! [`respond`].
 
+mod connector;
 pub mod headers;
 mod phases;
 mod record;

@@ -16,11 +16,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
+use super::connector::TcpConnector;
 use super::Route;
 use crate::config::{RouteConfig, UpstreamProtocol};
 
 pub(super) type Client =
-    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Limited<Incoming>>;
+    hyper_util::client::legacy::Client<HttpsConnector<TcpConnector>, Limited<Incoming>>;
 
 /// Every route's upstream client: one per distinct protocol and CA, each
 /// with its own connection pool.
@@ -104,8 +105,10 @@ fn client(
         .with_tls_config(tls(ca)?)
         .https_or_http();
     let connector = match protocol {
-        UpstreamProtocol::Http1 => https.enable_http1().wrap_connector(http),
-        UpstreamProtocol::H2c | UpstreamProtocol::H2 => https.enable_http2().wrap_connector(http),
+        UpstreamProtocol::Http1 => https.enable_http1().wrap_connector(TcpConnector(http)),
+        UpstreamProtocol::H2c | UpstreamProtocol::H2 => {
+            https.enable_http2().wrap_connector(TcpConnector(http))
+        }
     };
     Ok(
         hyper_util::client::legacy::Client::builder(TokioExecutor::new())
