@@ -9,7 +9,9 @@
 # 0 (one worker thread), wrk and the fixed upstream pinned to core 1. Rounds
 # are interleaved (every scenario once per round) and medians reported with
 # min–max. Then the scale runs: cold start and RSS with 10K / 100K / 1M keys
-# in SQLite, and API-key throughput with 1M keys cached against 1K.
+# in SQLite, and API-key throughput with 1M keys cached against 1K. The
+# report opens with the headline ratios (keygate against its peers, JWT
+# against API key, the token endpoint against bare ES256 signing, cold start).
 # Raw lines go to benches/results/raw.txt, tables to benches/results/latest.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +39,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "compare: building release"
-cargo build --release --quiet --bin keygate --bench upstream --bench seed
+cargo build --release --quiet --bin keygate --bench upstream --bench seed --bench signrate
 bin() { find target/release/deps -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' | sort -n | tail -n1 | cut -d' ' -f2; }
 KEYGATE=target/release/keygate
 UPSTREAM_BIN=$(bin upstream)
 SEED_BIN=$(bin seed)
+SIGN_BIN=$(bin signrate)
 
 work=$(mktemp -d)
 mkdir -p benches/results
@@ -162,6 +165,8 @@ for r in $(seq 1 "$ROUNDS"); do
   run "$r" nginx-proxy "http://127.0.0.1:$NGINX/x" "$L/plain.lua"
   run "$r" haproxy-api-key "http://127.0.0.1:$HAP_KEY/x" "$L/key.lua"
   run "$r" haproxy-jwt "http://127.0.0.1:$HAP_JWT/x" "$L/jwt.lua"
+  # Bare ES256 signing on keygate's core, for the token endpoint's share.
+  echo "SIGN $r $(taskset -c 0 "$SIGN_BIN" --seconds "${DURATION%s}" | awk '/^SIGN/ { print $2 }')" | tee -a "$raw"
 done
 
 echo "compare: scale runs"

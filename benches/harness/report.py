@@ -6,6 +6,7 @@ runs = defaultdict(list)   # name -> [(rps, p50, p99, p999, errors)]
 by_round = defaultdict(dict)  # round -> name -> rps
 order = []
 scale, scaleput = [], []
+sign = {}  # round -> bare ES256 signatures/s
 for line in open(sys.argv[1]):
     f = line.split()
     if not f:
@@ -16,6 +17,8 @@ for line in open(sys.argv[1]):
             order.append(name)
         runs[name].append((float(f[3]), int(f[4]), int(f[5]), int(f[6]), int(f[7])))
         by_round[f[1]][name] = float(f[3])
+    elif f[0] == "SIGN" and len(f) == 3:
+        sign[f[1]] = float(f[2])
     elif f[0] == "SCALE":
         scale.append(f[1:])
     elif f[0] == "SCALEPUT":
@@ -32,6 +35,41 @@ base_p99 = med([r[2] for r in base]) if base else None
 def paired(name):
     rs = [r[name] / r["keygate-public"] for r in by_round.values() if name in r and "keygate-public" in r]
     return f"{med(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "—"
+
+def ratio(a, b):
+    """a / b paired per round: (median, min, max), or None."""
+    rs = [r[a] / r[b] for r in by_round.values() if a in r and b in r]
+    return (med(rs), min(rs), max(rs)) if rs else None
+
+def goal(text, got, target, fmt="{:.2f}×"):
+    if got is None:
+        print(f"| {text} | not measured | {target} | — |")
+        return
+    m, lo, hi = got
+    met = "met" if m >= float(target.lstrip("≥ ").rstrip("×")) else "**not met**"
+    print(f"| {text} | **{fmt.format(m)}** ({fmt.format(lo)}–{fmt.format(hi)}) | {target} | {met} |")
+
+print("| headline (paired per round: median, min–max) | measured | target | |")
+print("|---|---|---|---|")
+goal("API key ÷ HAProxy's API-key check", ratio("keygate-api-key", "haproxy-api-key"), "≥ 1.00×")
+goal("API key ÷ nginx plain proxy", ratio("keygate-api-key", "nginx-proxy"), "≥ 0.90×")
+goal("cached JWT ÷ API key", ratio("keygate-jwt", "keygate-api-key"), "≥ 0.95×")
+shares = [by_round[r]["keygate-token-es256"] / s for r, s in sign.items()
+          if s > 0 and "keygate-token-es256" in by_round.get(r, {})]
+goal("token endpoint (ES256) ÷ bare ES256 signing",
+     (med(shares), min(shares), max(shares)) if shares else None, "≥ 0.60×")
+if "keygate-api-key" in runs and "nginx-proxy" in runs:
+    kp99 = med([r[2] for r in runs["keygate-api-key"]])
+    np99 = med([r[2] for r in runs["nginx-proxy"]])
+    verdict = "met" if kp99 <= np99 else "**not met**"
+    print(f"| API-key p99 against nginx's | {kp99} µs vs {np99} µs | ≤ nginx | {verdict} |")
+for keys, seed_s, cold_s, rss in scale:
+    if int(keys) == 1_000_000:
+        verdict = "met" if float(cold_s) <= 5 and float(rss) <= 300 else "**not met**"
+        print(f"| 1M keys: cold start to ready, RSS | {float(cold_s):.2f} s, {float(rss):.0f} MiB | ≤ 5 s, ≤ 300 MiB | {verdict} |")
+if sign:
+    print(f"\nBare ES256 signing on keygate's core: {med(list(sign.values())):,.0f} signatures/s (median over rounds).")
+print()
 
 print("| run | requests/s (median, min–max) | p50 | p99 | p99.9 | × public route (paired per round) | p99 added | errors |")
 print("|---|---|---|---|---|---|---|---|")
