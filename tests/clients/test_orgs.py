@@ -202,6 +202,9 @@ def test_errors(api, org, native):
         r = api.get(base, params=query)
         assert r.status_code == 400, query
     sa = make_account(api, org)
+    r = api.patch(f"{base}/{sa['id']}", json={"name": "   "})
+    assert r.status_code == 400 and error_code(r) == "invalid_value"
+    assert r.json()["error"]["param"] == "name", r.text
     r = api.get(base, params={"after": sa["id"], "before": sa["id"]})
     assert r.status_code == 400
     # Unknown ids, and ids of another organization, are 404.

@@ -234,16 +234,9 @@ async fn update_account(
     let call = Call::new(&s, req).await?;
     let a = call.account(&s, &org, &sa).await?;
     let body = call.object()?;
-    let name = text(&body, "name")?;
-    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "name: must not be empty",
-            Some("name".into()),
-        ));
-    }
+    // Names are checked where every dialect's are: in `manage`.
     let patch = AccountPatch {
-        name,
+        name: text(&body, "name")?,
         description: text(&body, "description")?.map(Some),
         ..AccountPatch::default()
     };
