@@ -166,7 +166,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "$r" haproxy-api-key "http://127.0.0.1:$HAP_KEY/x" "$L/key.lua"
   run "$r" haproxy-jwt "http://127.0.0.1:$HAP_JWT/x" "$L/jwt.lua"
   # Bare ES256 signing on keygate's core, for the token endpoint's share.
-  echo "SIGN $r $(taskset -c 0 "$SIGN_BIN" --seconds "${DURATION%s}" | awk '/^SIGN/ { print $2 }')" | tee -a "$raw"
+  taskset -c 0 "$SIGN_BIN" --seconds "${DURATION%s}" | awk -v r="$r" '$1 == "SIGN" || $1 == "SIGN_REPARSE" { print $1, r, $2 }' | tee -a "$raw"
 done
 
 echo "compare: scale runs"

@@ -6,7 +6,8 @@ runs = defaultdict(list)   # name -> [(rps, p50, p99, p999, errors)]
 by_round = defaultdict(dict)  # round -> name -> rps
 order = []
 scale, scaleput = [], []
-sign = {}  # round -> bare ES256 signatures/s
+sign = {}  # round -> bare ES256 signatures/s (key parsed once)
+reparse = {}  # round -> ES256 signatures/s through jsonwebtoken (key parsed per call)
 for line in open(sys.argv[1]):
     f = line.split()
     if not f:
@@ -19,6 +20,8 @@ for line in open(sys.argv[1]):
         by_round[f[1]][name] = float(f[3])
     elif f[0] == "SIGN" and len(f) == 3:
         sign[f[1]] = float(f[2])
+    elif f[0] == "SIGN_REPARSE" and len(f) == 3:
+        reparse[f[1]] = float(f[2])
     elif f[0] == "SCALE":
         scale.append(f[1:])
     elif f[0] == "SCALEPUT":
@@ -56,8 +59,15 @@ goal("API key ÷ nginx plain proxy", ratio("keygate-api-key", "nginx-proxy"), "�
 goal("cached JWT ÷ API key", ratio("keygate-jwt", "keygate-api-key"), "≥ 0.95×")
 shares = [by_round[r]["keygate-token-es256"] / s for r, s in sign.items()
           if s > 0 and "keygate-token-es256" in by_round.get(r, {})]
-goal("token endpoint (ES256) ÷ bare ES256 signing",
+goal("token endpoint (ES256) ÷ bare ES256 signing (key parsed once)",
      (med(shares), min(shares), max(shares)) if shares else None, "≥ 0.60×")
+# The measure the goal was first stated against: signing through
+# jsonwebtoken, which re-parses the key per call. For reference, not a goal.
+old = [by_round[r]["keygate-token-es256"] / s for r, s in reparse.items()
+       if s > 0 and "keygate-token-es256" in by_round.get(r, {})]
+if old:
+    print(f"| token endpoint (ES256) ÷ ES256 signing through jsonwebtoken (key parsed per call) "
+          f"| {med(old):.2f}× ({min(old):.2f}×–{max(old):.2f}×) | reference | — |")
 if "keygate-api-key" in runs and "nginx-proxy" in runs:
     kp99 = med([r[2] for r in runs["keygate-api-key"]])
     np99 = med([r[2] for r in runs["nginx-proxy"]])
@@ -68,7 +78,11 @@ for keys, seed_s, cold_s, rss in scale:
         verdict = "met" if float(cold_s) <= 5 and float(rss) <= 300 else "**not met**"
         print(f"| 1M keys: cold start to ready, RSS | {float(cold_s):.2f} s, {float(rss):.0f} MiB | ≤ 5 s, ≤ 300 MiB | {verdict} |")
 if sign:
-    print(f"\nBare ES256 signing on keygate's core: {med(list(sign.values())):,.0f} signatures/s (median over rounds).")
+    print(f"\nBare ES256 signing on keygate's core: {med(list(sign.values())):,.0f} signatures/s "
+          "(key parsed once; median over rounds).")
+if reparse:
+    print(f"Through `jsonwebtoken::crypto::sign`, which parses the key on every call: "
+          f"{med(list(reparse.values())):,.0f} signatures/s.")
 print()
 
 print("| run | requests/s (median, min–max) | p50 | p99 | p99.9 | × public route (paired per round) | p99 added | errors |")

@@ -218,10 +218,9 @@ impl Minter {
             },
         };
         let json = serde_json::to_string(&claims).map_err(|_| Error::Sign)?;
-        let payload =
-            serde_json::value::RawValue::from_string(base64_safe(json)).map_err(|_| Error::Sign)?;
-        let token =
-            jsonwebtoken::encode(&key.header, &payload, &key.encoding).map_err(|_| Error::Sign)?;
+        let token = key
+            .jws(base64_safe(json).as_bytes())
+            .map_err(|_| Error::Sign)?;
         self.minted[grant as usize].increment(1);
         Ok(Minted {
             token,

@@ -1,10 +1,12 @@
-//! The key ring: every published signing key, loaded once into jsonwebtoken
-//! keys. Rotation publishes a key before it signs (`activates_at`) and keeps
+//! The key ring: every published signing key, parsed once for signing and
+//! verifying. Rotation publishes a key before it signs (`activates_at`) and keeps
 //! the old one until every token it signed has expired (`retires_at`).
 
 use std::sync::{Arc, RwLock};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde_json::{json, Value};
 
 use super::{signing, ACCESS_TOKEN_TYP};
@@ -16,10 +18,10 @@ pub struct LoadedKey {
     pub activates_at: i64,
     pub retires_at: Option<i64>,
     pub jwk: Value,
-    pub(crate) encoding: EncodingKey,
+    signer: signing::Signer,
     pub decoding: DecodingKey,
-    /// Prebuilt: `alg`, `kid`, `typ: at+jwt`.
-    pub(crate) header: Header,
+    /// The JOSE header (`alg`, `kid`, `typ: at+jwt`), base64url, built once.
+    header_b64: String,
 }
 
 impl std::fmt::Debug for LoadedKey {
@@ -32,6 +34,19 @@ impl std::fmt::Debug for LoadedKey {
 }
 
 impl LoadedKey {
+    /// The compact JWS of `claims` (JSON): header, claims and signature,
+    /// base64url, in one string sized up front.
+    pub fn jws(&self, claims: &[u8]) -> Result<String, signing::Error> {
+        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 96);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let signature = self.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+
     fn published(&self, now_ms: i64) -> bool {
         self.retires_at.is_none_or(|r| r > now_ms)
     }
@@ -118,14 +133,69 @@ fn load(r: &SigningKeyRecord) -> Result<LoadedKey, signing::Error> {
     let mut header = Header::new(alg);
     header.kid = Some(r.kid.clone());
     header.typ = Some(ACCESS_TOKEN_TYP.into());
+    let header_json = serde_json::to_vec(&header).map_err(|_| signing::Error::Unusable)?;
     Ok(LoadedKey {
         kid: r.kid.clone(),
         alg,
         activates_at: r.activates_at,
         retires_at: r.retires_at,
         jwk: r.public_jwk.clone(),
-        encoding: signing::encoding_key(alg, &r.private_der)?,
+        signer: signing::Signer::from_pkcs8(alg, &r.private_der)?,
         decoding: signing::decoding_key(&r.public_jwk)?,
-        header,
+        header_b64: URL_SAFE_NO_PAD.encode(header_json),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JWS from the ring's parsed key verifies with jsonwebtoken against
+    /// the published JWK, and carries the prebuilt header.
+    fn signs_verifiable_tokens(alg: Algorithm) {
+        let (der, jwk) = signing::generate(alg, "k1").unwrap();
+        let ring = KeyRing::new();
+        ring.replace(&[SigningKeyRecord {
+            kid: "k1".into(),
+            algorithm: signing::algorithm_name(alg).into(),
+            private_der: der,
+            public_jwk: jwk.clone(),
+            created_at: 0,
+            activates_at: 0,
+            retires_at: None,
+        }]);
+        let key = ring.signer(1).unwrap();
+        let token = key.jws(br#"{"sub":"x","exp":4000000000}"#).unwrap();
+
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, alg);
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        assert_eq!(header.typ.as_deref(), Some(ACCESS_TOKEN_TYP));
+        let mut v = jsonwebtoken::Validation::new(alg);
+        v.required_spec_claims.clear();
+        v.validate_aud = false;
+        let decoding = signing::decoding_key(&jwk).unwrap();
+        let decoded = jsonwebtoken::decode::<Value>(&token, &decoding, &v).unwrap();
+        assert_eq!(decoded.claims["sub"], "x");
+
+        // One changed byte of the claims and the signature no longer holds.
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"y","exp":4000000000}"#);
+        assert!(jsonwebtoken::decode::<Value>(&parts.join("."), &decoding, &v).is_err());
+    }
+
+    #[test]
+    fn es256_tokens_verify_against_the_published_key() {
+        signs_verifiable_tokens(Algorithm::ES256);
+    }
+
+    #[test]
+    fn eddsa_tokens_verify_against_the_published_key() {
+        signs_verifiable_tokens(Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn rs256_tokens_verify_against_the_published_key() {
+        signs_verifiable_tokens(Algorithm::RS256);
+    }
 }

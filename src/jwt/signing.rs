@@ -1,5 +1,6 @@
-//! Signing-key material: generation (aws-lc-rs), the public JWK, and the
-//! jsonwebtoken keys built once per key.
+//! Signing-key material: generation (aws-lc-rs), the public JWK, the
+//! parsed key that signs ([`Signer`]) and the verification key, each built
+//! once per key.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -20,6 +21,8 @@ pub enum Error {
     Unusable,
     #[error("unsupported signing algorithm")]
     Unsupported,
+    #[error("signing failed")]
+    Sign,
 }
 
 /// jsonwebtoken's algorithm for a configured one.
@@ -125,7 +128,61 @@ fn public_jwk(alg: Algorithm, der: &[u8], kid: &str) -> Result<Value, Error> {
     Ok(jwk)
 }
 
-/// jsonwebtoken's signing key for a stored private key.
+/// A stored private key, parsed once, that signs JWS signing inputs.
+///
+/// keygate signs with this rather than `jsonwebtoken::encode`, which parses
+/// the PKCS#8 key again on every call: for ES256 that validation derives the
+/// public point, a scalar multiplication that costs as much as the signature.
+pub enum Signer {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+    Rs256(aws_lc_rs::rsa::KeyPair),
+}
+
+impl Signer {
+    /// Parses (and validates) a stored PKCS#8 private key for `alg`.
+    pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Self, Error> {
+        match alg {
+            Algorithm::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .map(Self::Es256)
+                .map_err(|_| Error::Unusable),
+            Algorithm::EdDSA => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map(Self::EdDsa)
+                .map_err(|_| Error::Unusable),
+            Algorithm::RS256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
+                .map(Self::Rs256)
+                .map_err(|_| Error::Unusable),
+            _ => Err(Error::Unsupported),
+        }
+    }
+
+    /// The signature of `message` (a JWS signing input).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::Es256(pair) => pair
+                .sign(&rng, message)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| Error::Sign),
+            Self::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Self::Rs256(pair) => {
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut sig,
+                )
+                .map_err(|_| Error::Sign)?;
+                Ok(sig)
+            }
+        }
+    }
+}
+
+/// jsonwebtoken's signing key for a stored private key: for tools and tests
+/// that build tokens with arbitrary headers (keygate itself signs with
+/// [`Signer`]).
 pub fn encoding_key(alg: Algorithm, der: &[u8]) -> Result<EncodingKey, Error> {
     match alg {
         Algorithm::ES256 => Ok(EncodingKey::from_ec_der(der)),
