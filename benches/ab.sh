@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Two keygate builds on the API-key route, interleaved, with nginx as the
+# reference in the same rounds: how a change moves throughput, paired per
+# round so the machine's drift cancels.
+#
+#   cargo build --release && cp target/release/keygate /tmp/keygate-before
+#   (change, rebuild)
+#   bash benches/ab.sh /tmp/keygate-before target/release/keygate [rounds] [duration]
+#
+# Each build and nginx run pinned to core 0 with one worker; wrk and the
+# fixed upstream on core 1; 64 connections. Prints each round's req/s, p50
+# and p99 (µs), and B/A, A/nginx, B/nginx. Installs wrk and nginx-light from
+# Debian if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { echo "usage: benches/ab.sh <keygate A> <keygate B> [rounds] [duration]" >&2; exit 2; }
+A=$(realpath "$1") B=$(realpath "$2") ROUNDS=${3:-5} DURATION=${4:-5s}
+ADMIN_KEY=bench-admin-key-0123456789-abcdefghijkl
+UP=19000 NGINX=18280
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release --quiet --bench upstream --bench seed
+bin() { find target/release/deps -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' | sort -n | tail -n1 | cut -d' ' -f2; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+taskset -c 1 "$(bin upstream)" --listen "127.0.0.1:$UP" --fixed >/dev/null 2>&1 &
+pids+=($!)
+"$(bin seed)" --store "sqlite://$work/a.db" --keys 1000 --out "$work/a.keys" --scopes "orders:read" >/dev/null
+KEY=$(head -n1 "$work/a.keys")
+i=0
+for build in "$A" "$B"; do
+  i=$((i + 1)); port=$((18000 + i * 100))
+  sed -e "s|@PUBLIC@|$port|g" -e "s|@ADMIN@|$((port + 1))|g" -e "s|@STORE@|sqlite://$work/a.db|g" \
+    -e "s|@ALG@|ES256|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/keygate.toml > "$work/kg$i.toml"
+  TOKIO_WORKER_THREADS=1 KEYGATE_ADMIN_KEY=$ADMIN_KEY RUST_LOG=warn \
+    taskset -c 0 "$build" serve --config "$work/kg$i.toml" --log-format text > "$work/kg$i.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null && break; sleep 0.05; done
+done
+sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$NGINX|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/nginx.conf > "$work/nginx.conf"
+taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
+pids+=($!)
+sleep 1
+
+cat > "$work/key.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $KEY"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.1f %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99)))
+end
+LUA
+urls=("http://127.0.0.1:18100/orders/x" "http://127.0.0.1:18200/orders/x" "http://127.0.0.1:$NGINX/x")
+for u in "${urls[@]}"; do
+  s=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$u")
+  [ "$s" = 200 ] || { echo "ab: $u answered $s" >&2; exit 1; }
+done
+run() { taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$work/key.lua" "$1" | grep '^RESULT' | cut -d' ' -f2-; }
+echo "round | A: req/s p50 p99 | B: req/s p50 p99 | nginx: req/s p50 p99 | B/A A/nginx B/nginx"
+for r in $(seq 1 "$ROUNDS"); do
+  a=$(run "${urls[0]}") b=$(run "${urls[1]}") n=$(run "${urls[2]}")
+  echo "$r | $a | $b | $n" | awk -F' \\| ' '{ split($2, a, " "); split($3, b, " "); split($4, n, " ");
+    printf "%s | %.3f %.3f %.3f\n", $0, b[1] / a[1], a[1] / n[1], b[1] / n[1] }'
+done
