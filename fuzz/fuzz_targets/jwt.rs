@@ -10,8 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey};
-use keygate::jwt::{signing, KeyRing, Verifier};
+use jsonwebtoken::Algorithm;
+use keygate::jwt::signing::{self, Signer};
+use keygate::jwt::{KeyRing, Verifier};
 use keygate::store::SigningKeyRecord;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
@@ -19,8 +20,8 @@ use serde_json::{json, Value};
 const ISSUER: &str = "https://keygate.example";
 const NOW: i64 = 1_700_000_000;
 
-fn setup() -> &'static (Verifier, EncodingKey) {
-    static S: OnceLock<(Verifier, EncodingKey)> = OnceLock::new();
+fn setup() -> &'static (Verifier, Signer) {
+    static S: OnceLock<(Verifier, Signer)> = OnceLock::new();
     S.get_or_init(|| {
         let (der, jwk) = signing::generate(Algorithm::ES256, "fuzz").unwrap();
         let ring = Arc::new(KeyRing::new());
@@ -33,7 +34,7 @@ fn setup() -> &'static (Verifier, EncodingKey) {
             activates_at: 0,
             retires_at: None,
         }]);
-        let key = signing::encoding_key(Algorithm::ES256, &der).unwrap();
+        let key = Signer::from_pkcs8(Algorithm::ES256, &der).unwrap();
         (Verifier::new(ring, ISSUER.into()), key)
     })
 }
@@ -149,10 +150,10 @@ fn edited(base: Value, edits: &[(Field, J<'_>)]) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(m)).unwrap()
 }
 
-fn sign(header: &[u8], claims: &[u8], key: &EncodingKey) -> Option<String> {
+fn sign(header: &[u8], claims: &[u8], key: &Signer) -> Option<String> {
     let input = format!("{}.{}", b64(header), b64(claims));
-    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), key, Algorithm::ES256).ok()?;
-    Some(format!("{input}.{sig}"))
+    let sig = key.sign(input.as_bytes()).ok()?;
+    Some(format!("{input}.{}", b64(&sig)))
 }
 
 fuzz_target!(|input: Input<'_>| {

@@ -35,7 +35,7 @@ impl std::fmt::Debug for LoadedKey {
 
 impl LoadedKey {
     /// The compact JWS of `claims` (JSON): header, claims and signature,
-    /// base64url, in one string sized up front.
+    /// base64url, in one string (sized for an ECDSA or EdDSA signature).
     pub fn jws(&self, claims: &[u8]) -> Result<String, signing::Error> {
         let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 96);
         token.push_str(&self.header_b64);
@@ -150,10 +150,14 @@ fn load(r: &SigningKeyRecord) -> Result<LoadedKey, signing::Error> {
 mod tests {
     use super::*;
 
-    /// A JWS from the ring's parsed key verifies with jsonwebtoken against
-    /// the published JWK, and carries the prebuilt header.
+    /// A generated key, its JWK, the ring's parsed signer and prebuilt
+    /// header: a JWS from the ring verifies with jsonwebtoken against the
+    /// published JWK.
     fn signs_verifiable_tokens(alg: Algorithm) {
         let (der, jwk) = signing::generate(alg, "k1").unwrap();
+        assert_eq!(jwk["kid"], "k1");
+        assert_eq!(jwk["alg"], signing::algorithm_name(alg));
+        assert_eq!(jwk["use"], "sig");
         let ring = KeyRing::new();
         ring.replace(&[SigningKeyRecord {
             kid: "k1".into(),

@@ -8,7 +8,7 @@ use aws_lc_rs::signature::{
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{json, Value};
 
 use crate::config;
@@ -180,21 +180,6 @@ impl Signer {
     }
 }
 
-/// jsonwebtoken's signing key for a stored private key: for tools and tests
-/// that build tokens with arbitrary headers (keygate itself signs with
-/// [`Signer`]).
-pub fn encoding_key(alg: Algorithm, der: &[u8]) -> Result<EncodingKey, Error> {
-    match alg {
-        Algorithm::ES256 => Ok(EncodingKey::from_ec_der(der)),
-        Algorithm::EdDSA => Ok(EncodingKey::from_ed_der(der)),
-        // jsonwebtoken wants PKCS#1 for RSA: the key PKCS#8 wraps.
-        Algorithm::RS256 => Ok(EncodingKey::from_rsa_der(
-            pkcs8_inner(der).ok_or(Error::Unusable)?,
-        )),
-        _ => Err(Error::Unsupported),
-    }
-}
-
 /// jsonwebtoken's verification key, from the published JWK (so verification
 /// uses exactly what relying parties see).
 pub fn decoding_key(jwk: &Value) -> Result<DecodingKey, Error> {
@@ -204,80 +189,5 @@ pub fn decoding_key(jwk: &Value) -> Result<DecodingKey, Error> {
         "OKP" => DecodingKey::from_ed_components(s("x")?).map_err(|_| Error::Unusable),
         "RSA" => DecodingKey::from_rsa_components(s("n")?, s("e")?).map_err(|_| Error::Unusable),
         _ => Err(Error::Unsupported),
-    }
-}
-
-/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo` (RFC 5208 §5):
-/// SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING privateKey, … }.
-fn pkcs8_inner(der: &[u8]) -> Option<&[u8]> {
-    /// One DER TLV: (tag, contents, rest).
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, b) = b.split_first()?;
-        let (&first, mut b) = b.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || b.len() < n {
-                return None;
-            }
-            let (len_bytes, rest) = b.split_at(n);
-            b = rest;
-            len_bytes
-                .iter()
-                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x))
-        };
-        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
-    }
-    let (0x30, body, _) = tlv(der)? else {
-        return None;
-    };
-    let (0x02, _, rest) = tlv(body)? else {
-        return None;
-    };
-    let (0x30, _, rest) = tlv(rest)? else {
-        return None;
-    };
-    let (0x04, key, _) = tlv(rest)? else {
-        return None;
-    };
-    Some(key)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(alg: Algorithm) {
-        let (der, jwk) = generate(alg, "k1").unwrap();
-        assert_eq!(jwk["kid"], "k1");
-        assert_eq!(jwk["alg"], algorithm_name(alg));
-        let mut header = jsonwebtoken::Header::new(alg);
-        header.kid = Some("k1".into());
-        let claims = serde_json::json!({ "sub": "x", "exp": 4_000_000_000u64 });
-        let token =
-            jsonwebtoken::encode(&header, &claims, &encoding_key(alg, &der).unwrap()).unwrap();
-        let mut v = jsonwebtoken::Validation::new(alg);
-        v.required_spec_claims.clear();
-        v.validate_aud = false;
-        let decoded =
-            jsonwebtoken::decode::<serde_json::Value>(&token, &decoding_key(&jwk).unwrap(), &v)
-                .unwrap();
-        assert_eq!(decoded.claims["sub"], "x");
-    }
-
-    #[test]
-    fn es256_keys_sign_and_verify_through_their_jwk() {
-        round_trip(Algorithm::ES256);
-    }
-
-    #[test]
-    fn eddsa_keys_sign_and_verify_through_their_jwk() {
-        round_trip(Algorithm::EdDSA);
-    }
-
-    #[test]
-    fn rs256_keys_sign_and_verify_through_their_jwk() {
-        round_trip(Algorithm::RS256);
     }
 }
