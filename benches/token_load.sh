@@ -2,7 +2,9 @@
 # Load run of POST /oauth2/token (client_credentials, client_secret_basic)
 # against a release build, with wrk. keygate is pinned to core 0, wrk to
 # core 1, so the endpoint gets exactly one core. Prints wrk's report per
-# signing algorithm; fails if any response was not 2xx.
+# signing algorithm; fails if any response was not 2xx. Then the floors of
+# answering at all, the same way: keygate's own 404 (answered before any
+# route) and nginx returning a fixed body the size of a token response.
 #
 #   bash benches/token_load.sh            # 10 s per algorithm
 #   DURATION=30s bash benches/token_load.sh
@@ -16,6 +18,7 @@ ADMIN_KEY=bench-admin-key-0123456789-abcdefghijkl
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
 cargo build --release --quiet --bin keygate
 
 work=$(mktemp -d)
@@ -50,5 +53,30 @@ LUA
   echo "=== POST /oauth2/token, $alg, keygate on 1 core, wrk -t1 -c$CONNECTIONS -d$DURATION on the other"
   taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/token.lua" "http://$PUBLIC/oauth2/token" | tee "$work/$alg.out"
   if grep -q "Non-2xx" "$work/$alg.out"; then echo "token_load: non-2xx responses for $alg" >&2; exit 1; fi
+  if [ "$alg" = ES256 ]; then
+    echo "=== floor: keygate's 404 (no route, no signing), same pinning"
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://$PUBLIC/no-such-route"
+  fi
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 done
+
+body=$(head -c 560 /dev/zero | tr '\0' x)
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server {
+        listen $PUBLIC;
+        location / { default_type application/json; return 200 '$body'; }
+    }
+}
+CONF
+taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
+pid=$!
+for _ in $(seq 1 100); do curl -sf "http://$PUBLIC/" >/dev/null && break; sleep 0.1; done
+echo "=== floor: nginx (1 worker) answering a fixed 560-byte body, same pinning"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://$PUBLIC/"
