@@ -20,7 +20,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::jwt::upstream::UpstreamTokens;
 use crate::jwt::{signing, KeyRing, Minter, Verifier};
-use crate::listener::{ConnInfo, Listener, Options, Tls, TrustedProxies};
+use crate::listener::{ClientAddr, ConnInfo, Listener, Options, Tls, TrustedProxies};
 use crate::manage::{self, Manager};
 use crate::proxy::{self, Proxy, RouteTable};
 use crate::ratelimit::RateLimits;
@@ -216,9 +216,8 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 use tower::ServiceExt as _;
                 // Failures are charged to the client's address.
-                let client = SocketAddr::new(conn.client(req.headers()), 0);
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(client));
+                let client = ClientAddr(conn.client(req.headers()));
+                req.extensions_mut().insert(client);
                 // Absolute URLs in dialect answers (Waldur's `url`, `Link`).
                 req.extensions_mut().insert(conn.scheme);
                 router.clone().oneshot(req)

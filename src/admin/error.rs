@@ -93,14 +93,12 @@ impl ApiError {
         }
     }
 
-    /// 500 with a generic message; the cause is logged here, never sent.
-    pub fn internal(cause: &str) -> Self {
-        tracing::error!(cause, "admin request failed");
+    pub fn method_not_allowed() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "internal",
-            "internal error",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            "this method is not allowed on this path",
         )
     }
 

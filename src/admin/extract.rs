@@ -2,11 +2,10 @@
 //! bodies and path ids, each failing with an [`ApiError`] that names the
 //! problem.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
@@ -15,6 +14,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::AdminState;
 use crate::authn::{presented, Accept, Principal};
+use crate::listener::ClientAddr;
 
 /// The authenticated caller of an admin endpoint.
 pub(super) struct Caller(pub Arc<Principal>);
@@ -42,13 +42,13 @@ pub(super) fn authenticate(
             .map(HeaderValue::as_bytes),
         h.get_all("x-api-key").iter().map(HeaderValue::as_bytes),
     );
-    // The listener always records the client address; failures are charged to it.
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |ConnectInfo(a)| {
-            a.ip()
-        });
+    // SECURITY: failures are charged to the client's address, which the
+    // listener resolved. Without one, the request is refused as if its
+    // credential had failed, never charged to an address others share.
+    let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() else {
+        tracing::error!("admin request without its client address");
+        return Err(crate::authn::Refusal::Stale);
+    };
     state.authn.bearer(peer, presented, Accept::Admin)
 }
 

@@ -12,7 +12,7 @@ use super::extract::{nullable, path_id, query_id, Caller, JsonBody, QueryParams}
 use super::openapi::Refusals;
 use super::views::{AccountView, KeyView, Page};
 use super::{written, AdminState, ApiError};
-use crate::manage::{accounts_state, AccountPatch, NewAccount, NewKey};
+use crate::manage::{accounts_state, AccountPatch, Cursor, NewAccount, NewKey};
 use crate::store::{AccountFilter, Metadata};
 
 #[derive(Deserialize, ToSchema)]
@@ -197,7 +197,10 @@ pub(super) async fn list(
         ..AccountFilter::default()
     };
     let after = query_id(q.after.as_deref(), "after")?;
-    let listing = s.manager.accounts(&actor, filter, after, q.limit).await?;
+    let listing = s
+        .manager
+        .accounts(&actor, filter, Cursor::after(after), q.limit)
+        .await?;
     let now = s.manager.now();
     Ok(Json(Page::from(
         listing,

@@ -6,6 +6,7 @@
 //! public and the admin listener are served here, so transport concerns
 //! live in one place. Knows nothing of what the requests mean.
 
+mod client;
 pub mod tls;
 mod trust;
 
@@ -23,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+pub use client::ClientAddr;
 pub use tls::Tls;
 pub use trust::TrustedProxies;
 

@@ -28,13 +28,7 @@ impl Manager {
         let now = self.now();
         let existing = self
             .store
-            .organizations(
-                None,
-                crate::store::Page {
-                    after: None,
-                    limit: u32::MAX,
-                },
-            )
+            .organizations(None, crate::store::Keyset::after(None, u32::MAX))
             .await
             .map_err(|e| from_store(e, "organization"))?
             .into_iter()

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::validate::{valid_description, valid_expiry, valid_name};
-use super::{from_store, Actor, Audit, Error, Manager, Result, Written};
+use super::{from_store, Actor, Audit, Cursor, Error, Listing, Manager, Result, Written};
 use crate::store::{ClientCredential, Write};
 
 #[derive(Debug, Default, Clone)]
@@ -51,6 +51,45 @@ impl Manager {
             .await
             .map_err(|e| from_store(e, "credential"))?;
         Ok(all.into_iter().filter(|c| c.deleted_at.is_none()).collect())
+    }
+
+    /// A page of an account's live credentials by id, from `cursor`
+    /// either way; a cursor must name one of them. An account holds few
+    /// credentials, so they are paged as read.
+    pub async fn credential_page(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        cursor: Cursor,
+        limit: Option<u32>,
+    ) -> Result<Listing<ClientCredential>> {
+        let size = (Self::page(cursor, limit)?.limit - 1) as usize;
+        let mut all = self.credentials(actor, account_id).await?;
+        all.sort_by_key(|c| c.id);
+        let at = |id: Uuid, param: &'static str| {
+            all.iter()
+                .position(|c| c.id == id)
+                .ok_or_else(|| Error::invalid(param, "names nothing in this list"))
+        };
+        let (start, end) = match cursor {
+            Cursor::Start => (0, size.min(all.len())),
+            Cursor::After(id) => {
+                let a = at(id, "after")? + 1;
+                (a, (a + size).min(all.len()))
+            }
+            Cursor::Before(id) => {
+                let b = at(id, "before")?;
+                (b.saturating_sub(size), b)
+            }
+        };
+        let (has_more, has_prev) = (end < all.len(), start > 0);
+        all.truncate(end);
+        all.drain(..start);
+        Ok(Listing {
+            data: all,
+            has_more,
+            has_prev,
+        })
     }
 
     pub async fn credential(

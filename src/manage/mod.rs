@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub use accounts::{AccountPatch, CreatedAccount, NewAccount};
 pub use credentials::{CredentialPatch, IssuedCredential, NewCredential};
 pub use keys::{IssuedKey, NewKey};
-pub use listings::{parse_state as accounts_state, Counted};
+pub use listings::{parse_state as accounts_state, Counted, Tenant};
 pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
 
 use crate::authn::Principal;
@@ -175,11 +175,41 @@ pub struct Manager {
     token_max_ttl_ms: i64,
 }
 
-/// A page of results and the cursor for the next.
+/// A page of results, in ascending id order.
 #[derive(Debug)]
 pub struct Listing<T> {
     pub data: Vec<T>,
+    /// More items follow the page.
     pub has_more: bool,
+    /// Items precede the page.
+    pub has_prev: bool,
+}
+
+impl<T> Listing<T> {
+    pub(crate) fn empty() -> Self {
+        Self {
+            data: Vec::new(),
+            has_more: false,
+            has_prev: false,
+        }
+    }
+}
+
+/// Where a list page starts: at the beginning, just after an item, or
+/// (reading backwards) just before one. Items are ordered by id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cursor {
+    #[default]
+    Start,
+    After(Uuid),
+    Before(Uuid),
+}
+
+impl Cursor {
+    /// The native API's cursor: `after`, or the start.
+    pub fn after(after: Option<Uuid>) -> Self {
+        after.map_or(Cursor::Start, Cursor::After)
+    }
 }
 
 pub const MAX_PAGE: u32 = 100;
@@ -237,8 +267,9 @@ impl Manager {
         Ok(revision)
     }
 
-    /// Paging helper: fetch one more than asked to learn `has_more`.
-    fn page(after: Option<Uuid>, limit: Option<u32>) -> Result<store::Page> {
+    /// Paging helper: fetch one more than asked to learn whether more
+    /// items lie beyond the page in the direction read.
+    fn page(cursor: Cursor, limit: Option<u32>) -> Result<store::Keyset> {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(Error::invalid(
@@ -246,16 +277,40 @@ impl Manager {
                 format!("must be between 1 and {MAX_PAGE}"),
             ));
         }
-        Ok(store::Page {
+        let (after, before) = match cursor {
+            Cursor::Start => (None, None),
+            Cursor::After(id) => (Some(id), None),
+            Cursor::Before(id) => (None, Some(id)),
+        };
+        Ok(store::Keyset {
             after,
+            before,
             limit: limit + 1,
         })
     }
 
-    fn listing<T>(mut data: Vec<T>, page: store::Page) -> Listing<T> {
-        let has_more = data.len() > (page.limit - 1) as usize;
-        data.truncate((page.limit - 1) as usize);
-        Listing { data, has_more }
+    /// `data` (ascending, up to one more than the page holds) as a page.
+    fn listing<T>(mut data: Vec<T>, page: store::Keyset) -> Listing<T> {
+        let size = (page.limit - 1) as usize;
+        let beyond = data.len() > size;
+        if page.before.is_some() {
+            // Read backwards: the surplus item is the first.
+            if beyond {
+                data.drain(..data.len() - size);
+            }
+            Listing {
+                data,
+                has_more: true,
+                has_prev: beyond,
+            }
+        } else {
+            data.truncate(size);
+            Listing {
+                data,
+                has_more: beyond,
+                has_prev: page.after.is_some(),
+            }
+        }
     }
 
     pub async fn audit_events(
@@ -270,7 +325,7 @@ impl Manager {
                 "audit events are for organization owners and platform admins",
             ));
         }
-        let page = Self::page(after, limit)?;
+        let page = Self::page(Cursor::after(after), limit)?;
         let only = (!actor.admin).then_some(actor.organization_id);
         let events = self
             .store

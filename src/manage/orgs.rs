@@ -4,7 +4,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::validate::valid_name;
-use super::{from_store, Actor, Audit, Authority, Error, Listing, Manager, Result, Written};
+use super::{
+    from_store, Actor, Audit, Authority, Cursor, Error, Listing, Manager, Result, Written,
+};
 use crate::store::{Organization, Project, Write};
 
 #[derive(Debug, Default)]
@@ -102,7 +104,7 @@ impl Manager {
         limit: Option<u32>,
     ) -> Result<Listing<Organization>> {
         actor.require_manager()?;
-        let page = Self::page(after, limit)?;
+        let page = Self::page(Cursor::after(after), limit)?;
         let only = (!actor.admin).then_some(actor.organization_id);
         let orgs = self
             .store
@@ -255,7 +257,7 @@ impl Manager {
         limit: Option<u32>,
     ) -> Result<Listing<Project>> {
         self.organization(actor, org_id).await?;
-        let page = Self::page(after, limit)?;
+        let page = Self::page(Cursor::after(after), limit)?;
         if let Some(own) = actor.project_id.filter(|_| !actor.admin) {
             // A project-scoped owner sees exactly its own project.
             let mine = self.project(actor, own).await?;
@@ -267,6 +269,7 @@ impl Manager {
             return Ok(Listing {
                 data,
                 has_more: false,
+                has_prev: after.is_some(),
             });
         }
         let projects = self

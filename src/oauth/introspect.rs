@@ -3,11 +3,11 @@
 //! API key (Bearer). A caller that is not a platform admin sees and revokes
 //! only tokens of its own organization.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,6 +18,7 @@ use super::form::{client_auth, Form};
 use super::{refused, OAuthState};
 use crate::authn::{presented, Accept, Inspected, Principal};
 use crate::jwt::verify::{looks_like_jwt, LEEWAY_SECONDS};
+use crate::listener::ClientAddr;
 
 /// Who is calling, and with which client id (none for an admin key).
 struct Caller {
@@ -85,13 +86,13 @@ fn no_store(mut res: Response) -> Response {
 
 pub(super) async fn introspect(
     State(s): State<Arc<OAuthState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let result = (|| {
         let form = Form::parse(&headers, &body)?;
-        let caller = authenticate(&s, peer.ip(), &headers, &form)?;
+        let caller = authenticate(&s, peer, &headers, &form)?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "token is required"))?;
@@ -153,7 +154,7 @@ fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
 
 pub(super) async fn revoke(
     State(s): State<Arc<OAuthState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -161,7 +162,7 @@ pub(super) async fn revoke(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    let caller = match authenticate(&s, peer.ip(), &headers, &form) {
+    let caller = match authenticate(&s, peer, &headers, &form) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

@@ -1,11 +1,11 @@
 //! `POST /oauth2/token`: RFC 6749 §4.4 client credentials (client_secret_basic
 //! and client_secret_post) and RFC 8693 token exchange of an API key.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +16,7 @@ use super::form::{client_auth, ClientAuth, Form};
 use super::{refused, OAuthState};
 use crate::authn::Principal;
 use crate::jwt::Grant;
+use crate::listener::ClientAddr;
 
 const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -47,11 +48,11 @@ fn granted_scope(principal: &Principal, requested: Option<&str>) -> Result<Strin
 
 pub(super) async fn token(
     State(s): State<Arc<OAuthState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match issue(&s, peer.ip(), &headers, &body) {
+    match issue(&s, peer, &headers, &body) {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }

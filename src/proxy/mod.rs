@@ -134,9 +134,8 @@ impl Proxy {
     async fn serve_oauth(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
         use tower::ServiceExt as _;
         // The OAuth endpoints charge failures to the client's address.
-        let client = std::net::SocketAddr::new(conn.client(req.headers()), 0);
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(client));
+        let client = crate::listener::ClientAddr(conn.client(req.headers()));
+        req.extensions_mut().insert(client);
         match self.oauth.clone().oneshot(req).await {
             Ok(res) => res.map(|b| Either::Right(Either::Right(b))),
             Err(never) => match never {},

@@ -17,7 +17,7 @@ use crate::authn::{Cache, UsageQueue};
 use crate::clock::SharedClock;
 use crate::jwt::KeyRing;
 use crate::manage::AfterCommit;
-use crate::store::{self, Page, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNING_KEYS};
+use crate::store::{self, Keyset, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNING_KEYS};
 
 const LOAD_PAGE: u32 = 2_000;
 const CHANGES_PAGE: u32 = 1_000;
@@ -85,10 +85,7 @@ impl Syncer {
         loop {
             let page = self
                 .store
-                .auth_entries(Page {
-                    after,
-                    limit: LOAD_PAGE,
-                })
+                .auth_entries(Keyset::after(after, LOAD_PAGE))
                 .await?;
             for record in &page {
                 self.cache.insert(record);

@@ -177,11 +177,26 @@ pub struct AuthState {
     pub credentials: Vec<ClientCredential>,
 }
 
-/// Keyset pagination: items with id greater than `after`, at most `limit`.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
+/// Keyset pagination over ids: at most `limit` items with id greater than
+/// `after`, or (when `before` is set) the last `limit` items with id less
+/// than `before`; either way in ascending id order. A page costs what it
+/// holds, however long the list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keyset {
     pub after: Option<Uuid>,
+    pub before: Option<Uuid>,
     pub limit: u32,
+}
+
+impl Keyset {
+    /// The first `limit` items after `after` (from the start when `None`).
+    pub fn after(after: Option<Uuid>, limit: u32) -> Self {
+        Self {
+            after,
+            before: None,
+            limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -211,19 +226,19 @@ pub trait Store: Send + Sync + 'static {
 
     async fn organization(&self, id: Uuid) -> Result<Option<Organization>>;
     /// Organizations by id; `only` restricts to one (an org owner's own).
-    async fn organizations(&self, only: Option<Uuid>, page: Page) -> Result<Vec<Organization>>;
+    async fn organizations(&self, only: Option<Uuid>, page: Keyset) -> Result<Vec<Organization>>;
     /// Number of accounts of the organization that are not closed.
     async fn open_accounts_in(&self, organization_id: Uuid) -> Result<u64>;
 
     async fn project(&self, id: Uuid) -> Result<Option<Project>>;
-    async fn projects(&self, organization_id: Uuid, page: Page) -> Result<Vec<Project>>;
+    async fn projects(&self, organization_id: Uuid, page: Keyset) -> Result<Vec<Project>>;
 
     async fn account(&self, id: Uuid) -> Result<Option<ServiceAccount>>;
     async fn accounts(
         &self,
         filter: &AccountFilter,
         now_ms: i64,
-        page: Page,
+        page: Keyset,
     ) -> Result<Vec<ServiceAccount>>;
     /// Accounts matching `filter` by id, skipping `offset` of them (APIs
     /// that page by number).
@@ -245,6 +260,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every credential of the account, deleted ones included (for eviction).
     async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>>;
+    /// The live (not deleted) credentials of several accounts, by id.
+    async fn live_credentials_of(&self, account_ids: &[Uuid]) -> Result<Vec<ClientCredential>>;
     /// What the cache needs of several accounts at once (a batch of
     /// changes): the accounts that still exist, and every key and
     /// credential of each, revoked and deleted ones included.
@@ -264,7 +281,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
     /// initial load; page through with `after`.
-    async fn auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>>;
+    async fn auth_entries(&self, page: Keyset) -> Result<Vec<AuthEntry>>;
 
     /// Records `last_used_at` for keys and their accounts (batched, best effort;
     /// not a change: authentication does not depend on it).
@@ -273,7 +290,7 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_events(
         &self,
         organization_id: Option<Uuid>,
-        page: Page,
+        page: Keyset,
     ) -> Result<Vec<AuditEvent>>;
 
     async fn heartbeat(&self, replica: &Replica) -> Result<()>;

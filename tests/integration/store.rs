@@ -209,7 +209,7 @@ async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earli
 #[tokio::test]
 async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
     use keygate::secret::KeyHash;
-    use keygate::store::{ApiKey, Page, Project};
+    use keygate::store::{ApiKey, Keyset, Project};
 
     for (backend, s, _dir) in stores().await {
         let s = s.as_ref();
@@ -271,7 +271,7 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
         let mut loaded = Vec::new();
         let mut after = None;
         loop {
-            let page = s.auth_entries(Page { after, limit: 5 }).await.unwrap();
+            let page = s.auth_entries(Keyset::after(after, 5)).await.unwrap();
             assert!(page.len() <= 5, "{backend}");
             loaded.extend(page.iter().cloned());
             match page.last() {
@@ -300,5 +300,51 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
             let scopes: Vec<String> = serde_json::from_str(&e.scopes_json).unwrap();
             assert_eq!(scopes, a.scopes, "{backend}");
         }
+    }
+}
+
+#[tokio::test]
+async fn account_pages_read_both_ways_in_id_order() {
+    use keygate::store::{AccountFilter, Keyset};
+    for (backend, s, _dir) in stores().await {
+        let s = s.as_ref();
+        eprintln!("account_pages_read_both_ways_in_id_order: {backend}");
+        let o = org();
+        write(s, vec![Write::InsertOrganization(o.clone())])
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let a = account(o.id, &format!("a{i}"));
+            ids.push(a.id);
+            write(s, vec![Write::InsertAccount(a)]).await.unwrap();
+        }
+        let filter = AccountFilter {
+            organization_id: Some(o.id),
+            ..AccountFilter::default()
+        };
+        let read = |page: Keyset| {
+            let filter = filter.clone();
+            async move {
+                s.accounts(&filter, 0, page)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        // Forwards from the start and past a cursor.
+        assert_eq!(read(Keyset::after(None, 3)).await, ids[..3]);
+        assert_eq!(read(Keyset::after(Some(ids[2]), 3)).await, ids[3..6]);
+        // Backwards: the items nearest before the cursor, still ascending.
+        let before = |id, limit| Keyset {
+            after: None,
+            before: Some(id),
+            limit,
+        };
+        assert_eq!(read(before(ids[5], 3)).await, ids[2..5]);
+        assert_eq!(read(before(ids[1], 3)).await, ids[..1]);
+        assert!(read(before(ids[0], 3)).await.is_empty());
     }
 }

@@ -5,26 +5,25 @@
 //! presents as `Authorization: Bearer`. Fields are camelCase; errors are
 //! `{"code","message"}`. The tenant is the caller's organization.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::body::{to_bytes, Bytes};
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{object, uuid_any};
-use crate::admin::extract::authenticate;
+use super::{mount, uuid_any, BodyError, Dialect, QueryPairs};
 use crate::admin::{AdminState, MAX_BODY_BYTES};
 use crate::authn::{self, Principal};
 use crate::clock::rfc3339;
 use crate::jwt::Grant;
-use crate::manage::{self, AccountPatch, NewAccount, NewCredential};
-use crate::store::{AccountFilter, AccountState, ClientCredential, ServiceAccount};
+use crate::listener::ClientAddr;
+use crate::manage::{self, AccountPatch, NewAccount, NewCredential, Tenant};
+use crate::store::ServiceAccount;
+
+/// Most accounts one list answers (the API's `maxItems`).
+const MAX_LIST: u32 = 1000;
 
 /// An error as Run:ai answers: `{"code": <status>, "message": …}`.
 #[derive(Debug)]
@@ -50,7 +49,9 @@ impl RunaiError {
     fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "service account not found")
     }
+}
 
+impl Dialect for RunaiError {
     fn refused(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => {
@@ -70,6 +71,30 @@ impl RunaiError {
                 )
             },
         }
+    }
+
+    fn bad_body(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
+            BodyError::Syntax(_) | BodyError::NotObject => {
+                Self::bad("the body must be a JSON object")
+            }
+            BodyError::Field { field, message } => Self::bad(format!("{field}: {message}")),
+        }
+    }
+
+    fn unknown_path() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found")
+    }
+
+    fn method_not_allowed(m: &Method) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{m} is not allowed here"),
+        )
     }
 }
 
@@ -110,33 +135,20 @@ impl IntoResponse for RunaiError {
 }
 
 type Result<T, E = RunaiError> = std::result::Result<T, E>;
+type Caller = super::Caller<RunaiError>;
+type Body<T> = super::Body<T, RunaiError>;
 
 pub(super) fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/api/v1/token", post(token))
-        .route("/api/v1/service-accounts", get(list).post(create))
-        .route(
-            "/api/v1/service-accounts/{id}",
-            get(retrieve).patch(update).delete(delete),
-        )
-        .route("/api/v1/service-accounts/{id}/secret", post(regenerate))
-        .fallback(|| async { RunaiError::new(StatusCode::NOT_FOUND, "not found") })
-        .method_not_allowed_fallback(|m: Method| async move {
-            RunaiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{m} is not allowed here"),
+    mount::<RunaiError>(
+        Router::new()
+            .route("/api/v1/token", post(token))
+            .route("/api/v1/service-accounts", get(list).post(create))
+            .route(
+                "/api/v1/service-accounts/{id}",
+                get(retrieve).patch(update).delete(delete),
             )
-        })
-}
-
-async fn body_of(body: axum::body::Body) -> Result<Bytes> {
-    to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| RunaiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"))
-}
-
-fn json_object(bytes: &Bytes) -> Result<Map<String, Value>> {
-    object(bytes).map_err(|_| RunaiError::bad("the body must be a JSON object"))
+            .route("/api/v1/service-accounts/{id}/secret", post(regenerate)),
+    )
 }
 
 /// A string field, its name matched case-insensitively (Run:ai's own
@@ -152,10 +164,9 @@ fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 /// a keygate JWT for keygate itself, good on this listener.
 async fn token(
     State(s): State<AdminState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    ClientAddr(peer): ClientAddr,
+    super::Body(body, _): Body<Map<String, Value>>,
 ) -> Result<Response> {
-    let body = json_object(&body)?;
     let (id_key, secret_key) = match field(&body, "grantType") {
         Some("client_credentials") => ("clientID", "clientSecret"),
         Some("app_token") => ("AppId", "AppSecret"),
@@ -171,7 +182,7 @@ async fn token(
             "{id_key} and {secret_key} are required"
         )));
     };
-    let p = s.authn.client(peer.ip(), id, secret).map_err(|r| match r {
+    let p = s.authn.client(peer, id, secret).map_err(|r| match r {
         authn::Refusal::Missing | authn::Refusal::Invalid => {
             RunaiError::new(StatusCode::UNAUTHORIZED, "invalid client credentials")
         }
@@ -200,32 +211,12 @@ async fn token(
     Ok(res)
 }
 
-/// The caller of a management endpoint.
-fn caller(s: &AdminState, parts: &Parts) -> Result<Arc<Principal>> {
-    authenticate(parts, s).map_err(RunaiError::refused)
-}
-
-/// An account the caller may see, of its tenant, not closed.
+/// The path's account: of the caller's tenant, and open.
 async fn account(s: &AdminState, actor: &Principal, id: &str) -> Result<ServiceAccount> {
     let id = uuid_any(id).ok_or_else(RunaiError::not_found)?;
-    let a = s.manager.account(actor, id).await?;
-    if a.closed_at.is_some() || a.organization_id != actor.organization_id {
-        return Err(RunaiError::not_found());
-    }
-    Ok(a)
-}
-
-/// The account's primary credential: its oldest live one.
-async fn primary(
-    s: &AdminState,
-    actor: &Principal,
-    a: &ServiceAccount,
-) -> Result<Option<ClientCredential>> {
     Ok(s.manager
-        .credentials(actor, a.id)
-        .await?
-        .into_iter()
-        .min_by_key(|c| (c.created_at, c.id)))
+        .open_account(actor, id, Tenant::Organization(actor.organization_id))
+        .await?)
 }
 
 fn account_json(a: &ServiceAccount, client_id: Option<&str>) -> Value {
@@ -242,40 +233,57 @@ fn account_json(a: &ServiceAccount, client_id: Option<&str>) -> Value {
     })
 }
 
-async fn described(s: &AdminState, actor: &Principal, a: &ServiceAccount) -> Result<Value> {
-    let cred = primary(s, actor, a).await?;
-    Ok(account_json(a, cred.as_ref().map(|c| c.client_id.as_str())))
+/// Accounts as answered, each with its primary credential's `clientId`,
+/// read for all of them at once.
+async fn described(
+    s: &AdminState,
+    actor: &Principal,
+    accounts: &[ServiceAccount],
+) -> Result<Value> {
+    let primary = s.manager.primary_credentials(actor, accounts).await?;
+    Ok(Value::Array(
+        accounts
+            .iter()
+            .map(|a| account_json(a, primary.get(&a.id).map(|c| c.client_id.as_str())))
+            .collect(),
+    ))
 }
 
-async fn list(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let (parts, _) = req.into_parts();
-    let actor = caller(&s, &parts)?;
-    let filter = AccountFilter {
-        organization_id: Some(actor.organization_id),
-        states: vec![
-            AccountState::Active,
-            AccountState::Disabled,
-            AccountState::Expired,
-        ],
-        ..AccountFilter::default()
+async fn described_one(s: &AdminState, actor: &Principal, a: ServiceAccount) -> Result<Value> {
+    let mut list = described(s, actor, std::slice::from_ref(&a)).await?;
+    Ok(list
+        .as_array_mut()
+        .and_then(Vec::pop)
+        .unwrap_or(Value::Null))
+}
+
+/// The API answers one array (at most 1000 accounts). `offset` and `limit`
+/// (1–1000), as Run:ai's other lists take them, page through more.
+async fn list(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    q: QueryPairs,
+) -> Result<Response> {
+    let offset = match q.get("offset") {
+        None => 0,
+        Some(o) => o
+            .parse::<u64>()
+            .map_err(|_| RunaiError::bad("offset must be a non-negative integer"))?,
     };
-    // The API answers one array (at most 1000 accounts).
-    let mut items = Vec::new();
-    let mut after = None;
-    while items.len() < 1000 {
-        let page = s
-            .manager
-            .accounts(&actor, filter.clone(), after, Some(100))
-            .await?;
-        for a in &page.data {
-            items.push(described(&s, &actor, a).await?);
-        }
-        match page.data.last() {
-            Some(last) if page.has_more => after = Some(last.id),
-            _ => break,
-        }
-    }
-    Ok(Json(Value::Array(items)).into_response())
+    let limit = match q.get("limit") {
+        None => MAX_LIST,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIST).contains(l))
+            .ok_or_else(|| RunaiError::bad("limit must be an integer from 1 to 1000"))?,
+    };
+    let tenant = Tenant::Organization(actor.organization_id);
+    let accounts = s
+        .manager
+        .open_accounts_from(&actor, tenant, offset, limit)
+        .await?;
+    Ok(Json(described(&s, &actor, &accounts).await?).into_response())
 }
 
 /// Run:ai's name rule: `^[a-z][-_a-z0-9]*[a-z0-9]$`, 2 to 255 characters.
@@ -288,18 +296,25 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
 }
 
-async fn create(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let (parts, body) = req.into_parts();
-    let actor = caller(&s, &parts)?;
-    let body = json_object(&body_of(body).await?)?;
-    let name = match body.get("name") {
-        Some(Value::String(n)) if valid_name(n) => n.clone(),
-        Some(Value::String(_)) => {
+#[derive(Deserialize)]
+struct CreateAccount {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn create(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    super::Body(body, _): Body<CreateAccount>,
+) -> Result<Response> {
+    let name = match body.name {
+        Some(n) if valid_name(&n) => n,
+        Some(_) => {
             return Err(RunaiError::bad(
                 "name must match ^[a-z][-_a-z0-9]*[a-z0-9]$ (2-255 characters)",
             ))
         }
-        _ => return Err(RunaiError::bad("name is required")),
+        None => return Err(RunaiError::bad("name is required")),
     };
     let new = NewAccount {
         organization_id: actor.organization_id,
@@ -338,26 +353,28 @@ async fn create(State(s): State<AdminState>, req: Request) -> Result<Response> {
 
 async fn retrieve(
     State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    req: Request,
 ) -> Result<Response> {
-    let (parts, _) = req.into_parts();
-    let actor = caller(&s, &parts)?;
     let a = account(&s, &actor, &id).await?;
-    Ok(Json(described(&s, &actor, &a).await?).into_response())
+    Ok(Json(described_one(&s, &actor, a).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct Enable {
+    #[serde(default)]
+    enabled: Option<bool>,
 }
 
 /// `PATCH {"enabled": bool}`: disabling cuts the account's live tokens off.
 async fn update(
     State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    req: Request,
+    super::Body(body, _): Body<Enable>,
 ) -> Result<Response> {
-    let (parts, body) = req.into_parts();
-    let actor = caller(&s, &parts)?;
     let a = account(&s, &actor, &id).await?;
-    let body = json_object(&body_of(body).await?)?;
-    let Some(enabled) = body.get("enabled").and_then(Value::as_bool) else {
+    let Some(enabled) = body.enabled else {
         return Err(RunaiError::bad("enabled is required and must be a boolean"));
     };
     let patch = AccountPatch {
@@ -365,16 +382,14 @@ async fn update(
         ..AccountPatch::default()
     };
     let updated = s.manager.update_account(&actor, a.id, patch).await?.value;
-    Ok(Json(described(&s, &actor, &updated).await?).into_response())
+    Ok(Json(described_one(&s, &actor, updated).await?).into_response())
 }
 
 async fn delete(
     State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    req: Request,
 ) -> Result<Response> {
-    let (parts, _) = req.into_parts();
-    let actor = caller(&s, &parts)?;
     let a = account(&s, &actor, &id).await?;
     s.manager.close_account(&actor, a.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -384,13 +399,16 @@ async fn delete(
 /// secret stops working at once), or a first credential if it has none.
 async fn regenerate(
     State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    req: Request,
 ) -> Result<Response> {
-    let (parts, _) = req.into_parts();
-    let actor = caller(&s, &parts)?;
     let a = account(&s, &actor, &id).await?;
-    let issued = match primary(&s, &actor, &a).await? {
+    let primary = s
+        .manager
+        .primary_credentials(&actor, std::slice::from_ref(&a))
+        .await?
+        .remove(&a.id);
+    let issued = match primary {
         Some(c) => s.manager.regenerate_secret(&actor, a.id, c.id).await?.value,
         None => {
             let new = NewCredential {

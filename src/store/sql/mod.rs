@@ -6,6 +6,7 @@
 //! notifies other replicas. Row mapping lives in [`rows`], the write
 //! statements in [`writes`].
 
+mod filter;
 pub(crate) mod rows;
 pub(crate) mod stmt;
 mod writes;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use self::filter::{ascending, keyset, where_matching};
 use self::rows::*;
 use self::stmt::Stmt;
 use super::*;
@@ -107,53 +109,6 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-/// Appends `filter` as ` AND …` conditions on `a`.
-fn where_matching(stmt: &mut Stmt, filter: &AccountFilter, now_ms: i64) {
-    if let Some(org) = filter.organization_id {
-        stmt.push_arg(" AND a.organization_id = ", org);
-    }
-    if let Some(project) = filter.project_id {
-        stmt.push_arg(" AND a.project_id = ", project);
-    }
-    match filter.in_project {
-        Some(true) => stmt.push(" AND a.project_id IS NOT NULL"),
-        Some(false) => stmt.push(" AND a.project_id IS NULL"),
-        None => {}
-    }
-    if let Some(name) = &filter.name {
-        stmt.push_arg(" AND a.name = ", name);
-    }
-    if filter.states.is_empty() {
-        return;
-    }
-    stmt.push(" AND (");
-    for (i, state) in filter.states.iter().enumerate() {
-        if i > 0 {
-            stmt.push(" OR ");
-        }
-        match state {
-            AccountState::Closed => stmt.push("a.closed_at IS NOT NULL"),
-            AccountState::Disabled => stmt.push("(a.closed_at IS NULL AND a.enabled = FALSE)"),
-            AccountState::Expired => {
-                stmt.push_arg(
-                    "(a.closed_at IS NULL AND a.enabled = TRUE AND a.expires_at <= ",
-                    now_ms,
-                );
-                stmt.push(")");
-            }
-            AccountState::Active => {
-                stmt.push_arg(
-                    "(a.closed_at IS NULL AND a.enabled = TRUE \
-                     AND (a.expires_at IS NULL OR a.expires_at > ",
-                    now_ms,
-                );
-                stmt.push("))");
-            }
-        }
-    }
-    stmt.push(")");
-}
-
 #[allow(private_bounds)]
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
@@ -186,13 +141,13 @@ impl<B: Backend> Store for SqlStore<B> {
         self.first(stmt, org_from).await
     }
 
-    async fn organizations(&self, only: Option<Uuid>, page: Page) -> Result<Vec<Organization>> {
-        let mut stmt = Stmt::new("SELECT * FROM organizations WHERE id > $1").arg(after(page));
+    async fn organizations(&self, only: Option<Uuid>, page: Keyset) -> Result<Vec<Organization>> {
+        let mut stmt = Stmt::new("SELECT * FROM organizations WHERE 1 = 1");
         if let Some(id) = only {
             stmt.push_arg(" AND id = ", id);
         }
-        stmt.push_arg(" ORDER BY id LIMIT ", limit(page));
-        self.all(stmt, org_from).await
+        keyset(&mut stmt, "id", page);
+        Ok(ascending(self.all(stmt, org_from).await?, page))
     }
 
     async fn open_accounts_in(&self, organization_id: Uuid) -> Result<u64> {
@@ -209,14 +164,11 @@ impl<B: Backend> Store for SqlStore<B> {
         self.first(stmt, project_from).await
     }
 
-    async fn projects(&self, organization_id: Uuid, page: Page) -> Result<Vec<Project>> {
-        let stmt = Stmt::new(
-            "SELECT * FROM projects WHERE organization_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .arg(organization_id)
-        .arg(after(page))
-        .arg(limit(page));
-        self.all(stmt, project_from).await
+    async fn projects(&self, organization_id: Uuid, page: Keyset) -> Result<Vec<Project>> {
+        let mut stmt =
+            Stmt::new("SELECT * FROM projects WHERE organization_id = $1").arg(organization_id);
+        keyset(&mut stmt, "id", page);
+        Ok(ascending(self.all(stmt, project_from).await?, page))
     }
 
     async fn account(&self, id: Uuid) -> Result<Option<ServiceAccount>> {
@@ -231,15 +183,14 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         filter: &AccountFilter,
         now_ms: i64,
-        page: Page,
+        page: Keyset,
     ) -> Result<Vec<ServiceAccount>> {
         let mut stmt = Stmt::new(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.id > $1"
-        ))
-        .arg(after(page));
+            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE 1 = 1"
+        ));
         where_matching(&mut stmt, filter, now_ms);
-        stmt.push_arg(" ORDER BY a.id LIMIT ", limit(page));
-        self.all(stmt, account_from).await
+        keyset(&mut stmt, "a.id", page);
+        Ok(ascending(self.all(stmt, account_from).await?, page))
     }
 
     async fn accounts_at(
@@ -301,6 +252,22 @@ impl<B: Backend> Store for SqlStore<B> {
         ))
         .arg(account_id);
         self.all(stmt, credential_from).await
+    }
+
+    async fn live_credentials_of(&self, account_ids: &[Uuid]) -> Result<Vec<ClientCredential>> {
+        let mut out = Vec::new();
+        for ids in account_ids.chunks(500) {
+            let mut stmt = Stmt::new(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM client_credentials c \
+                 WHERE c.deleted_at IS NULL AND c.service_account_id IN ("
+            ));
+            for (i, id) in ids.iter().enumerate() {
+                stmt.push_arg(if i == 0 { "" } else { ", " }, *id);
+            }
+            stmt.push(") ORDER BY c.id");
+            out.extend(self.all(stmt, credential_from).await?);
+        }
+        Ok(out)
     }
 
     async fn auth_state_of(&self, account_ids: &[Uuid]) -> Result<AuthState> {
@@ -403,7 +370,7 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
-    async fn auth_entries(&self, page: Page) -> Result<Vec<AuthEntry>> {
+    async fn auth_entries(&self, page: Keyset) -> Result<Vec<AuthEntry>> {
         // One row per page, not one per key. SQLite runs on a thread of its
         // own and hands rows over one at a time, each an allocation and a
         // wake-up; at a million keys the handovers cost more than reading.
@@ -438,14 +405,14 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn audit_events(
         &self,
         organization_id: Option<Uuid>,
-        page: Page,
+        page: Keyset,
     ) -> Result<Vec<AuditEvent>> {
-        let mut stmt = Stmt::new("SELECT * FROM audit_events WHERE id > $1").arg(after(page));
+        let mut stmt = Stmt::new("SELECT * FROM audit_events WHERE 1 = 1");
         if let Some(org) = organization_id {
             stmt.push_arg(" AND organization_id = ", org);
         }
-        stmt.push_arg(" ORDER BY id LIMIT ", limit(page));
-        self.all(stmt, audit_from).await
+        keyset(&mut stmt, "id", page);
+        Ok(ascending(self.all(stmt, audit_from).await?, page))
     }
 
     async fn heartbeat(&self, replica: &Replica) -> Result<()> {

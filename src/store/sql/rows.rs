@@ -228,12 +228,12 @@ pub(crate) fn scopes_json(scopes: &[String]) -> String {
     serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into())
 }
 
-pub(crate) fn limit(page: Page) -> i64 {
+pub(crate) fn limit(page: Keyset) -> i64 {
     i64::from(page.limit.min(i32::MAX as u32))
 }
 
 /// Keyset cursor: ids are UUIDv7 text, so "" sorts before every id.
-pub(crate) fn after(page: Page) -> String {
+pub(crate) fn after(page: Keyset) -> String {
     page.after.map(|u| u.to_string()).unwrap_or_default()
 }
 

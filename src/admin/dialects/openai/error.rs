@@ -1,11 +1,13 @@
 //! OpenAI's error shape: `{"error":{"message","type","param","code"}}`,
 //! and how keygate's refusals and management errors read in it.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::admin::dialects::{BodyError, Dialect};
+use crate::admin::MAX_BODY_BYTES;
 use crate::authn;
 use crate::manage;
 
@@ -17,7 +19,7 @@ pub(super) struct OpenAiError {
     kind: &'static str,
     code: &'static str,
     message: String,
-    param: Option<&'static str>,
+    param: Option<String>,
     retry_after: Option<u64>,
 }
 
@@ -33,16 +35,16 @@ impl OpenAiError {
         }
     }
 
-    pub(super) fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn invalid(param: &str, message: impl Into<String>) -> Self {
         Self {
-            param: Some(param),
+            param: Some(param.into()),
             ..Self::new(StatusCode::BAD_REQUEST, "invalid_value", message)
         }
     }
 
-    pub(super) fn not_found(param: &'static str, what: &str) -> Self {
+    pub(super) fn not_found(param: &str, what: &str) -> Self {
         Self {
-            param: Some(param),
+            param: Some(param.into()),
             ..Self::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -50,8 +52,10 @@ impl OpenAiError {
             )
         }
     }
+}
 
-    pub(super) fn refused(r: authn::Refusal) -> Self {
+impl Dialect for OpenAiError {
+    fn refused(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => Self::new(
                 StatusCode::UNAUTHORIZED,
@@ -87,6 +91,42 @@ impl OpenAiError {
             },
         }
     }
+
+    fn bad_body(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            ),
+            BodyError::Syntax(m) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("The body is not valid JSON: {m}"),
+            ),
+            BodyError::NotObject => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "The body must be a JSON object.",
+            ),
+            BodyError::Field { field, message } => {
+                let m = format!("{field}: {message}");
+                Self::invalid(&field, m)
+            }
+        }
+    }
+
+    fn unknown_path() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Unknown endpoint.")
+    }
+
+    fn method_not_allowed(m: &Method) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{m} is not allowed here."),
+        )
+    }
 }
 
 impl From<manage::Error> for OpenAiError {
@@ -101,7 +141,7 @@ impl From<manage::Error> for OpenAiError {
                 code: "duplicate_name",
                 ..
             } => Self {
-                param: Some("name"),
+                param: Some("name".into()),
                 ..Self::new(
                     StatusCode::CONFLICT,
                     "duplicate_name",
@@ -131,7 +171,7 @@ impl From<manage::Error> for OpenAiError {
 
 pub(super) fn archived() -> OpenAiError {
     OpenAiError {
-        param: Some("project_id"),
+        param: Some("project_id".into()),
         ..OpenAiError::new(
             StatusCode::BAD_REQUEST,
             "project_archived",

@@ -5,150 +5,76 @@
 //! `{"error":{"message","type","param","code"}}`. Closed accounts are gone
 //! from this API's point of view.
 
-use std::sync::Arc;
-
-use axum::body::{to_bytes, Bytes};
-use axum::extract::{Request, State};
-use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 mod error;
 
 use self::error::{archived, OpenAiError};
-use super::{object, unix_seconds, uuid_any, BodyError};
-use crate::admin::extract::authenticate;
-use crate::admin::{AdminState, MAX_BODY_BYTES};
+use super::{mount, unix_seconds, uuid_any, QueryPairs};
+use crate::admin::AdminState;
 use crate::authn::Principal;
 use crate::clock::rfc3339;
-use crate::manage::{self, IssuedKey, NewAccount, NewKey};
-use crate::store::{AccountFilter, AccountState, Project, ServiceAccount};
+use crate::manage::{self, Cursor, IssuedKey, NewAccount, NewKey, Tenant};
+use crate::store::{Project, ServiceAccount};
 
 const DEFAULT_LIMIT: u32 = 20;
 
 type Result<T, E = OpenAiError> = std::result::Result<T, E>;
+type Caller = super::Caller<OpenAiError>;
+type Body<T> = super::Body<T, OpenAiError>;
 
 pub(super) fn router() -> Router<AdminState> {
-    Router::new()
-        .route(
-            "/organization/projects/{project_id}/service_accounts",
-            get(list).post(create),
-        )
-        .route(
-            "/organization/projects/{project_id}/service_accounts/{service_account_id}",
-            get(retrieve).delete(delete),
-        )
-        .route(
-            "/organization/projects/{project_id}/service_accounts/{service_account_id}/api_keys",
-            post(create_key),
-        )
-        .fallback(|| async {
-            OpenAiError::new(StatusCode::NOT_FOUND, "not_found", "Unknown endpoint.")
-        })
-        .method_not_allowed_fallback(|m: Method| async move {
-            OpenAiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{m} is not allowed here."),
+    let base = "/organization/projects/{project_id}/service_accounts";
+    mount::<OpenAiError>(
+        Router::new()
+            .route(base, get(list).post(create))
+            .route(
+                &format!("{base}/{{service_account_id}}"),
+                get(retrieve).delete(delete),
             )
-        })
+            .route(
+                &format!("{base}/{{service_account_id}}/api_keys"),
+                post(create_key),
+            ),
+    )
 }
 
-/// A request: authenticated, its project resolved and checked (the order
-/// the API answers in: 401, 404 project, 403, 400 archived).
-struct Call {
-    actor: Arc<Principal>,
-    project: Project,
-    /// The service account id of the path, if any.
-    account_id: Option<String>,
-    parts: Parts,
-    body: Bytes,
+/// The path's project, checked in the order the API answers: 404 for a
+/// project the caller cannot see, then 403, then 400 when archived.
+async fn project(s: &AdminState, actor: &Principal, raw: &str) -> Result<Project> {
+    let missing = || OpenAiError::not_found("project_id", "project");
+    let id = uuid_any(raw).ok_or_else(missing)?;
+    let project = s.manager.project(actor, id).await.map_err(|e| match e {
+        manage::Error::NotFound(_) => missing(),
+        other => other.into(),
+    })?;
+    if project.archived {
+        return Err(archived());
+    }
+    Ok(project)
 }
 
-impl Call {
-    async fn new(s: &AdminState, req: Request) -> Result<Self> {
-        let (parts, body) = req.into_parts();
-        let actor = authenticate(&parts, s).map_err(OpenAiError::refused)?;
-        let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-            OpenAiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "The request body is too large.",
-            )
-        })?;
-        // /organization/projects/{project_id}/service_accounts[/{id}[/api_keys]]
-        let segments: Vec<&str> = parts
-            .uri
-            .path()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        let pid = segments
-            .iter()
-            .position(|s| *s == "projects")
-            .and_then(|i| segments.get(i + 1));
-        let account_id = segments
-            .iter()
-            .position(|s| *s == "service_accounts")
-            .and_then(|i| segments.get(i + 1))
-            .map(|s| s.to_string());
-        let project_id = pid
-            .and_then(|p| uuid_any(p))
-            .ok_or_else(|| OpenAiError::not_found("project_id", "project"))?;
-        let project = s
-            .manager
-            .project(&actor, project_id)
-            .await
-            .map_err(|e| match e {
-                manage::Error::NotFound(_) => OpenAiError::not_found("project_id", "project"),
-                other => other.into(),
-            })?;
-        if project.archived {
-            return Err(archived());
-        }
-        Ok(Self {
-            actor,
-            project,
-            account_id,
-            parts,
-            body,
+/// The path's account: in the path's project, and open.
+async fn account(
+    s: &AdminState,
+    actor: &Principal,
+    (project_id, account_id): &(String, String),
+) -> Result<ServiceAccount> {
+    let project = project(s, actor, project_id).await?;
+    let missing = || OpenAiError::not_found("service_account_id", "service account");
+    let id = uuid_any(account_id).ok_or_else(missing)?;
+    s.manager
+        .open_account(actor, id, Tenant::Project(project.id))
+        .await
+        .map_err(|e| match e {
+            manage::Error::NotFound(_) => missing(),
+            other => other.into(),
         })
-    }
-
-    fn object(&self) -> Result<Map<String, Value>> {
-        object(&self.body).map_err(|e| {
-            let message = match e {
-                BodyError::Syntax(m) => format!("The body is not valid JSON: {m}"),
-                BodyError::NotObject => "The body must be a JSON object.".into(),
-            };
-            OpenAiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
-        })
-    }
-
-    /// The path's account: in this project, and not closed.
-    async fn account(&self, s: &AdminState) -> Result<ServiceAccount> {
-        let missing = || OpenAiError::not_found("service_account_id", "service account");
-        let id = self
-            .account_id
-            .as_deref()
-            .and_then(uuid_any)
-            .ok_or_else(missing)?;
-        let a = s
-            .manager
-            .account(&self.actor, id)
-            .await
-            .map_err(|e| match e {
-                manage::Error::NotFound(_) => missing(),
-                other => other.into(),
-            })?;
-        if a.project_id != Some(self.project.id) || a.closed_at.is_some() {
-            return Err(missing());
-        }
-        Ok(a)
-    }
 }
 
 fn account_json(a: &ServiceAccount) -> Value {
@@ -173,31 +99,28 @@ fn key_json(k: &IssuedKey) -> Value {
 }
 
 /// `expires_in_seconds`: a positive integer, as an RFC 3339 expiry.
-fn expiry(body: &Map<String, Value>, now_ms: i64) -> Result<Option<String>> {
-    match body.get("expires_in_seconds") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => {
-            let secs = v
-                .as_i64()
-                .filter(|n| *n > 0 && *n <= 10 * 365 * 24 * 3600)
-                .ok_or_else(|| {
-                    OpenAiError::invalid("expires_in_seconds", "must be a positive integer")
-                })?;
-            Ok(Some(rfc3339(now_ms + secs * 1000)))
+fn expiry(secs: Option<i64>, now_ms: i64) -> Result<Option<String>> {
+    secs.map(|secs| {
+        if secs > 0 && secs <= 10 * 365 * 24 * 3600 {
+            Ok(rfc3339(now_ms + secs * 1000))
+        } else {
+            Err(OpenAiError::invalid(
+                "expires_in_seconds",
+                "must be a positive integer",
+            ))
         }
-    }
+    })
+    .transpose()
 }
 
-async fn list(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    #[derive(serde::Deserialize)]
-    struct Query {
-        limit: Option<String>,
-        after: Option<String>,
-    }
-    let q: Query = serde_urlencoded::from_str(call.parts.uri.query().unwrap_or(""))
-        .map_err(|_| OpenAiError::invalid("limit", "malformed query string"))?;
-    let limit = match q.limit.as_deref() {
+async fn list(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    Path(project_id): Path<String>,
+    q: QueryPairs,
+) -> Result<Response> {
+    let project = project(&s, &actor, &project_id).await?;
+    let limit = match q.get("limit") {
         None => DEFAULT_LIMIT,
         Some(l) => l
             .parse::<u32>()
@@ -206,23 +129,16 @@ async fn list(State(s): State<AdminState>, req: Request) -> Result<Response> {
             .ok_or_else(|| OpenAiError::invalid("limit", "must be an integer from 1 to 100"))?,
     };
     let after = q
-        .after
-        .as_deref()
+        .get("after")
         .filter(|a| !a.is_empty())
         .map(|a| uuid_any(a).ok_or_else(|| OpenAiError::invalid("after", "is not an id")))
         .transpose()?;
-    let filter = AccountFilter {
-        project_id: Some(call.project.id),
-        states: vec![
-            AccountState::Active,
-            AccountState::Disabled,
-            AccountState::Expired,
-        ],
-        ..AccountFilter::default()
-    };
+    // A cursor is an id; OpenAI pages past one that is gone without
+    // complaint, so this reads the list as is rather than checking it.
+    let tenant = Tenant::Project(project.id);
     let listing = s
         .manager
-        .accounts(&call.actor, filter, after, Some(limit))
+        .open_accounts(&actor, tenant, Cursor::after(after), Some(limit))
         .await?;
     let data: Vec<Value> = listing.data.iter().map(account_json).collect();
     Ok(Json(json!({
@@ -235,24 +151,29 @@ async fn list(State(s): State<AdminState>, req: Request) -> Result<Response> {
     .into_response())
 }
 
-async fn create(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let body = call.object()?;
-    let name = match body.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
-        _ => return Err(OpenAiError::invalid("name", "name is required")),
-    };
-    let only_account = match body.get("create_service_account_only") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(OpenAiError::invalid(
-                "create_service_account_only",
-                "must be a boolean",
-            ))
-        }
-    };
-    let expires_at = expiry(&body, s.manager.now())?;
+#[derive(Deserialize)]
+struct CreateAccount {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    create_service_account_only: Option<bool>,
+    #[serde(default)]
+    expires_in_seconds: Option<i64>,
+}
+
+async fn create(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    Path(project_id): Path<String>,
+    super::Body(body, _): Body<CreateAccount>,
+) -> Result<Response> {
+    let project = project(&s, &actor, &project_id).await?;
+    let name = body
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| OpenAiError::invalid("name", "name is required"))?;
+    let only_account = body.create_service_account_only.unwrap_or(false);
+    let expires_at = expiry(body.expires_in_seconds, s.manager.now())?;
     if only_account && expires_at.is_some() {
         return Err(OpenAiError::invalid(
             "expires_in_seconds",
@@ -260,8 +181,8 @@ async fn create(State(s): State<AdminState>, req: Request) -> Result<Response> {
         ));
     }
     let new = NewAccount {
-        organization_id: call.project.organization_id,
-        project_id: Some(call.project.id),
+        organization_id: project.organization_id,
+        project_id: Some(project.id),
         key: (!only_account).then(|| NewKey {
             name: Some(name.clone()),
             expires_at,
@@ -269,21 +190,27 @@ async fn create(State(s): State<AdminState>, req: Request) -> Result<Response> {
         name,
         ..NewAccount::default()
     };
-    let created = s.manager.create_account(&call.actor, new).await?.value;
+    let created = s.manager.create_account(&actor, new).await?.value;
     let mut v = account_json(&created.account);
     v["api_key"] = created.key.as_ref().map_or(Value::Null, key_json);
     Ok(Json(v).into_response())
 }
 
-async fn retrieve(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    Ok(Json(account_json(&call.account(&s).await?)).into_response())
+async fn retrieve(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    Path(ids): Path<(String, String)>,
+) -> Result<Response> {
+    Ok(Json(account_json(&account(&s, &actor, &ids).await?)).into_response())
 }
 
-async fn delete(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let a = call.account(&s).await?;
-    s.manager.close_account(&call.actor, a.id).await?;
+async fn delete(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    Path(ids): Path<(String, String)>,
+) -> Result<Response> {
+    let a = account(&s, &actor, &ids).await?;
+    s.manager.close_account(&actor, a.id).await?;
     Ok(Json(json!({
         "object": "organization.project.service_account.deleted",
         "id": a.id,
@@ -292,33 +219,37 @@ async fn delete(State(s): State<AdminState>, req: Request) -> Result<Response> {
     .into_response())
 }
 
-async fn create_key(State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let a = call.account(&s).await?;
-    let body = call.object()?;
+#[derive(Deserialize)]
+struct CreateKey {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    expires_in_seconds: Option<i64>,
+}
+
+async fn create_key(
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    Path(ids): Path<(String, String)>,
+    super::Body(body, _): Body<CreateKey>,
+) -> Result<Response> {
+    let a = account(&s, &actor, &ids).await?;
     // keygate keys carry their account's scopes: asking for others would
     // silently widen or narrow nothing, so it is refused.
-    if let Some(scopes) = body.get("scopes").filter(|v| !v.is_null()) {
-        let held = scopes.as_array().is_some_and(|list| {
-            list.iter()
-                .all(|s| s.as_str().is_some_and(|s| a.scopes.iter().any(|h| h == s)))
-        });
-        if !held {
+    if let Some(scopes) = &body.scopes {
+        if !scopes.iter().all(|s| a.scopes.iter().any(|h| h == s)) {
             return Err(OpenAiError::invalid(
                 "scopes",
                 "a key carries its account's scopes; name only scopes the account holds",
             ));
         }
     }
-    let name = match body.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(n)) => Some(n.clone()),
-        Some(_) => return Err(OpenAiError::invalid("name", "must be a string")),
-    };
     let new = NewKey {
-        name: Some(name.unwrap_or_else(|| "Secret key".into())),
-        expires_at: expiry(&body, s.manager.now())?,
+        name: Some(body.name.unwrap_or_else(|| "Secret key".into())),
+        expires_at: expiry(body.expires_in_seconds, s.manager.now())?,
     };
-    let issued = s.manager.issue_key(&call.actor, a.id, new).await?.value;
+    let issued = s.manager.issue_key(&actor, a.id, new).await?.value;
     Ok(Json(key_json(&issued)).into_response())
 }

@@ -1,71 +1,52 @@
-//! Cursor pages of a list held in memory: `limit` (1–100, default 50) items
-//! after `after` or before `before` (both item ids), with `page_info`.
+//! The orgs dialect's cursor pages: `limit` (1–100, default 50) items
+//! after `after` or before `before` (both item ids), answered with
+//! `page_info`. The paging itself is `manage`'s, both ways.
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::Call;
-use crate::admin::dialects::uuid_any;
+use crate::admin::dialects::{uuid_any, QueryPairs};
 use crate::admin::ApiError;
+use crate::manage::{Cursor, Listing};
 
-const DEFAULT_LIMIT: usize = 50;
+const DEFAULT_LIMIT: u32 = 50;
 
-/// A page of `items` (ascending by id) by `after` / `before` cursors.
-pub(super) fn page<T>(
-    call: &Call,
-    items: Vec<T>,
-    id: impl Fn(&T) -> Uuid,
-) -> Result<(Vec<T>, Value), ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Q {
-        limit: Option<String>,
-        after: Option<String>,
-        before: Option<String>,
-    }
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(call.parts.uri.query().unwrap_or("")).unwrap_or_default();
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let q = Q {
-        limit: get("limit"),
-        after: get("after"),
-        before: get("before"),
-    };
+/// Where the page starts and how long it is, as the query asks.
+pub(super) fn requested(q: &QueryPairs) -> Result<(Cursor, u32), ApiError> {
     let bad = |param: &'static str, m: &str| {
         ApiError::invalid("invalid_value", format!("{param}: {m}"), Some(param.into()))
     };
-    let limit = match q.limit {
+    let limit = match q.get("limit") {
         None => DEFAULT_LIMIT,
         Some(l) => l
-            .parse::<usize>()
+            .parse::<u32>()
             .ok()
             .filter(|l| (1..=100).contains(l))
             .ok_or_else(|| bad("limit", "must be an integer from 1 to 100"))?,
     };
-    let cursor = |c: Option<String>, param: &'static str| {
-        c.map(|c| {
-            let at = uuid_any(&c).ok_or_else(|| bad(param, "is not a cursor"))?;
-            items
-                .iter()
-                .position(|i| id(i) == at)
-                .ok_or_else(|| bad(param, "names nothing in this list"))
-        })
-        .transpose()
+    let id = |param: &'static str| {
+        q.get(param)
+            .map(|c| uuid_any(c).ok_or_else(|| bad(param, "is not a cursor")))
+            .transpose()
     };
-    let (after, before) = (cursor(q.after, "after")?, cursor(q.before, "before")?);
-    let (start, end) = match (after, before) {
+    let cursor = match (id("after")?, id("before")?) {
         (Some(_), Some(_)) => return Err(bad("before", "use after or before, not both")),
-        (Some(a), None) => (a + 1, (a + 1 + limit).min(items.len())),
-        (None, Some(b)) => (b.saturating_sub(limit), b),
-        (None, None) => (0, limit.min(items.len())),
+        (Some(a), None) => Cursor::After(a),
+        (None, Some(b)) => Cursor::Before(b),
+        (None, None) => Cursor::Start,
     };
+    Ok((cursor, limit))
+}
+
+/// `page_info` of a page.
+pub(super) fn page_info<T>(listing: &Listing<T>, id: impl Fn(&T) -> Uuid) -> Value {
     let mut info = json!({
-        "has_next_page": end < items.len(),
-        "has_prev_page": start > 0,
+        "has_next_page": listing.has_more,
+        "has_prev_page": listing.has_prev,
     });
-    let taken: Vec<T> = items.into_iter().skip(start).take(end - start).collect();
-    if let (Some(first), Some(last)) = (taken.first(), taken.last()) {
+    if let (Some(first), Some(last)) = (listing.data.first(), listing.data.last()) {
         info["start_cursor"] = json!(id(first));
         info["end_cursor"] = json!(id(last));
     }
-    Ok((taken, info))
+    info
 }

@@ -15,10 +15,8 @@ pub(super) fn account_json(a: &ServiceAccount, permissions: Option<Value>) -> Va
         "name": a.name,
         "created_at": rfc3339(a.created_at),
         "updated_at": rfc3339(a.updated_at),
+        "description": a.description,
     });
-    if let Some(d) = &a.description {
-        v["description"] = json!(d);
-    }
     if let Some(p) = permissions {
         v["permissions"] = p;
     }
@@ -31,13 +29,10 @@ pub(super) fn credential_json(c: &ClientCredential, permissions: Option<Value>) 
         "client_id": c.client_id,
         "name": c.name,
         "created_at": rfc3339(c.created_at),
+        "description": c.description,
+        // Null until the credential is first used.
+        "last_used_at": c.last_used_at.map(rfc3339),
     });
-    if let Some(d) = &c.description {
-        v["description"] = json!(d);
-    }
-    if let Some(t) = c.last_used_at {
-        v["last_used_at"] = json!(rfc3339(t));
-    }
     if let Some(p) = permissions {
         v["permissions"] = p;
     }
@@ -45,17 +40,14 @@ pub(super) fn credential_json(c: &ClientCredential, permissions: Option<Value>) 
 }
 
 pub(super) fn created_credential(i: &IssuedCredential) -> Value {
-    let mut v = json!({
+    json!({
         "id": i.credential.id,
         "client_id": i.credential.client_id,
         "client_secret": i.secret.as_str(),
         "name": i.credential.name,
         "created_at": rfc3339(i.credential.created_at),
-    });
-    if let Some(d) = &i.credential.description {
-        v["description"] = json!(d);
-    }
-    v
+        "description": i.credential.description,
+    })
 }
 
 /// What the caller may do with an account and its credentials.

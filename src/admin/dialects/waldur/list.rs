@@ -20,13 +20,14 @@ pub(super) struct ListQuery {
     pub(super) filter: AccountFilter,
     /// Case-insensitive substring of the `email` attribute.
     pub(super) email: Option<String>,
-    page: Page,
+    page: PageNumber,
     pub(super) page_size: u32,
     /// A scope filter that names nothing: the answer is empty.
     pub(super) matches_nothing: bool,
 }
 
-enum Page {
+/// Which page the query asks for.
+enum PageNumber {
     Number(u64),
     Last,
     Invalid,
@@ -51,7 +52,7 @@ impl ListQuery {
                 ..AccountFilter::default()
             },
             email: None,
-            page: Page::Number(1),
+            page: PageNumber::Number(1),
             page_size: DEFAULT_PAGE_SIZE,
             matches_nothing: false,
             pairs: Vec::new(),
@@ -80,12 +81,12 @@ impl ListQuery {
                 }
                 "page" => {
                     q.page = match v.as_str() {
-                        "last" => Page::Last,
+                        "last" => PageNumber::Last,
                         n => n
                             .parse::<u64>()
                             .ok()
                             .filter(|n| *n >= 1)
-                            .map_or(Page::Invalid, Page::Number),
+                            .map_or(PageNumber::Invalid, PageNumber::Number),
                     }
                 }
                 "page_size" => {
@@ -124,8 +125,8 @@ impl ListQuery {
     pub(super) fn page_of(&self, total: u64) -> Result<u64, WaldurError> {
         let pages = self.pages(total);
         match self.page {
-            Page::Number(n) if n <= pages => Ok(n),
-            Page::Last => Ok(pages),
+            PageNumber::Number(n) if n <= pages => Ok(n),
+            PageNumber::Last => Ok(pages),
             _ => Err(WaldurError::detail(StatusCode::NOT_FOUND, "Invalid page.")),
         }
     }

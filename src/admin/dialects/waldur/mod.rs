@@ -7,22 +7,22 @@
 //! Closing an account (DELETE) keeps it visible as `Closed`, where Waldur
 //! deletes the row: keygate never forgets an account whose tokens may live.
 
-mod call;
 mod list;
+mod placement;
 mod wire;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use self::call::{Call, Scopes};
 use self::list::ListQuery;
+use self::placement::Placements;
 use self::wire::{WaldurError, EXTRA_FIELDS};
-use super::uuid_any;
+use super::{mount, uuid_any, Origin};
 use crate::admin::AdminState;
 use crate::authn::Principal;
 use crate::manage::{AccountPatch, NewAccount, NewKey};
@@ -53,18 +53,22 @@ impl Kind {
 static RESULT_COUNT: HeaderName = HeaderName::from_static("x-result-count");
 
 type Result<T, E = WaldurError> = std::result::Result<T, E>;
+type Caller = super::Caller<WaldurError>;
+/// Waldur's bodies are read as objects: DRF tells an absent field from a
+/// null one, and names the field at fault in its own words.
+type Body = super::Body<Map<String, Value>, WaldurError>;
 
 pub(super) fn router() -> Router<AdminState> {
     let mut r = Router::new();
     for kind in [Kind::Project, Kind::Customer] {
         let base = format!("/api/marketplace-{}-service-accounts", kind.path());
-        let collection: MethodRouter<AdminState> =
-            get(move |s, req| list(kind, s, req)).post(move |s, req| create(kind, s, req));
-        let item: MethodRouter<AdminState> = get(move |s, req| retrieve(kind, s, req))
-            .put(move |s, req| update(kind, s, req))
-            .patch(move |s, req| update(kind, s, req))
-            .delete(move |s, req| destroy(kind, s, req));
-        let rotate: MethodRouter<AdminState> = post(move |s, req| rotate(kind, s, req));
+        let collection: MethodRouter<AdminState> = get(move |s, c, o, u| list(kind, s, c, o, u))
+            .post(move |s, c, o, b| create(kind, s, c, o, b));
+        let item: MethodRouter<AdminState> = get(move |s, c, o, p| retrieve(kind, s, c, o, p))
+            .put(move |s, c, o, p, b| update(kind, true, s, c, o, p, b))
+            .patch(move |s, c, o, p, b| update(kind, false, s, c, o, p, b))
+            .delete(move |s, c, p| destroy(kind, s, c, p));
+        let rotate: MethodRouter<AdminState> = post(move |s, c, o, p| rotate(kind, s, c, o, p));
         // Both spellings, never a redirect: the client does not follow one.
         r = r
             .route(&format!("{base}/"), collection.clone())
@@ -74,44 +78,53 @@ pub(super) fn router() -> Router<AdminState> {
             .route(&format!("{base}/{{id}}/rotate_api_key/"), rotate.clone())
             .route(&format!("{base}/{{id}}/rotate_api_key"), rotate);
     }
-    r.fallback(|| async { WaldurError::not_found() })
-        .method_not_allowed_fallback(|method: Method| async move {
-            WaldurError::method_not_allowed(method.as_str())
-        })
+    mount::<WaldurError>(r)
 }
 
 /// One account as the answer's JSON.
 async fn answer(
     kind: Kind,
     s: &AdminState,
-    call: &Call,
+    actor: &Principal,
+    origin: &Origin,
     a: &ServiceAccount,
     token: Option<&str>,
 ) -> Result<Value> {
-    let scope = Scopes::default().of(s, &call.actor, a).await?;
+    let placement = Placements::default().of(s, actor, a).await?;
     Ok(wire::account(
         kind,
-        &call.origin(),
+        &origin.0,
         a,
-        &scope,
+        &placement,
         token,
         s.manager.now(),
     ))
 }
 
 /// The account the path names, if it is of this kind and the caller may
-/// see it.
-async fn account(kind: Kind, s: &AdminState, call: &Call) -> Result<ServiceAccount> {
-    let a = s.manager.account(&call.actor, call.id()?).await?;
+/// see it. Closed accounts stay visible here, as `Closed`.
+async fn account(
+    kind: Kind,
+    s: &AdminState,
+    actor: &Principal,
+    id: &str,
+) -> Result<ServiceAccount> {
+    let id = uuid_any(id).ok_or_else(WaldurError::not_found)?;
+    let a = s.manager.account(actor, id).await?;
     if !kind.owns(&a) {
         return Err(WaldurError::not_found());
     }
     Ok(a)
 }
 
-async fn list(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let q = ListQuery::parse(kind, call.parts.uri.query())?;
+async fn list(
+    kind: Kind,
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    origin: Origin,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response> {
+    let q = ListQuery::parse(kind, uri.query())?;
     let size = u64::from(q.page_size);
     let (page, total, accounts) = if q.matches_nothing {
         (q.page_of(0)?, 0, Vec::new())
@@ -123,7 +136,7 @@ async fn list(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<R
         loop {
             let batch = s
                 .manager
-                .accounts_at(&call.actor, q.filter.clone(), offset, 1000)
+                .accounts_at(&actor, q.filter.clone(), offset, 1000)
                 .await?;
             let n = batch.data.len() as u64;
             all.extend(batch.data.into_iter().filter(|a| {
@@ -149,35 +162,24 @@ async fn list(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<R
     } else {
         let counted = s
             .manager
-            .accounts_at(&call.actor, q.filter.clone(), 0, 0)
+            .accounts_at(&actor, q.filter.clone(), 0, 0)
             .await?;
         let page = q.page_of(counted.total)?;
         let data = s
             .manager
-            .accounts_at(
-                &call.actor,
-                q.filter.clone(),
-                (page - 1) * size,
-                q.page_size,
-            )
+            .accounts_at(&actor, q.filter.clone(), (page - 1) * size, q.page_size)
             .await?
             .data;
         (page, counted.total, data)
     };
-    let mut scopes = Scopes::default();
-    let origin = call.origin();
+    let mut placements = Placements::default();
     let now = s.manager.now();
     let mut items = Vec::with_capacity(accounts.len());
     for a in &accounts {
-        let scope = scopes.of(&s, &call.actor, a).await?;
-        items.push(wire::account(kind, &origin, a, &scope, None, now));
+        let placement = placements.of(&s, &actor, a).await?;
+        items.push(wire::account(kind, &origin.0, a, &placement, None, now));
     }
-    // The router sees the path below the dialect's prefix.
-    let link = q.link(
-        &format!("{origin}/compat/waldur{}", call.parts.uri.path()),
-        page,
-        total,
-    );
+    let link = q.link(&format!("{}{}", origin.0, uri.path()), page, total);
     let mut res = Json(Value::Array(items)).into_response();
     let h = res.headers_mut();
     h.insert(&RESULT_COUNT, HeaderValue::from(total));
@@ -222,10 +224,10 @@ fn looks_like_email(s: &str) -> bool {
         && !domain.contains('@')
 }
 
-/// The scope (project or customer) a body names: required on create and
+/// The placement (project or customer) a body names: required on create and
 /// PUT; an id that names nothing the caller may see is a 400 on the field,
 /// as Waldur answers.
-async fn scope_in_body(
+async fn placement_in_body(
     kind: Kind,
     s: &AdminState,
     actor: &Principal,
@@ -257,10 +259,14 @@ async fn scope_in_body(
     }
 }
 
-async fn create(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let body = call.object()?;
-    let (organization_id, project_id) = scope_in_body(kind, &s, &call.actor, &body)
+async fn create(
+    kind: Kind,
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    origin: Origin,
+    super::Body(body, _): Body,
+) -> Result<Response> {
+    let (organization_id, project_id) = placement_in_body(kind, &s, &actor, &body)
         .await?
         .ok_or_else(|| WaldurError::field(kind.path(), "This field is required."))?;
     // Waldur makes one up when none is given.
@@ -276,26 +282,36 @@ async fn create(kind: Kind, State(s): State<AdminState>, req: Request) -> Result
         key: Some(NewKey::default()),
         ..NewAccount::default()
     };
-    let created = s.manager.create_account(&call.actor, new).await?.value;
+    let created = s.manager.create_account(&actor, new).await?.value;
     let token = created.key.as_ref().map(|k| k.value.as_str());
-    let v = answer(kind, &s, &call, &created.account, token).await?;
+    let v = answer(kind, &s, &actor, &origin, &created.account, token).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn retrieve(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let a = account(kind, &s, &call).await?;
-    Ok(Json(answer(kind, &s, &call, &a, None).await?).into_response())
+async fn retrieve(
+    kind: Kind,
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let a = account(kind, &s, &actor, &id).await?;
+    Ok(Json(answer(kind, &s, &actor, &origin, &a, None).await?).into_response())
 }
 
 /// PUT and PATCH. Both change only what the body names (DRF's update);
 /// PUT must name the scope. Neither moves an account to another scope.
-async fn update(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let put = req.method() == Method::PUT;
-    let call = Call::new(&s, req).await?;
-    let a = account(kind, &s, &call).await?;
-    let body = call.object()?;
-    match scope_in_body(kind, &s, &call.actor, &body).await? {
+async fn update(
+    kind: Kind,
+    put: bool,
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    origin: Origin,
+    Path(id): Path<String>,
+    super::Body(body, _): Body,
+) -> Result<Response> {
+    let a = account(kind, &s, &actor, &id).await?;
+    match placement_in_body(kind, &s, &actor, &body).await? {
         None if put => return Err(WaldurError::field(kind.path(), "This field is required.")),
         Some((org, project)) if (org, project) != (a.organization_id, a.project_id) => {
             return Err(WaldurError::field(
@@ -315,29 +331,35 @@ async fn update(kind: Kind, State(s): State<AdminState>, req: Request) -> Result
         metadata: (!extras.is_empty()).then_some(extras),
         ..AccountPatch::default()
     };
-    let updated = s
-        .manager
-        .update_account(&call.actor, a.id, patch)
-        .await?
-        .value;
-    Ok(Json(answer(kind, &s, &call, &updated, None).await?).into_response())
+    let updated = s.manager.update_account(&actor, a.id, patch).await?.value;
+    Ok(Json(answer(kind, &s, &actor, &origin, &updated, None).await?).into_response())
 }
 
 /// DELETE closes the account (every key and credential revoked); it stays
 /// visible as `Closed`, and closing it again is not an error.
-async fn destroy(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let a = account(kind, &s, &call).await?;
+async fn destroy(
+    kind: Kind,
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let a = account(kind, &s, &actor, &id).await?;
     if a.closed_at.is_none() {
-        s.manager.close_account(&call.actor, a.id).await?;
+        s.manager.close_account(&actor, a.id).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A new key; the old ones stop working at once.
-async fn rotate(kind: Kind, State(s): State<AdminState>, req: Request) -> Result<Response> {
-    let call = Call::new(&s, req).await?;
-    let a = account(kind, &s, &call).await?;
-    let (account, key) = s.manager.rotate_key(&call.actor, a.id, 0).await?.value;
-    Ok(Json(answer(kind, &s, &call, &account, Some(key.value.as_str())).await?).into_response())
+async fn rotate(
+    kind: Kind,
+    State(s): State<AdminState>,
+    Caller { actor, .. }: Caller,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let a = account(kind, &s, &actor, &id).await?;
+    let (account, key) = s.manager.rotate_key(&actor, a.id, 0).await?.value;
+    let token = Some(key.value.as_str());
+    Ok(Json(answer(kind, &s, &actor, &origin, &account, token).await?).into_response())
 }

@@ -2,13 +2,14 @@
 //! service-account objects of both kinds with every field of the API's
 //! response tables.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::Kind;
+use crate::admin::dialects::{BodyError, Dialect};
 use crate::authn;
 use crate::clock::rfc3339;
 use crate::manage;
@@ -44,15 +45,37 @@ impl WaldurError {
     pub(super) fn not_found() -> Self {
         Self::detail(StatusCode::NOT_FOUND, "Not found.")
     }
+}
 
-    pub(super) fn method_not_allowed(method: &str) -> Self {
+impl Dialect for WaldurError {
+    fn bad_body(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => {
+                Self::detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
+            }
+            BodyError::Syntax(m) => {
+                Self::detail(StatusCode::BAD_REQUEST, format!("JSON parse error - {m}"))
+            }
+            BodyError::NotObject => Self::field(
+                "non_field_errors",
+                "Invalid data. Expected a dictionary, but got list.",
+            ),
+            BodyError::Field { field, message } => Self::field(&field, message),
+        }
+    }
+
+    fn unknown_path() -> Self {
+        Self::not_found()
+    }
+
+    fn method_not_allowed(method: &Method) -> Self {
         Self::detail(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("Method \"{method}\" not allowed."),
         )
     }
 
-    pub(super) fn refused(r: authn::Refusal) -> Self {
+    fn refused(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => Self::detail(
                 StatusCode::UNAUTHORIZED,
@@ -143,9 +166,9 @@ pub(super) fn hex(id: Uuid) -> String {
 /// Metadata keys this dialect keeps for fields keygate has no use for.
 pub(super) const EXTRA_FIELDS: [&str; 3] = ["email", "preferred_identifier", "error_traceback"];
 
-/// The account's scope, resolved: its organization and, for a project
+/// Where an account is, resolved: its organization and, for a project
 /// account, its project.
-pub(super) struct Scope {
+pub(super) struct Placement {
     pub(super) organization: Organization,
     pub(super) project: Option<Project>,
 }
@@ -156,7 +179,7 @@ pub(super) fn account(
     kind: Kind,
     origin: &str,
     a: &ServiceAccount,
-    scope: &Scope,
+    placement: &Placement,
     token: Option<&str>,
     now_ms: i64,
 ) -> Value {
@@ -188,8 +211,8 @@ pub(super) fn account(
         "expires_at": a.expires_at.map(rfc3339),
         "preferred_identifier": extra("preferred_identifier"),
     });
-    let org = &scope.organization;
-    match (kind, &scope.project) {
+    let org = &placement.organization;
+    match (kind, &placement.project) {
         (Kind::Project, Some(p)) => {
             v["project"] = json!(hex(p.id));
             v["project_uuid"] = json!(hex(p.id));
