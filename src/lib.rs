@@ -7,7 +7,8 @@
 //! source of truth and [`replicate`] keeps every replica's view current.
 //!
 //! Layers, each importing only those below it (docs/ARCHITECTURE.md):
-//! - foundations: [`clock`], [`config`], [`secret`] (key format), [`scope`];
+//! - foundations: [`addr`] (which addresses are one client), [`clock`],
+//!   [`config`], [`secret`] (key format), [`scope`];
 //! - [`store`]: persistence, one SQL implementation over SQLite or PostgreSQL;
 //! - [`jwt`]: signing keys, minting and verifying tokens;
 //! - [`authn`]: who is calling — principals, the credential cache, the one
@@ -18,6 +19,7 @@
 //! - edges: [`listener`] (transport), [`proxy`], [`oauth`], [`admin`];
 //! - [`app`] wires them; [`cli`] is the admin client.
 
+pub mod addr;
 pub mod admin;
 pub mod app;
 pub mod authn;

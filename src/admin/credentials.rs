@@ -110,7 +110,7 @@ fn ids(account: &str, credential: &str) -> Result<(Uuid, Uuid), ApiError> {
 )]
 pub(super) async fn create(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<CreateCredential>,
 ) -> Result<Response, ApiError> {
@@ -140,7 +140,7 @@ pub(super) async fn create(
 )]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CredentialList>, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -166,7 +166,7 @@ pub(super) async fn list(
 )]
 pub(super) async fn get(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let (id, cid) = ids(&id, &cid)?;
@@ -188,7 +188,7 @@ pub(super) async fn get(
 )]
 pub(super) async fn update(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path((id, cid)): Path<(String, String)>,
     JsonBody(b): JsonBody<UpdateCredential>,
 ) -> Result<Response, ApiError> {
@@ -218,7 +218,7 @@ pub(super) async fn update(
 )]
 pub(super) async fn delete(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (id, cid) = ids(&id, &cid)?;
@@ -239,7 +239,7 @@ pub(super) async fn delete(
 )]
 pub(super) async fn regenerate(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path((id, cid)): Path<(String, String)>,
     JsonBody(_): JsonBody<Empty>,
 ) -> Result<Response, ApiError> {

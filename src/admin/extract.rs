@@ -2,39 +2,56 @@
 //! bodies and path ids, each failing with an [`ApiError`] that names the
 //! problem.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::AdminState;
-use crate::authn::{presented, Accept, Principal};
+use crate::authn::{presented, Accept, Principal, Refusal};
 use crate::listener::ClientAddr;
 
-/// The authenticated caller of an admin endpoint.
-pub(super) struct Caller(pub Arc<Principal>);
+/// An error shape that can say why the authenticator refused a caller:
+/// the native API's, and each dialect's.
+pub(super) trait SaysRefusal: IntoResponse {
+    fn refused(r: Refusal) -> Self;
+}
 
-impl FromRequestParts<AdminState> for Caller {
-    type Rejection = ApiError;
+impl SaysRefusal for ApiError {
+    fn refused(r: Refusal) -> Self {
+        ApiError::refused(r)
+    }
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
-        authenticate(parts, state)
-            .map(Caller)
-            .map_err(ApiError::refused)
+/// The authenticated caller of an admin endpoint, refused in the shape of
+/// `E`: the native API's by default, a dialect's in its handlers.
+pub(super) struct Caller<E = ApiError> {
+    pub(super) actor: Arc<Principal>,
+    shape: PhantomData<fn() -> E>,
+}
+
+impl<E: SaysRefusal> FromRequestParts<AdminState> for Caller<E> {
+    type Rejection = E;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, E> {
+        let actor = authenticate(parts, state).map_err(E::refused)?;
+        Ok(Self {
+            actor,
+            shape: PhantomData,
+        })
     }
 }
 
 /// Who is calling the admin listener (the native API and every dialect):
 /// the authenticator's answer for the request's credential headers.
-pub(super) fn authenticate(
-    parts: &Parts,
-    state: &AdminState,
-) -> Result<Arc<Principal>, crate::authn::Refusal> {
+pub(super) fn authenticate(parts: &Parts, state: &AdminState) -> Result<Arc<Principal>, Refusal> {
     let h = &parts.headers;
     let presented = presented::extract(
         h.get_all(header::AUTHORIZATION)
@@ -47,7 +64,7 @@ pub(super) fn authenticate(
     // credential had failed, never charged to an address others share.
     let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() else {
         tracing::error!("admin request without its client address");
-        return Err(crate::authn::Refusal::Stale);
+        return Err(Refusal::Stale);
     };
     state.authn.bearer(peer, presented, Accept::Admin)
 }

@@ -73,7 +73,7 @@ pub(super) struct UpdateProject {
 )]
 pub(super) async fn create(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     JsonBody(b): JsonBody<CreateOrganization>,
 ) -> Result<Response, ApiError> {
     let w = s
@@ -105,7 +105,7 @@ pub(super) async fn create(
 )]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     QueryParams(q): QueryParams<PageParams>,
 ) -> Result<Json<Page<OrganizationView>>, ApiError> {
     let after = query_id(q.after.as_deref(), "after")?;
@@ -125,7 +125,7 @@ pub(super) async fn list(
 )]
 pub(super) async fn get(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationView>, ApiError> {
     let id = path_id(&id, "organization")?;
@@ -145,7 +145,7 @@ pub(super) async fn get(
 )]
 pub(super) async fn update(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateOrganization>,
 ) -> Result<Response, ApiError> {
@@ -180,7 +180,7 @@ pub(super) async fn update(
 )]
 pub(super) async fn delete(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "organization")?;
@@ -201,7 +201,7 @@ pub(super) async fn delete(
 )]
 pub(super) async fn create_project(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<CreateProject>,
 ) -> Result<Response, ApiError> {
@@ -229,7 +229,7 @@ pub(super) async fn create_project(
 )]
 pub(super) async fn list_projects(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<PageParams>,
 ) -> Result<Json<Page<ProjectView>>, ApiError> {
@@ -251,7 +251,7 @@ pub(super) async fn list_projects(
 )]
 pub(super) async fn get_project(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let id = path_id(&id, "project")?;
@@ -271,7 +271,7 @@ pub(super) async fn get_project(
 )]
 pub(super) async fn update_project(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateProject>,
 ) -> Result<Response, ApiError> {

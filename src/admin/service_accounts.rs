@@ -140,7 +140,7 @@ pub(super) struct KeyList {
 )]
 pub(super) async fn create(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     JsonBody(b): JsonBody<CreateAccount>,
 ) -> Result<Response, ApiError> {
     let new = NewAccount {
@@ -181,7 +181,7 @@ pub(super) async fn create(
 )]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<Page<AccountView>>, ApiError> {
     let filter = AccountFilter {
@@ -221,7 +221,7 @@ pub(super) async fn list(
 )]
 pub(super) async fn get(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -242,7 +242,7 @@ pub(super) async fn get(
 )]
 pub(super) async fn update(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateAccount>,
 ) -> Result<Response, ApiError> {
@@ -276,7 +276,7 @@ pub(super) async fn update(
 )]
 pub(super) async fn close(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -296,7 +296,7 @@ pub(super) async fn close(
 )]
 pub(super) async fn list_keys(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<KeyList>, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -319,7 +319,7 @@ pub(super) async fn list_keys(
 )]
 pub(super) async fn issue_key(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<IssueKey>,
 ) -> Result<Response, ApiError> {
@@ -348,7 +348,7 @@ pub(super) async fn issue_key(
 )]
 pub(super) async fn revoke_key(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
@@ -370,7 +370,7 @@ pub(super) async fn revoke_key(
 )]
 pub(super) async fn rotate_key(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<Rotate>,
 ) -> Result<Response, ApiError> {

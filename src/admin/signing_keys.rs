@@ -75,7 +75,7 @@ fn default_activation() -> u64 {
 )]
 pub(super) async fn list(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
 ) -> Result<Json<SigningKeyList>, ApiError> {
     let data = s
         .manager
@@ -99,7 +99,7 @@ pub(super) async fn list(
 )]
 pub(super) async fn rotate(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     JsonBody(b): JsonBody<Rotate>,
 ) -> Result<Response, ApiError> {
     let w = s

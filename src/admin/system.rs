@@ -89,7 +89,7 @@ pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
 )]
 pub(super) async fn audit_events(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     QueryParams(q): QueryParams<PageParams>,
 ) -> Result<Json<Page<AuditView>>, ApiError> {
     let after = query_id(q.after.as_deref(), "after")?;
@@ -136,7 +136,7 @@ pub(super) struct ReplicasView {
 )]
 pub(super) async fn replicas(
     State(s): State<AdminState>,
-    Caller(actor): Caller,
+    Caller { actor, .. }: Caller,
     QueryParams(q): QueryParams<ReplicasQuery>,
 ) -> Result<Json<ReplicasView>, ApiError> {
     let own = s.authn.cache().freshness().revision();

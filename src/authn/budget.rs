@@ -15,11 +15,6 @@ use governor::{Quota, RateLimiter};
 
 use crate::config::RateSpec;
 
-/// The address a failure is charged to: [`crate::ratelimit::address_bucket`].
-pub(crate) fn bucket_of(ip: IpAddr) -> IpAddr {
-    crate::ratelimit::address_bucket(ip)
-}
-
 type Keyed = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
 
 pub(crate) struct FailedAuthBudget {

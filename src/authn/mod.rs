@@ -154,7 +154,7 @@ impl Authenticator {
     /// A failed attempt from `peer`: an address already over its budget is
     /// told to wait; otherwise the failure is charged.
     fn fail(&self, peer: IpAddr) -> Refusal {
-        let peer = budget::bucket_of(peer);
+        let peer = crate::addr::address_bucket(peer);
         let wait = match self.budget.blocked(peer) {
             Some(wait) => wait,
             None => match self.budget.record_failure(peer) {

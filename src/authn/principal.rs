@@ -61,7 +61,7 @@ pub struct Identity {
 }
 
 /// The account facts a principal is made of, whichever way they were read.
-pub(crate) struct Grant {
+pub(crate) struct AccountFacts {
     pub(crate) credential_id: Uuid,
     pub(crate) kind: CredentialKind,
     pub(crate) account_id: Uuid,
@@ -74,7 +74,7 @@ pub(crate) struct Grant {
     pub(crate) rate_limit: Option<RateSpec>,
 }
 
-impl Grant {
+impl AccountFacts {
     /// A live key as the initial load reads it.
     pub(crate) fn from_entry(e: &AuthEntry, scopes: Arc<ScopeSet>) -> Self {
         Self {
@@ -121,7 +121,7 @@ impl Grant {
 }
 
 impl Principal {
-    pub(crate) fn new(g: Grant) -> Self {
+    pub(crate) fn new(g: AccountFacts) -> Self {
         Self {
             credential_id: g.credential_id,
             kind: g.kind,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use super::principal::{CredentialKind, Grant, Principal};
+use super::principal::{AccountFacts, CredentialKind, Principal};
 use crate::jwt::verify::{self, LEEWAY_SECONDS};
 use crate::jwt::{AccessClaims, Verifier};
 use crate::scope::ScopeSet;
@@ -101,7 +101,7 @@ impl VerifiedTokens {
     ) -> Result<VerifiedToken, verify::Error> {
         let claims = self.verifier.verify(token, now_ms)?;
         let parse = |s: &str| Uuid::parse_str(s).map_err(|_| verify::Error::Invalid);
-        let principal = Principal::new(Grant {
+        let principal = Principal::new(AccountFacts {
             credential_id: parse(&claims.jti)?,
             kind: CredentialKind::Jwt,
             account_id: parse(&claims.sub)?,

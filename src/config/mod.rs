@@ -3,6 +3,7 @@
 //! takes these typed values; nothing re-parses strings at run time.
 
 mod env;
+mod problems;
 mod raw;
 mod routes;
 mod validate;

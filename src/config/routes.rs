@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::problems::Problems;
 use super::raw::RawRoute;
-use super::validate::Problems;
 use super::{ForwardAuth, RouteConfig, UpstreamProtocol};
 
 const METHODS: &[&str] = &[

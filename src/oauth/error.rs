@@ -16,6 +16,8 @@ pub(super) enum Code {
     InvalidScope,
     InvalidTarget,
     UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1
+    ServerError,
 }
 
 impl Code {
@@ -30,6 +32,7 @@ impl Code {
             Code::InvalidTarget => "invalid_target",
             // RFC 7009 §2.2.1
             Code::UnsupportedTokenType => "unsupported_token_type",
+            Code::ServerError => "server_error",
         }
     }
 }
@@ -81,6 +84,13 @@ impl OAuthError {
                 Code::InvalidRequest,
                 "too many revocations from this client; retry later",
             )
+        }
+    }
+
+    pub(super) fn internal() -> Self {
+        Self {
+            status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+            ..Self::new(Code::ServerError, "internal error")
         }
     }
 

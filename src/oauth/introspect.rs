@@ -19,14 +19,16 @@ use super::{refused, OAuthState};
 use crate::authn::{presented, Accept, Inspected, Principal};
 use crate::jwt::verify::{looks_like_jwt, LEEWAY_SECONDS};
 use crate::listener::ClientAddr;
+use crate::manage;
 
-/// Who is calling, and with which client id (none for an admin key).
-struct Caller {
+/// Who asks to introspect or revoke: an authenticated client (with its
+/// client id) or a platform admin (with none).
+struct Requester {
     principal: Arc<Principal>,
     client_id: Option<String>,
 }
 
-impl Caller {
+impl Requester {
     fn may_see(&self, organization_id: &uuid::Uuid) -> bool {
         self.principal.admin || &self.principal.organization_id == organization_id
     }
@@ -37,7 +39,7 @@ fn authenticate(
     peer: IpAddr,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<Caller, OAuthError> {
+) -> Result<Requester, OAuthError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
@@ -60,7 +62,7 @@ fn authenticate(
         if !principal.admin {
             return Err(OAuthError::client(false));
         }
-        return Ok(Caller {
+        return Ok(Requester {
             principal,
             client_id: None,
         });
@@ -72,7 +74,7 @@ fn authenticate(
         .authn
         .client(peer, &c.client_id, &c.secret)
         .map_err(|r| refused(r, OAuthError::client(c.basic)))?;
-    Ok(Caller {
+    Ok(Requester {
         principal,
         client_id: Some(c.client_id),
     })
@@ -106,7 +108,7 @@ pub(super) async fn introspect(
 
 /// RFC 7662 §2.2: active tokens with their claims; anything else, or a token
 /// the caller may not see, is just `{"active": false}`.
-fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
+fn describe(s: &OAuthState, caller: &Requester, token: &str) -> Value {
     let inactive = json!({ "active": false });
     match s.authn.inspect(token) {
         Some(Inspected::Jwt(v)) if caller.may_see(&v.principal.organization_id) => {
@@ -150,6 +152,27 @@ fn describe(s: &OAuthState, caller: &Caller, token: &str) -> Value {
         }
         _ => inactive,
     }
+}
+
+/// Why a revocation could not be written, in RFC 6749 §5.2 terms: only a
+/// store that is down is worth retrying.
+fn revocation_failed(e: manage::Error) -> Response {
+    use manage::Error as E;
+    let e = match e {
+        E::Unavailable => OAuthError::unavailable(),
+        // Two revocations of one token raced; it is revoked (RFC 7009 §2.2).
+        E::Conflict { .. } => return no_store(StatusCode::OK.into_response()),
+        E::Forbidden(_) => OAuthError::new(
+            Code::UnauthorizedClient,
+            "this client may not revoke the token",
+        ),
+        E::Invalid { .. } | E::NotFound(_) | E::Archived => {
+            OAuthError::new(Code::InvalidRequest, "the token cannot be revoked")
+        }
+        // Logged where it happened (manage), once.
+        E::Internal => OAuthError::internal(),
+    };
+    e.into_response()
 }
 
 pub(super) async fn revoke(
@@ -213,9 +236,29 @@ pub(super) async fn revoke(
         .await
     {
         Ok(_) => no_store(StatusCode::OK.into_response()),
-        Err(e) => {
-            tracing::warn!(error = %e, "token revocation failed");
-            OAuthError::unavailable().into_response()
-        }
+        Err(e) => revocation_failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: manage::Error) -> StatusCode {
+        revocation_failed(e).status()
+    }
+
+    #[test]
+    fn only_an_unavailable_store_answers_503() {
+        assert_eq!(status(manage::Error::Unavailable), 503);
+        assert_eq!(status(manage::Error::Internal), 500);
+        assert_eq!(status(manage::Error::Forbidden("no")), 400);
+        assert_eq!(status(manage::Error::NotFound("token")), 400);
+        let raced = manage::Error::Conflict {
+            code: "concurrent_update",
+            param: None,
+            message: "retry".into(),
+        };
+        assert_eq!(status(raced), 200);
     }
 }

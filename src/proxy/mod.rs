@@ -1,6 +1,6 @@
 //! The public listener's request path. A request runs through small phases
 //! ([`phases`]) — route, authenticate, limit, authorize, rewrite, forward —
-//! each returning `Result<_, Refusal>`; [`Proxy::handle`] is the one exit
+//! each returning `Result<_, Denial>`; [`Proxy::handle`] is the one exit
 //! where the response is finished (rate-limit fields, request id).
 //!
 //! The hot path reads only in-memory state; it never touches the store,
@@ -26,7 +26,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 pub use headers::X_REQUEST_ID;
-pub use respond::{Body, Refusal};
+pub use respond::{Body, Denial};
 pub use routing::{Route, RouteTable};
 
 use crate::authn::Authenticator;

@@ -1,5 +1,5 @@
 //! The phases of a proxied request, in the order they run. Each answers
-//! `Result<_, Refusal>`; [`super::Proxy::handle`] renders a refusal and
+//! `Result<_, Denial>`; [`super::Proxy::handle`] renders a refusal and
 //! finishes every response in one place.
 //!
 //! The limit runs before authorization on purpose: a request refused for
@@ -15,7 +15,7 @@ use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 
 use super::record::{AuthOutcome, Trace};
-use super::respond::{Body, Refusal};
+use super::respond::{Body, Denial};
 use super::websocket::{self, Opening, Tunnel};
 use super::{headers, upstream, Proxy, Route};
 use crate::authn::{self, presented, Accept, Principal};
@@ -38,13 +38,13 @@ static METHOD_OVERRIDES: [&str; 3] = [
 /// and served as another. (`Content-Length` beside `Transfer-Encoding`
 /// never gets here: hyper reads the body as chunked, drops the length and
 /// closes the connection after the answer, RFC 9112 §6.1.)
-pub(super) fn admit(req: &Request<Incoming>) -> Result<(), Refusal<'static>> {
+pub(super) fn admit(req: &Request<Incoming>) -> Result<(), Denial<'static>> {
     let h = req.headers();
     if h.get_all(header::HOST).iter().nth(1).is_some() {
-        return Err(Refusal::DuplicateHost);
+        return Err(Denial::DuplicateHost);
     }
     if METHOD_OVERRIDES.iter().any(|n| h.contains_key(*n)) {
-        return Err(Refusal::MethodOverride);
+        return Err(Denial::MethodOverride);
     }
     Ok(())
 }
@@ -65,19 +65,19 @@ impl Proxy {
         client: IpAddr,
         trace: &mut Trace<'a>,
         limit: &mut Option<Decision<'a>>,
-    ) -> Result<Response<Body>, Refusal<'a>> {
+    ) -> Result<Response<Body>, Denial<'a>> {
         let Routed { route, uri } = self.route(&req)?;
         trace.route = Some(route);
         if route.client_cert && conn.client_subject.is_none() {
             trace.auth = AuthOutcome::NoClientCert;
-            return Err(Refusal::ClientCertRequired);
+            return Err(Denial::ClientCertRequired);
         }
         let started = self.record.phase();
         let principal = self.authenticate(route, &req, client);
         self.record.auth_took(started);
         let principal = principal.map_err(|r| {
             trace.auth = AuthOutcome::of(r);
-            Refusal::Auth(r)
+            Denial::Auth(r)
         })?;
         trace.auth = match &principal {
             Some(p) => {
@@ -89,7 +89,7 @@ impl Proxy {
         *limit = self.limit(route, principal.as_deref(), client).await;
         if let Some(d) = limit.filter(|d| !d.allowed) {
             trace.rate_limited = true;
-            return Err(Refusal::RateLimited(d.reset_secs));
+            return Err(Denial::RateLimited(d.reset_secs));
         }
         self.authorize(route, principal.as_deref(), req.method())?;
         let websocket =
@@ -104,7 +104,7 @@ impl Proxy {
             // other 101 would leave the client on a connection no one serves.
             let Some(ws) = websocket else {
                 tracing::warn!(route = %route.name, "upstream switched protocols unasked");
-                return Err(Refusal::BadGateway);
+                return Err(Denial::BadGateway);
             };
             return Ok(ws.open(res, self.tunnel(route)).map(Either::Left));
         }
@@ -125,21 +125,21 @@ impl Proxy {
 
     /// Route: normalise the path, find the route, refuse what cannot be
     /// admitted (bad paths, bodies declared too large).
-    fn route(&self, req: &Request<Incoming>) -> Result<Routed<'_>, Refusal<'_>> {
+    fn route(&self, req: &Request<Incoming>) -> Result<Routed<'_>, Denial<'_>> {
         let (path, route) = self.routes.resolve(req.uri().path()).map_err(|e| {
             tracing::debug!(error = %e, "refused path");
-            Refusal::BadPath
+            Denial::BadPath
         })?;
-        let route = route.ok_or(Refusal::NoRoute)?;
+        let route = route.ok_or(Denial::NoRoute)?;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body_bytes) {
-            return Err(Refusal::TooLarge);
+            return Err(Denial::TooLarge);
         }
-        let uri = upstream::uri(route, &path, req.uri()).ok_or(Refusal::BadPath)?;
+        let uri = upstream::uri(route, &path, req.uri()).ok_or(Denial::BadPath)?;
         Ok(Routed { route, uri })
     }
 
@@ -185,14 +185,14 @@ impl Proxy {
         route: &'r Route,
         principal: Option<&Principal>,
         method: &Method,
-    ) -> Result<(), Refusal<'r>> {
+    ) -> Result<(), Denial<'r>> {
         let Some(p) = principal else {
             return Ok(()); // a public route
         };
         match route.required_scopes(method.as_str()) {
-            None => Err(Refusal::MethodNotPermitted),
+            None => Err(Denial::MethodNotPermitted),
             Some(required) if !p.scopes.covers(required.iter().map(String::as_str)) => {
-                Err(Refusal::InsufficientScope(required))
+                Err(Denial::InsufficientScope(required))
             }
             Some(_) => Ok(()),
         }
@@ -208,7 +208,7 @@ impl Proxy {
         req: Request<Incoming>,
         conn: &ConnInfo,
         client: IpAddr,
-    ) -> Result<Request<Limited<Incoming>>, Refusal<'static>> {
+    ) -> Result<Request<Limited<Incoming>>, Denial<'static>> {
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
         // The upstream's protocol, whatever the client spoke.
@@ -239,11 +239,7 @@ impl Proxy {
     }
 
     /// The JWT the upstream receives for `p` on `route` (`forward_auth = "jwt"`).
-    fn upstream_token(
-        &self,
-        route: &Route,
-        p: &Principal,
-    ) -> Result<HeaderValue, Refusal<'static>> {
+    fn upstream_token(&self, route: &Route, p: &Principal) -> Result<HeaderValue, Denial<'static>> {
         let f = For {
             credential_id: p.credential_id,
             account_id: p.account_id,
@@ -261,7 +257,7 @@ impl Proxy {
             .get(&f, |jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())
             .map_err(|e| {
                 tracing::error!(error = %e, route = %route.name, "cannot mint a token for the upstream");
-                Refusal::BadGateway
+                Denial::BadGateway
             })
     }
 
@@ -271,7 +267,7 @@ impl Proxy {
         &self,
         route: &Route,
         req: Request<Limited<Incoming>>,
-    ) -> Result<Response<Incoming>, Refusal<'static>> {
+    ) -> Result<Response<Incoming>, Denial<'static>> {
         let client = self.upstreams.client(route);
         let started = self.record.phase();
         let answered = tokio::time::timeout(self.request_timeout, client.request(req)).await;
@@ -279,12 +275,12 @@ impl Proxy {
         match answered {
             Err(_) => {
                 tracing::warn!(route = %route.name, "upstream timed out");
-                Err(Refusal::GatewayTimeout)
+                Err(Denial::GatewayTimeout)
             }
-            Ok(Err(e)) if upstream::is_body_limit(&e) => Err(Refusal::TooLarge),
+            Ok(Err(e)) if upstream::is_body_limit(&e) => Err(Denial::TooLarge),
             Ok(Err(e)) => {
                 tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
-                Err(Refusal::BadGateway)
+                Err(Denial::BadGateway)
             }
             Ok(Ok(res)) => Ok(res),
         }

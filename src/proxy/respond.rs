@@ -14,7 +14,7 @@ use crate::ratelimit::Decision;
 
 /// Why the proxy did not forward a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal<'a> {
+pub enum Denial<'a> {
     /// A dot-dot segment, or an encoded slash or segment parameter that
     /// would change the route.
     BadPath,
@@ -38,37 +38,37 @@ pub enum Refusal<'a> {
     GatewayTimeout,
 }
 
-impl Refusal<'_> {
+impl Denial<'_> {
     pub fn into_response(self) -> Response<Body> {
         match self {
-            Refusal::BadPath => bad_path(),
-            Refusal::DuplicateHost => bad_request(
+            Denial::BadPath => bad_path(),
+            Denial::DuplicateHost => bad_request(
                 r#"{"error":{"type":"invalid_request_error","code":"duplicate_host","message":"the request has more than one Host header","param":null}}"#,
             ),
-            Refusal::MethodOverride => bad_request(
+            Denial::MethodOverride => bad_request(
                 r#"{"error":{"type":"invalid_request_error","code":"method_override","message":"method-override headers are not accepted: send the method itself","param":null}}"#,
             ),
-            Refusal::NoRoute => no_route(),
-            Refusal::ClientCertRequired => error(
+            Denial::NoRoute => no_route(),
+            Denial::ClientCertRequired => error(
                 StatusCode::UNAUTHORIZED,
                 r#"{"error":{"type":"authentication_error","code":"client_certificate_required","message":"this route requires a verified TLS client certificate","param":null}}"#,
             ),
-            Refusal::TooLarge => body_too_large(),
-            Refusal::Auth(authn::Refusal::Missing) => missing_credential(),
-            Refusal::Auth(authn::Refusal::Invalid) => invalid_credential(),
-            Refusal::Auth(authn::Refusal::Stale) => stale(),
-            Refusal::Auth(authn::Refusal::Throttled(wait)) => too_many_failures(wait),
-            Refusal::Auth(authn::Refusal::Ambiguous) => ambiguous_credentials(),
-            Refusal::RateLimited(wait) => rate_limited(wait),
-            Refusal::MethodNotPermitted => method_not_permitted(),
-            Refusal::InsufficientScope(required) => insufficient_scope(required),
-            Refusal::BadGateway => bad_gateway(),
-            Refusal::GatewayTimeout => gateway_timeout(),
+            Denial::TooLarge => body_too_large(),
+            Denial::Auth(authn::Refusal::Missing) => missing_credential(),
+            Denial::Auth(authn::Refusal::Invalid) => invalid_credential(),
+            Denial::Auth(authn::Refusal::Stale) => stale(),
+            Denial::Auth(authn::Refusal::Throttled(wait)) => too_many_failures(wait),
+            Denial::Auth(authn::Refusal::Ambiguous) => ambiguous_credentials(),
+            Denial::RateLimited(wait) => rate_limited(wait),
+            Denial::MethodNotPermitted => method_not_permitted(),
+            Denial::InsufficientScope(required) => insufficient_scope(required),
+            Denial::BadGateway => bad_gateway(),
+            Denial::GatewayTimeout => gateway_timeout(),
         }
     }
 }
 
-impl Refusal<'_> {
+impl Denial<'_> {
     /// The refusal as gRPC clients read one (a "Trailers-Only" response,
     /// gRPC over HTTP/2 spec): HTTP 200, `grpc-status` and `grpc-message`
     /// in the headers, no body. Rate-limit and challenge fields still ride
@@ -76,42 +76,42 @@ impl Refusal<'_> {
     pub fn into_grpc_response(self) -> Response<Body> {
         use grpc::*;
         let (status, message) = match self {
-            Refusal::BadPath | Refusal::DuplicateHost | Refusal::MethodOverride => (
+            Denial::BadPath | Denial::DuplicateHost | Denial::MethodOverride => (
                 INVALID_ARGUMENT,
                 "the request path or headers are not acceptable",
             ),
-            Refusal::NoRoute => (UNIMPLEMENTED, "no route matches this method"),
-            Refusal::ClientCertRequired => (
+            Denial::NoRoute => (UNIMPLEMENTED, "no route matches this method"),
+            Denial::ClientCertRequired => (
                 UNAUTHENTICATED,
                 "this route requires a verified TLS client certificate",
             ),
-            Refusal::TooLarge => (
+            Denial::TooLarge => (
                 RESOURCE_EXHAUSTED,
                 "the request exceeds server.max_body_bytes",
             ),
-            Refusal::Auth(authn::Refusal::Missing) => (UNAUTHENTICATED, "a credential is required"),
-            Refusal::Auth(authn::Refusal::Invalid) => (
+            Denial::Auth(authn::Refusal::Missing) => (UNAUTHENTICATED, "a credential is required"),
+            Denial::Auth(authn::Refusal::Invalid) => (
                 UNAUTHENTICATED,
                 "the credential is invalid, expired or revoked",
             ),
-            Refusal::Auth(authn::Refusal::Ambiguous) => {
+            Denial::Auth(authn::Refusal::Ambiguous) => {
                 (UNAUTHENTICATED, "present one credential, not several")
             }
-            Refusal::Auth(authn::Refusal::Stale) => (
+            Denial::Auth(authn::Refusal::Stale) => (
                 UNAVAILABLE,
                 "credential data is stale; refusing to authenticate",
             ),
-            Refusal::Auth(authn::Refusal::Throttled(_)) => (
+            Denial::Auth(authn::Refusal::Throttled(_)) => (
                 RESOURCE_EXHAUSTED,
                 "too many failed authentication attempts from this address",
             ),
-            Refusal::RateLimited(_) => (RESOURCE_EXHAUSTED, "rate limit exceeded"),
-            Refusal::MethodNotPermitted | Refusal::InsufficientScope(_) => (
+            Denial::RateLimited(_) => (RESOURCE_EXHAUSTED, "rate limit exceeded"),
+            Denial::MethodNotPermitted | Denial::InsufficientScope(_) => (
                 PERMISSION_DENIED,
                 "the credential lacks a scope this method requires",
             ),
-            Refusal::BadGateway => (UNAVAILABLE, "the upstream could not be reached"),
-            Refusal::GatewayTimeout => (DEADLINE_EXCEEDED, "the upstream did not answer in time"),
+            Denial::BadGateway => (UNAVAILABLE, "the upstream could not be reached"),
+            Denial::GatewayTimeout => (DEADLINE_EXCEEDED, "the upstream did not answer in time"),
         };
         // The HTTP answer carries the fields a client may act on
         // (`WWW-Authenticate`, `Retry-After`); status and body are gRPC's.

@@ -123,10 +123,6 @@ impl ServiceAccount {
             AccountState::Active
         }
     }
-
-    pub fn is_admin(&self) -> bool {
-        self.scopes.iter().any(|s| s == ADMIN_SCOPE)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

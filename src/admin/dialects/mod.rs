@@ -8,7 +8,8 @@
 //! - [`Dialect`]: the error shape — how an authentication refusal, a
 //!   management error, a bad body, an unknown path and a wrong method read
 //!   in this API;
-//! - [`Caller`]: the authenticated caller, refused in the dialect's shape;
+//! - `extract::Caller<E>`: the authenticated caller, refused in the
+//!   dialect's shape (`E`), as the native API's handlers take it;
 //! - [`Body`]: a typed JSON body, its faults named in the dialect's shape;
 //! - [`QueryPairs`]: the query string, as the pairs the API's clients send;
 //! - [`mount`]: the dialect's routes with its 404 and 405 fallbacks.
@@ -24,20 +25,17 @@ mod runai;
 mod waldur;
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
-use axum::response::IntoResponse;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::extract::authenticate;
+pub(super) use super::extract::{Caller, SaysRefusal};
 use super::{AdminState, ApiError};
-use crate::authn::{self, Principal};
 use crate::listener::Scheme;
 use crate::manage;
 
@@ -52,9 +50,9 @@ pub(super) fn router() -> Router<AdminState> {
 
 /// A dialect's error shape: everything that can go wrong, as its API says
 /// it. `manage::Error` converts through `From`, so handlers use `?`.
-pub(super) trait Dialect: IntoResponse + From<manage::Error> + Send + 'static {
-    /// The authenticator refused the caller.
-    fn refused(r: authn::Refusal) -> Self;
+/// (How an authentication refusal reads is `SaysRefusal`, which the
+/// native API's error shape implements too.)
+pub(super) trait Dialect: SaysRefusal + From<manage::Error> + Send + 'static {
     /// The body is not the endpoint's input.
     fn bad_body(e: BodyError) -> Self;
     /// A path under the dialect's prefix that names no endpoint.
@@ -69,24 +67,6 @@ pub(super) fn mount<E: Dialect>(routes: Router<AdminState>) -> Router<AdminState
     routes
         .fallback(|| async { E::unknown_path() })
         .method_not_allowed_fallback(|m: Method| async move { E::method_not_allowed(&m) })
-}
-
-/// The authenticated caller of a dialect endpoint.
-pub(super) struct Caller<E> {
-    pub(super) actor: Arc<Principal>,
-    shape: PhantomData<fn() -> E>,
-}
-
-impl<E: Dialect> FromRequestParts<AdminState> for Caller<E> {
-    type Rejection = E;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AdminState) -> Result<Self, E> {
-        let actor = authenticate(parts, s).map_err(E::refused)?;
-        Ok(Self {
-            actor,
-            shape: PhantomData,
-        })
-    }
 }
 
 /// Why a request body is not the input an endpoint takes.
@@ -209,10 +189,6 @@ fn unix_seconds(ms: i64) -> i64 {
 
 /// The `orgs` dialect answers in keygate's own error shape.
 impl Dialect for ApiError {
-    fn refused(r: authn::Refusal) -> Self {
-        ApiError::refused(r)
-    }
-
     fn bad_body(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => ApiError::new(

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{mount, uuid_any, BodyError, Dialect, QueryPairs};
+use super::{mount, uuid_any, BodyError, Dialect, QueryPairs, SaysRefusal};
 use crate::admin::{AdminState, MAX_BODY_BYTES};
 use crate::authn::{self, Principal};
 use crate::clock::rfc3339;
@@ -51,7 +51,7 @@ impl RunaiError {
     }
 }
 
-impl Dialect for RunaiError {
+impl SaysRefusal for RunaiError {
     fn refused(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => {
@@ -72,7 +72,9 @@ impl Dialect for RunaiError {
             },
         }
     }
+}
 
+impl Dialect for RunaiError {
     fn bad_body(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => Self::new(

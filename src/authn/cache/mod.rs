@@ -21,9 +21,8 @@ pub use freshness::Freshness;
 
 use self::hasher::BuildIdentity;
 use self::intern::Interner;
-use super::principal::{CredentialKind, Grant, Principal};
+use super::principal::{AccountFacts, CredentialKind, Principal};
 use crate::config::RateSpec;
-use crate::scope::ScopeSet;
 use crate::secret::KeyHash;
 use crate::store::{
     ApiKey, AuthEntry, ClientCredential, DeadCredential, RevokedToken, ServiceAccount,
@@ -101,7 +100,7 @@ impl Cache {
     /// Inserts one live key from the initial load.
     pub fn insert(&self, e: &AuthEntry) {
         let scopes = self.interner.intern_json(&e.scopes_json);
-        let p = Principal::new(Grant::from_entry(e, scopes));
+        let p = Principal::new(AccountFacts::from_entry(e, scopes));
         self.keys.insert(e.hash, Arc::new(p));
     }
 
@@ -255,18 +254,13 @@ impl Cache {
         credential_expires_at: Option<i64>,
     ) -> Principal {
         let scopes = self.interner.intern(&account.scopes);
-        Principal::new(Grant::from_account(
+        Principal::new(AccountFacts::from_account(
             account,
             kind,
             credential_id,
             credential_expires_at,
             scopes,
         ))
-    }
-
-    /// An interned scope set (for tests and benches that build principals).
-    pub fn scope_set(&self, scopes: &[String]) -> Arc<ScopeSet> {
-        self.interner.intern(scopes)
     }
 
     /// Live keys cached.

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::admin::dialects::{BodyError, Dialect};
+use crate::admin::dialects::{BodyError, Dialect, SaysRefusal};
 use crate::admin::MAX_BODY_BYTES;
 use crate::authn;
 use crate::manage;
@@ -54,7 +54,7 @@ impl OpenAiError {
     }
 }
 
-impl Dialect for OpenAiError {
+impl SaysRefusal for OpenAiError {
     fn refused(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => Self::new(
@@ -91,7 +91,9 @@ impl Dialect for OpenAiError {
             },
         }
     }
+}
 
+impl Dialect for OpenAiError {
     fn bad_body(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => Self::new(

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::Kind;
-use crate::admin::dialects::{BodyError, Dialect};
+use crate::admin::dialects::{BodyError, Dialect, SaysRefusal};
 use crate::authn;
 use crate::clock::rfc3339;
 use crate::manage;
@@ -74,7 +74,9 @@ impl Dialect for WaldurError {
             format!("Method \"{method}\" not allowed."),
         )
     }
+}
 
+impl SaysRefusal for WaldurError {
     fn refused(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => Self::detail(
