@@ -20,7 +20,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::jwt::upstream::UpstreamTokens;
 use crate::jwt::{signing, KeyRing, Minter, Verifier};
-use crate::listener::{ClientAddr, ConnInfo, Listener, Options, Tls, TrustedProxies};
+use crate::listener::{
+    ClientAddr, ConnInfo, FailedHandshakes, Listener, Options, Tls, TrustedProxies,
+};
 use crate::manage::{self, Manager};
 use crate::proxy::{self, Proxy, RouteTable};
 use crate::ratelimit::RateLimits;
@@ -164,14 +166,18 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let trust = Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone()));
-    let tls = |key: &'static str, settings: &Option<crate::config::TlsConfig>| {
-        settings
-            .as_ref()
-            .map(|s| Tls::load(s).map_err(|source| StartError::Tls { key, source }))
-            .transpose()
-    };
-    let public_tls = tls("server.tls_cert", &config.server.tls)?;
-    let admin_tls = tls("admin.tls_cert", &config.admin.tls)?;
+    let tls =
+        |key: &'static str, listener: &'static str, settings: &Option<crate::config::TlsConfig>| {
+            settings
+                .as_ref()
+                .map(|s| {
+                    Tls::load(s, FailedHandshakes::new(listener, &metrics))
+                        .map_err(|source| StartError::Tls { key, source })
+                })
+                .transpose()
+        };
+    let public_tls = tls("server.tls_cert", "public", &config.server.tls)?;
+    let admin_tls = tls("admin.tls_cert", "admin", &config.admin.tls)?;
     for t in public_tls.iter().chain(admin_tls.iter()) {
         tasks.push(tokio::spawn(
             Arc::clone(t).watch(TLS_RELOAD_CHECK, rx.clone()),

@@ -2,11 +2,13 @@
 //! (h2 by ALPN over TLS, h2c with prior knowledge on plain listeners, told
 //! apart by the connection preface), upgrades, per-connection facts
 //! ([`ConnInfo`]: the peer, the scheme, a verified client certificate,
-//! whether the peer is a trusted proxy) and the graceful drain. Both the
+//! whether the peer is a trusted proxy), refused handshakes logged and
+//! counted ([`FailedHandshakes`]) and the graceful drain. Both the
 //! public and the admin listener are served here, so transport concerns
 //! live in one place. Knows nothing of what the requests mean.
 
 mod client;
+mod handshake;
 pub mod tls;
 mod trust;
 
@@ -25,6 +27,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 pub use client::ClientAddr;
+pub use handshake::FailedHandshakes;
 pub use tls::Tls;
 pub use trust::TrustedProxies;
 
@@ -249,10 +252,13 @@ where
                 let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        tls.failures().failed(peer, &e);
                         return;
                     }
-                    Err(_) => return,
+                    Err(_) => {
+                        tls.failures().timed_out(peer);
+                        return;
+                    }
                 };
                 let mut info = ConnInfo::behind(peer, Scheme::Https, trust);
                 info.client_subject = tls::peer_subject(stream.get_ref().1)

@@ -3,7 +3,9 @@
 //! `h2` and `http/1.1`. The files are read again on SIGHUP and when they
 //! change on disk; a new configuration serves new handshakes while live
 //! connections keep the one they negotiated. A file that no longer loads
-//! leaves the last good configuration in place, and says so.
+//! leaves the last good configuration in place, and says so. Handshakes
+//! that fail are accounted for by the listener's [`FailedHandshakes`],
+//! which lives here because only a TLS listener has any.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::sync::watch;
 
+use super::handshake::FailedHandshakes;
 use crate::config::{ClientAuth, TlsConfig};
 
 /// Why a TLS configuration could not be built; names the file at fault.
@@ -36,19 +39,26 @@ fn file_error(path: &Path, problem: impl ToString) -> TlsError {
 }
 
 /// A listener's TLS: the server configuration in force, swapped whole on
-/// reload.
+/// reload, and the handshakes it refused.
 pub struct Tls {
     settings: TlsConfig,
     current: ArcSwap<ServerConfig>,
+    failures: FailedHandshakes,
 }
 
 impl Tls {
-    pub fn load(settings: &TlsConfig) -> Result<Arc<Self>, TlsError> {
+    pub fn load(settings: &TlsConfig, failures: FailedHandshakes) -> Result<Arc<Self>, TlsError> {
         let config = build(settings)?;
         Ok(Arc::new(Self {
             settings: settings.clone(),
             current: ArcSwap::from_pointee(config),
+            failures,
         }))
+    }
+
+    /// Where a failed handshake is logged and counted.
+    pub fn failures(&self) -> &FailedHandshakes {
+        &self.failures
     }
 
     /// The configuration new handshakes use.

@@ -27,6 +27,7 @@
 //! | `cache_entries`, `cache_revision`, `cache_staleness_seconds` | gauge | — |
 //! | `rate_limit_fallback_checks_total` | counter | — (shared limiter unreachable) |
 //! | `websocket_tunnels` | gauge | — (open) |
+//! | `tls_handshake_failures_total` | counter | `listener` (`public`, `admin`), `reason` (`listener/handshake.rs`) |
 //! | `build_info` | gauge | `version` |
 
 use std::fmt::Write as _;
@@ -77,6 +78,7 @@ pub const CACHE_REVISION: &str = "keygate_cache_revision";
 pub const CACHE_STALENESS: &str = "keygate_cache_staleness_seconds";
 pub const RATE_LIMIT_FALLBACK: &str = "keygate_rate_limit_fallback_checks_total";
 pub const WEBSOCKET_TUNNELS: &str = "keygate_websocket_tunnels";
+pub const TLS_HANDSHAKE_FAILURES: &str = "keygate_tls_handshake_failures_total";
 pub const BUILD_INFO: &str = "keygate_build_info";
 
 enum Kind {
@@ -164,6 +166,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         Kind::Gauge,
         Unit::Count,
         "Open WebSocket tunnels.",
+    ),
+    (
+        TLS_HANDSHAKE_FAILURES,
+        Kind::Counter,
+        Unit::Count,
+        "TLS handshakes that failed, by listener and reason (expired, unknown_issuer, no_certificate, ...).",
     ),
     (
         BUILD_INFO,

@@ -1,5 +1,6 @@
 //! A throwaway PKI for TLS tests: a CA, server certificates for
-//! `localhost`/`127.0.0.1` written as PEM files, client certificates, and
+//! `localhost`/`127.0.0.1` written as PEM files, client certificates (good
+//! ones, and the expired and X.509 v1 kinds a server must refuse), and
 //! rustls client configurations that trust the CA.
 
 use std::path::{Path, PathBuf};
@@ -7,9 +8,10 @@ use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, SigningKey as _,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -73,12 +75,51 @@ impl Pki {
 
     /// A client certificate with subject `O=Acme, CN=<cn>`.
     pub(crate) fn client(&self, cn: &str) -> Identity {
+        self.client_with(cn, |_| {})
+    }
+
+    /// A client certificate that expired in 2021.
+    pub(crate) fn expired_client(&self, cn: &str) -> Identity {
+        self.client_with(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })
+    }
+
+    /// An X.509 v1 client certificate — no version field, no extensions —
+    /// as `openssl x509 -req` makes without `-extfile`. rcgen writes only
+    /// v3, so its certificate is taken apart and signed again without the
+    /// two.
+    pub(crate) fn v1_client(&self, cn: &str) -> Identity {
+        let v3 = self.client(cn);
+        // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
+        let cert = der_elements(der_content(v3.chain[0].as_ref()));
+        // TBSCertificate ::= SEQUENCE { [0] version, serialNumber, signature,
+        //   issuer, validity, subject, subjectPublicKeyInfo, [3] extensions } (RFC 5280 §4.1)
+        let tbs: Vec<u8> = der_elements(der_content(cert[0]))
+            .into_iter()
+            .filter(|e| e[0] != 0xa0 && e[0] != 0xa3)
+            .flatten()
+            .copied()
+            .collect();
+        let tbs = der_tlv(0x30, &tbs);
+        let mut signature = vec![0u8]; // BIT STRING: no unused bits
+        signature.extend(self.ca.key().sign(&tbs).unwrap());
+        let body = [tbs, cert[1].to_vec(), der_tlv(0x03, &signature)].concat();
+        Identity {
+            chain: vec![CertificateDer::from(der_tlv(0x30, &body))],
+            key: v3.key,
+        }
+    }
+
+    fn client_with(&self, cn: &str, adjust: impl FnOnce(&mut CertificateParams)) -> Identity {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
             .push(DnType::OrganizationName, "Acme");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        adjust(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Identity {
@@ -95,14 +136,20 @@ impl Pki {
     ) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
-        let builder = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
         let mut config = match identity {
-            Some(id) => builder.with_client_auth_cert(id.chain, id.key).unwrap(),
+            // Not `with_client_auth_cert`, which parses the certificate:
+            // some tests present one rustls refuses to parse (v1).
+            Some(id) => {
+                let key = provider.key_provider.load_private_key(id.key).unwrap();
+                builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
+                    CertifiedKey::new(id.chain, key),
+                )))
+            }
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -119,4 +166,47 @@ pub(crate) async fn connect(
     TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
+}
+
+/// A DER element's header length and content length.
+fn der_header(tlv: &[u8]) -> (usize, usize) {
+    match tlv[1] {
+        n if n < 0x80 => (2, usize::from(n)),
+        n => {
+            let k = usize::from(n & 0x7f);
+            let len = tlv[2..2 + k]
+                .iter()
+                .fold(0, |acc, b| acc << 8 | usize::from(*b));
+            (2 + k, len)
+        }
+    }
+}
+
+fn der_content(tlv: &[u8]) -> &[u8] {
+    let (header, len) = der_header(tlv);
+    &tlv[header..header + len]
+}
+
+/// The elements (tag, length and content each) one after another in `content`.
+fn der_elements(mut content: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let (header, len) = der_header(content);
+        let (element, rest) = content.split_at(header + len);
+        out.push(element);
+        content = rest;
+    }
+    out
+}
+
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    match len {
+        0..0x80 => out.push(len as u8),
+        0x80..0x100 => out.extend([0x81, len as u8]),
+        _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+    }
+    out.extend_from_slice(content);
+    out
 }
