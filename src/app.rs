@@ -270,7 +270,6 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
             &config,
             proxy::Parts {
                 routes: RouteTable::new(&config.routes),
-                oauth,
                 authn: Arc::clone(&authn),
                 limits: Arc::clone(&limits),
                 upstream_tokens: UpstreamTokens::new(Arc::clone(&minter), Arc::clone(&clock)),
@@ -290,10 +289,19 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         options(public_tls),
         move |conn: Arc<ConnInfo>| {
             let proxy = Arc::clone(&proxy);
-            hyper::service::service_fn(move |req| {
+            let oauth = oauth.clone();
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let proxy = Arc::clone(&proxy);
                 let conn = Arc::clone(&conn);
-                async move { Ok::<_, Infallible>(proxy.handle(req, &conn).await) }
+                // The OAuth endpoints are an edge of their own, served
+                // beside the routes; they charge failures to the client's
+                // address.
+                let beside = crate::oauth::owns(req.uri().path()).then(|| {
+                    let client = ClientAddr(conn.client(req.headers()));
+                    req.extensions_mut().insert(client);
+                    oauth.clone()
+                });
+                async move { Ok::<_, Infallible>(proxy.handle(req, &conn, beside.as_ref()).await) }
             })
         },
         rx,

@@ -39,8 +39,6 @@ use record::{Done, Recorder, Trace};
 
 pub struct Proxy {
     routes: RouteTable,
-    /// `/oauth2/*` and `/.well-known/*`, served ahead of the routes.
-    oauth: axum::Router,
     authn: Arc<Authenticator>,
     limits: Arc<RateLimits>,
     /// For `forward_auth = "jwt"`.
@@ -54,11 +52,20 @@ pub struct Proxy {
     record: Recorder,
 }
 
+/// A service the public listener answers beside the routes.
+pub type Beside = axum::Router;
+
+async fn serve_beside(service: &Beside, req: Request<Incoming>) -> Response<Body> {
+    use tower::ServiceExt as _;
+    match service.clone().oneshot(req).await {
+        Ok(res) => res.map(|b| Either::Right(Either::Right(b))),
+        Err(never) => match never {},
+    }
+}
+
 /// What the proxy shares with the rest of keygate.
 pub struct Parts {
     pub routes: RouteTable,
-    /// `/oauth2/*` and `/.well-known/*`.
-    pub oauth: axum::Router,
     pub authn: Arc<Authenticator>,
     pub limits: Arc<RateLimits>,
     pub upstream_tokens: UpstreamTokens<HeaderValue>,
@@ -70,7 +77,6 @@ impl Proxy {
     pub fn new(config: &Config, parts: Parts) -> Result<Self, String> {
         Ok(Self {
             routes: parts.routes,
-            oauth: parts.oauth,
             authn: parts.authn,
             limits: parts.limits,
             upstream_tokens: parts.upstream_tokens,
@@ -90,7 +96,17 @@ impl Proxy {
     /// Serves one request; never fails (every refusal is a response).
     /// This is the one exit: whatever the phases answered, the rate-limit
     /// fields, the request id, metrics and the access log are done here.
-    pub async fn handle(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+    ///
+    /// `beside`: the service the listener found for this request beside
+    /// the routes (the OAuth endpoints), which answers it instead of the
+    /// phases after `admit`, and shares this exit. Which requests that is,
+    /// the listener decides; the proxy knows nothing of what it serves.
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &ConnInfo,
+        beside: Option<&Beside>,
+    ) -> Response<Body> {
         let started = self.record.start();
         let request_id = headers::request_id(req.headers_mut());
         let grpc = respond::is_grpc(req.headers());
@@ -102,11 +118,10 @@ impl Proxy {
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let mut trace = Trace::new();
         let mut limit: Option<Decision<'_>> = None;
-        let oauth = crate::oauth::owns(req.uri().path());
-        let answer = match phases::admit(&req) {
-            Err(refusal) => Err(refusal),
-            Ok(()) if oauth => Ok(self.serve_oauth(req, conn).await),
-            Ok(()) => self.run(req, conn, client, &mut trace, &mut limit).await,
+        let answer = match (phases::admit(&req), beside) {
+            (Err(refusal), _) => Err(refusal),
+            (Ok(()), Some(service)) => Ok(serve_beside(service, req).await),
+            (Ok(()), None) => self.run(req, conn, client, &mut trace, &mut limit).await,
         };
         let mut res = match answer {
             Ok(res) => res,
@@ -119,7 +134,7 @@ impl Proxy {
         if started.is_some() {
             self.record.finish(Done {
                 trace: &trace,
-                oauth,
+                beside: beside.is_some(),
                 status: res.status(),
                 started,
                 seen: seen.as_ref().map(|(m, p)| (m, p.as_str())),
@@ -129,17 +144,6 @@ impl Proxy {
         }
         res.headers_mut().insert(&X_REQUEST_ID, request_id);
         res
-    }
-
-    async fn serve_oauth(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
-        use tower::ServiceExt as _;
-        // The OAuth endpoints charge failures to the client's address.
-        let client = crate::listener::ClientAddr(conn.client(req.headers()));
-        req.extensions_mut().insert(client);
-        match self.oauth.clone().oneshot(req).await {
-            Ok(res) => res.map(|b| Either::Right(Either::Right(b))),
-            Err(never) => match never {},
-        }
     }
 
     /// Forgets per-caller state that carries no information any more.

@@ -127,7 +127,9 @@ impl RouteSeries {
 
 /// The route label of requests served by the OAuth endpoints, and of
 /// requests that matched no route.
-const OAUTH: &str = "(oauth)";
+/// The series of requests served beside the routes: the listener serves
+/// the OAuth endpoints there, and operators know them by this label.
+const BESIDE: &str = "(oauth)";
 const UNROUTED: &str = "(none)";
 
 pub(super) struct Recorder {
@@ -146,7 +148,7 @@ impl Recorder {
         access_log: bool,
     ) -> Self {
         let mut series: Vec<RouteSeries> = routes.map(|n| RouteSeries::new(&metrics, n)).collect();
-        series.push(RouteSeries::new(&metrics, OAUTH));
+        series.push(RouteSeries::new(&metrics, BESIDE));
         series.push(RouteSeries::new(&metrics, UNROUTED));
         Self {
             auth: metrics.histogram(AUTH_DURATION, &[]),
@@ -189,18 +191,18 @@ impl Recorder {
         }
     }
 
-    fn series(&self, route: Option<&Route>, oauth: bool) -> &RouteSeries {
+    fn series(&self, route: Option<&Route>, beside: bool) -> &RouteSeries {
         let n = self.routes.len();
         match route {
             Some(r) => &self.routes[r.index],
-            None if oauth => &self.routes[n - 2],
+            None if beside => &self.routes[n - 2],
             None => &self.routes[n - 1],
         }
     }
 
     /// The exit: counts the request and writes its access log line.
     pub(super) fn finish(&self, done: Done<'_>) {
-        let series = self.series(done.trace.route, done.oauth);
+        let series = self.series(done.trace.route, done.beside);
         let elapsed = done.started.map(|t| t.elapsed());
         if self.measuring() {
             let class = usize::from(done.status.as_u16() / 100).clamp(1, CLASSES) - 1;
@@ -245,7 +247,7 @@ impl Recorder {
 /// A finished request, as [`Recorder::finish`] records it.
 pub(super) struct Done<'a> {
     pub trace: &'a Trace<'a>,
-    pub oauth: bool,
+    pub beside: bool,
     pub status: StatusCode,
     pub started: Option<Instant>,
     /// Method and path, when the access log is on.
