@@ -48,6 +48,18 @@ pub(super) fn where_matching(stmt: &mut Stmt, filter: &AccountFilter, now_ms: i6
     if filter.states.is_empty() {
         return;
     }
+    // Every state but closed is one condition an index can serve.
+    let open = [
+        AccountState::Active,
+        AccountState::Disabled,
+        AccountState::Expired,
+    ];
+    if !filter.states.contains(&AccountState::Closed)
+        && open.iter().all(|s| filter.states.contains(s))
+    {
+        stmt.push(" AND a.closed_at IS NULL");
+        return;
+    }
     stmt.push(" AND (");
     for (i, state) in filter.states.iter().enumerate() {
         if i > 0 {
