@@ -13,18 +13,28 @@ mod support;
 
 #[path = "integration/admin.rs"]
 mod admin;
+#[path = "integration/admin_keys.rs"]
+mod admin_keys;
 #[path = "integration/attacks.rs"]
 mod attacks;
+#[path = "integration/attacks_tokens.rs"]
+mod attacks_tokens;
+#[path = "integration/dialects.rs"]
+mod dialects;
 #[path = "integration/fleet.rs"]
 mod fleet;
 #[path = "integration/hardening.rs"]
 mod hardening;
 #[path = "integration/jwt.rs"]
 mod jwt;
+#[path = "integration/jwt_limits.rs"]
+mod jwt_limits;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
 #[path = "integration/oauth.rs"]
 mod oauth;
+#[path = "integration/oauth_clients.rs"]
+mod oauth_clients;
 #[path = "integration/observability.rs"]
 mod observability;
 #[path = "integration/openapi.rs"]
@@ -43,3 +53,5 @@ mod replicas;
 mod store;
 #[path = "integration/tls.rs"]
 mod tls;
+#[path = "integration/tls_refusals.rs"]
+mod tls_refusals;

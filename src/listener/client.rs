@@ -31,3 +31,38 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn app() -> Router {
+        Router::new().route(
+            "/",
+            get(|ClientAddr(ip): ClientAddr| async move { ip.to_string() }),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_address_the_listener_resolved_reaches_the_handler() {
+        let mut req = Request::new(Body::empty());
+        req.extensions_mut()
+            .insert(ClientAddr(IpAddr::from([203, 0, 113, 9])));
+        let res = app().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(res.into_body(), 64).await.unwrap();
+        assert_eq!(&body[..], b"203.0.113.9");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_one_is_refused_not_charged_to_a_made_up_address() {
+        let res = app().oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

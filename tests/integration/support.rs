@@ -287,6 +287,17 @@ poll_interval = "{POLL}"
         .await
     }
 
+    /// Admin listener request with exactly the given headers and a body.
+    pub(crate) async fn admin_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        send(&self.client, self.admin_addr(), method, path, headers, body).await
+    }
+
     /// Request to the public listener with exactly the given headers and no body.
     pub(crate) async fn proxy(
         &self,

@@ -17,14 +17,13 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::observability::scrape;
-use crate::pki::{self, Identity, Pki};
+use crate::pki::{self, Pki};
 use crate::servers::spawn_tls_upstream;
 use crate::support::Harness;
 
 /// Keygate with TLS on the public listener: `[server]` settings by
 /// environment, `extra` routes appended.
-async fn tls_harness(pki: &Pki, client_auth: Option<&str>, extra: &str) -> Harness {
+pub(crate) async fn tls_harness(pki: &Pki, client_auth: Option<&str>, extra: &str) -> Harness {
     let (cert, key, _) = pki.server("server", "keygate-1");
     let (cert, key, ca) = (
         cert.display().to_string(),
@@ -43,7 +42,7 @@ async fn tls_harness(pki: &Pki, client_auth: Option<&str>, extra: &str) -> Harne
 }
 
 /// One request on an open TLS connection, HTTP/1.1 or HTTP/2 as ALPN chose.
-async fn get(
+pub(crate) async fn get(
     stream: TlsStream<TcpStream>,
     path: &str,
     headers: &[(&str, &str)],
@@ -115,7 +114,7 @@ async fn https_serves_http1_and_http2_by_alpn() {
 }
 
 /// Sends a plaintext request to a TLS port and returns whatever came back.
-async fn reqwest_like_plain(addr: SocketAddr) -> String {
+pub(crate) async fn reqwest_like_plain(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /open/x HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -218,110 +217,6 @@ async fn optional_client_certificates_gate_only_the_routes_that_ask() {
         .as_str()
         .unwrap();
     assert!(subject.contains("CN=reports"), "{body}");
-}
-
-const HANDSHAKE_FAILURES: &str = "keygate_tls_handshake_failures_total";
-
-/// Every `reason` label the handshake-failure counter has.
-const FAILURE_REASONS: [&str; 12] = [
-    "expired",
-    "not_yet_valid",
-    "unknown_issuer",
-    "unsupported_version",
-    "no_certificate",
-    "bad_certificate",
-    "client_rejected",
-    "not_tls",
-    "protocol",
-    "timeout",
-    "closed",
-    "other",
-];
-
-/// The public listener's refused handshakes, by reason, as `/metrics` shows them.
-async fn failures(h: &Harness) -> Vec<(&'static str, f64)> {
-    let scrape = scrape(h).await;
-    FAILURE_REASONS
-        .iter()
-        .map(|r| {
-            let labels = [("listener", "public"), ("reason", *r)];
-            assert!(scrape.has(HANDSHAKE_FAILURES, &labels), "no series for {r}");
-            (*r, scrape.get(HANDSHAKE_FAILURES, &labels))
-        })
-        .collect()
-}
-
-/// Waits until the public listener has counted one more refusal for
-/// `reason` than `before` did, and none for any other reason.
-async fn wait_for_one_more(h: &Harness, before: &[(&'static str, f64)], reason: &str) {
-    let want: Vec<(&str, f64)> = before
-        .iter()
-        .map(|&(r, n)| (r, if r == reason { n + 1.0 } else { n }))
-        .collect();
-    let started = Instant::now();
-    loop {
-        let now = failures(h).await;
-        if now == want {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "want one more {reason}; before {before:?}, now {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Connects presenting `identity` and returns whether keygate refused:
-/// in TLS 1.3 the client's handshake ends before the server has checked
-/// its certificate, so the refusal may only show on the first read.
-async fn refused(h: &Harness, pki: &Pki, identity: Option<Identity>) -> bool {
-    let config = pki.client_config(identity, &[b"http/1.1"]);
-    match pki::connect(h.public_addr(), config).await {
-        Err(_) => true,
-        Ok(stream) => get(stream, "/open/x", &[]).await.is_err(),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_client_certificates_are_counted_by_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path(), "keygate");
-    let rogue = Pki::new(dir.path(), "rogue");
-    let h = tls_harness(&pki, Some("required"), "").await;
-    let cases = [
-        ("no_certificate", None),
-        ("expired", Some(pki.expired_client("old"))),
-        ("unknown_issuer", Some(rogue.client("billing"))),
-        // What `openssl x509 -req` makes without `-extfile`.
-        ("unsupported_version", Some(pki.v1_client("legacy"))),
-    ];
-    for (reason, identity) in cases {
-        let before = failures(&h).await;
-        assert!(refused(&h, &pki, identity).await, "{reason}: served");
-        wait_for_one_more(&h, &before, reason).await;
-    }
-    // A good certificate is served and counts nothing.
-    let before = failures(&h).await;
-    assert!(!refused(&h, &pki, Some(pki.client("billing"))).await);
-    assert_eq!(failures(&h).await, before);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handshakes_that_never_speak_tls_are_counted_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path(), "keygate");
-    let h = tls_harness(&pki, None, "").await;
-
-    let before = failures(&h).await;
-    let plain = reqwest_like_plain(h.public_addr()).await;
-    assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
-    wait_for_one_more(&h, &before, "not_tls").await;
-
-    // Connected, then gone before saying anything: a TCP health check.
-    let before = failures(&h).await;
-    drop(TcpStream::connect(h.public_addr()).await.unwrap());
-    wait_for_one_more(&h, &before, "closed").await;
 }
 
 /// The DER of the certificate a new connection to `addr` is served.

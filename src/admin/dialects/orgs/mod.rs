@@ -21,6 +21,7 @@ use self::wire::{
     account_json, account_permissions, created_credential, credential_json, credential_permissions,
 };
 use super::{mount, uuid_any, QueryPairs};
+use crate::admin::extract::nullable;
 use crate::admin::{AdminState, ApiError};
 use crate::authn::Principal;
 use crate::manage::{AccountPatch, CredentialPatch, NewAccount, NewCredential, Tenant};
@@ -54,13 +55,14 @@ pub(super) fn router() -> Router<AdminState> {
     )
 }
 
-/// A name and a description, as create and update take them.
+/// A name and a description, as create and update take them. A
+/// description of `null` clears it on update.
 #[derive(Deserialize)]
 struct Named {
     #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
 }
 
 impl Named {
@@ -142,21 +144,19 @@ async fn create_account(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(org): Path<String>,
+    q: QueryPairs,
     super::Body(body, _): Body<Named>,
 ) -> Result<Response> {
     let org = organization(&s, &actor, &org).await?;
     let new = NewAccount {
         organization_id: org,
         name: body.required_name()?,
-        description: body.description,
+        description: body.description.flatten(),
         ..NewAccount::default()
     };
-    let created = s.manager.create_account(&actor, new).await?.value;
-    Ok((
-        StatusCode::CREATED,
-        Json(account_json(&created.account, None)),
-    )
-        .into_response())
+    let a = s.manager.create_account(&actor, new).await?.value.account;
+    let p = expands_permissions(&q).then(|| account_permissions(&s, &actor, &a));
+    Ok((StatusCode::CREATED, Json(account_json(&a, p))).into_response())
 }
 
 async fn get_account(
@@ -174,17 +174,19 @@ async fn update_account(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path((org, sa)): Path<(String, String)>,
+    q: QueryPairs,
     super::Body(body, _): Body<Named>,
 ) -> Result<Response> {
     let a = account(&s, &actor, &org, &sa).await?;
     // Names are checked where every dialect's are: in `manage`.
     let patch = AccountPatch {
         name: body.name,
-        description: body.description.map(Some),
+        description: body.description,
         ..AccountPatch::default()
     };
     let updated = s.manager.update_account(&actor, a.id, patch).await?.value;
-    Ok(Json(account_json(&updated, None)).into_response())
+    let p = expands_permissions(&q).then(|| account_permissions(&s, &actor, &updated));
+    Ok(Json(account_json(&updated, p)).into_response())
 }
 
 async fn delete_account(
@@ -233,7 +235,7 @@ async fn create_credential(
     let a = account(&s, &actor, &org, &sa).await?;
     let new = NewCredential {
         name: Some(body.required_name()?),
-        description: body.description,
+        description: body.description.flatten(),
         expires_at: None,
     };
     let issued = s.manager.create_credential(&actor, a.id, new).await?.value;
@@ -256,12 +258,13 @@ async fn update_credential(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(ids): Path<(String, String, String)>,
+    q: QueryPairs,
     super::Body(body, _): Body<Named>,
 ) -> Result<Response> {
     let (a, c) = credential(&s, &actor, &ids).await?;
     let patch = CredentialPatch {
         name: body.name,
-        description: body.description.map(Some),
+        description: body.description,
         expires_at: None,
     };
     let updated = s
@@ -269,7 +272,9 @@ async fn update_credential(
         .update_credential(&actor, a.id, c.id, patch)
         .await?
         .value;
-    Ok(Json(credential_json(&updated, None)).into_response())
+    let p =
+        expands_permissions(&q).then(|| credential_permissions(s.manager.may_change(&actor, &a)));
+    Ok(Json(credential_json(&updated, p)).into_response())
 }
 
 async fn delete_credential(

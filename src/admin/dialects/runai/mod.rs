@@ -6,15 +6,18 @@
 //! `{"code","message"}`. The tenant is the caller's organization.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{mount, uuid_any, BodyError, Dialect, QueryPairs, SaysRefusal};
-use crate::admin::{AdminState, MAX_BODY_BYTES};
+mod error;
+
+use self::error::RunaiError;
+use super::{mount, uuid_any, QueryPairs, SaysRefusal};
+use crate::admin::AdminState;
 use crate::authn::{self, Principal};
 use crate::clock::rfc3339;
 use crate::jwt::Grant;
@@ -24,117 +27,6 @@ use crate::store::ServiceAccount;
 
 /// Most accounts one list answers (the API's `maxItems`).
 const MAX_LIST: u32 = 1000;
-
-/// An error as Run:ai answers: `{"code": <status>, "message": …}`.
-#[derive(Debug)]
-struct RunaiError {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl RunaiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "service account not found")
-    }
-}
-
-impl SaysRefusal for RunaiError {
-    fn refused(r: authn::Refusal) -> Self {
-        match r {
-            authn::Refusal::Missing => {
-                Self::new(StatusCode::UNAUTHORIZED, "authentication required")
-            }
-            authn::Refusal::Invalid => Self::new(StatusCode::UNAUTHORIZED, "invalid credentials"),
-            authn::Refusal::Ambiguous => Self::bad("present one credential, not several"),
-            authn::Refusal::Stale => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "credential data is stale; retry later",
-            ),
-            authn::Refusal::Throttled(wait) => Self {
-                retry_after: Some(wait),
-                ..Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many failed authentication attempts",
-                )
-            },
-        }
-    }
-}
-
-impl Dialect for RunaiError {
-    fn bad_body(e: BodyError) -> Self {
-        match e {
-            BodyError::TooLarge => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-            ),
-            BodyError::Syntax(_) | BodyError::NotObject => {
-                Self::bad("the body must be a JSON object")
-            }
-            BodyError::Field { field, message } => Self::bad(format!("{field}: {message}")),
-        }
-    }
-
-    fn unknown_path() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not found")
-    }
-
-    fn method_not_allowed(m: &Method) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{m} is not allowed here"),
-        )
-    }
-}
-
-impl From<manage::Error> for RunaiError {
-    fn from(e: manage::Error) -> Self {
-        use manage::Error as E;
-        match e {
-            E::Invalid { param, message } => Self::bad(format!("{param}: {message}")),
-            E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
-            E::NotFound(_) => Self::not_found(),
-            E::Archived => Self::bad("the project is archived"),
-            E::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, message),
-            E::Unavailable => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store is unavailable; retry later",
-            ),
-            E::Internal => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        }
-    }
-}
-
-impl IntoResponse for RunaiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "code": self.status.as_u16(), "message": self.message });
-        let mut res = (self.status, Json(body)).into_response();
-        let h = res.headers_mut();
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="keygate""#),
-            );
-        }
-        if let Some(wait) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        }
-        res
-    }
-}
 
 type Result<T, E = RunaiError> = std::result::Result<T, E>;
 type Caller = super::Caller<RunaiError>;
