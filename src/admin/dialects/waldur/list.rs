@@ -121,6 +121,14 @@ impl ListQuery {
         *slot = Some(id);
     }
 
+    /// The page asked for by number, if it was (not `last`, not garbage).
+    pub(super) fn page_number(&self) -> Option<u64> {
+        match self.page {
+            PageNumber::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The page to show of `total` results (1-based), or 404 `Invalid page.`
     pub(super) fn page_of(&self, total: u64) -> Result<u64, WaldurError> {
         let pages = self.pages(total);

@@ -160,16 +160,25 @@ async fn list(
             .collect();
         (page, total, data)
     } else {
+        // A numbered page is read with the total in one call; only `last`
+        // needs the total first.
+        let number = match q.page_number() {
+            Some(n) => n,
+            None => {
+                let counted = s
+                    .manager
+                    .accounts_at(&actor, q.filter.clone(), 0, 0)
+                    .await?;
+                q.page_of(counted.total)?
+            }
+        };
+        let offset = (number - 1).saturating_mul(size);
         let counted = s
             .manager
-            .accounts_at(&actor, q.filter.clone(), 0, 0)
+            .accounts_at(&actor, q.filter.clone(), offset, q.page_size)
             .await?;
         let page = q.page_of(counted.total)?;
-        let data = s
-            .manager
-            .accounts_at(&actor, q.filter.clone(), (page - 1) * size, q.page_size)
-            .await?
-            .data;
+        let data = counted.data;
         (page, counted.total, data)
     };
     let mut placements = Placements::default();
