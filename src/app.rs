@@ -18,6 +18,7 @@ use crate::admin::{self, AdminState};
 use crate::authn::{Authenticator, Cache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::decision::{self, Decider};
 use crate::jwt::upstream::UpstreamTokens;
 use crate::jwt::{signing, KeyRing, Minter, Verifier};
 use crate::listener::{
@@ -64,6 +65,7 @@ const TLS_RELOAD_CHECK: Duration = Duration::from_secs(2);
 pub struct Running {
     public_addr: SocketAddr,
     admin_addr: SocketAddr,
+    decision_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     store: Arc<dyn Store>,
@@ -78,6 +80,11 @@ impl Running {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The decision listener's address, when `[decision] listen` is set.
+    pub fn decision_addr(&self) -> Option<SocketAddr> {
+        self.decision_addr
     }
 
     /// The generated bootstrap admin key, if this start created one. Taken
@@ -161,8 +168,13 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
     let public = bind(config.server.listen).await?;
     let admin = bind(config.admin.listen).await?;
+    let decision = match &config.decision {
+        Some(d) => Some(bind(d.listen).await?),
+        None => None,
+    };
     let public_addr = public.local_addr();
     let admin_addr = admin.local_addr();
+    let decision_addr = decision.as_ref().map(Listener::local_addr);
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let trust = Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone()));
@@ -178,7 +190,11 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         };
     let public_tls = tls("server.tls_cert", "public", &config.server.tls)?;
     let admin_tls = tls("admin.tls_cert", "admin", &config.admin.tls)?;
-    for t in public_tls.iter().chain(admin_tls.iter()) {
+    let decision_tls = match &config.decision {
+        Some(d) => tls("decision.tls_cert", "decision", &d.tls)?,
+        None => None,
+    };
+    for t in public_tls.iter().chain(&admin_tls).chain(&decision_tls) {
         tasks.push(tokio::spawn(
             Arc::clone(t).watch(TLS_RELOAD_CHECK, rx.clone()),
         ));
@@ -278,6 +294,33 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         )
         .map_err(StartError::Upstream)?,
     );
+    if let Some(listener) = decision {
+        let decider = Arc::new(Decider::new(
+            Arc::clone(&proxy),
+            Arc::clone(&metrics),
+            &config,
+            MAX_HEAD_BYTES,
+        ));
+        let grpc = decision::grpc::server(Arc::clone(&decider));
+        tasks.push(tokio::spawn(listener.serve(
+            options(decision_tls),
+            move |conn: Arc<ConnInfo>| {
+                let decider = Arc::clone(&decider);
+                let grpc = grpc.clone();
+                hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let decider = Arc::clone(&decider);
+                    let grpc = grpc.clone();
+                    let conn = Arc::clone(&conn);
+                    async move { decision::serve(&decider, &grpc, req, &conn).await }
+                })
+            },
+            rx.clone(),
+            config.server.shutdown_grace,
+        )));
+        if let Some(addr) = decision_addr {
+            tracing::info!(%addr, "decision listener up");
+        }
+    }
     tasks.push(tokio::spawn(housekeep(
         Arc::clone(&limits),
         Arc::clone(&authn),
@@ -315,6 +358,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     Ok(Running {
         public_addr,
         admin_addr,
+        decision_addr,
         shutdown,
         tasks,
         store,

@@ -10,6 +10,8 @@ mod pki;
 mod servers;
 #[path = "integration/support.rs"]
 mod support;
+#[path = "integration/wire.rs"]
+mod wire;
 
 #[path = "integration/admin.rs"]
 mod admin;
@@ -19,6 +21,10 @@ mod admin_keys;
 mod attacks;
 #[path = "integration/attacks_tokens.rs"]
 mod attacks_tokens;
+#[path = "integration/decision.rs"]
+mod decision;
+#[path = "integration/decision_nginx.rs"]
+mod decision_nginx;
 #[path = "integration/dialects.rs"]
 mod dialects;
 #[path = "integration/fleet.rs"]

@@ -21,6 +21,8 @@ use zeroize::Zeroizing;
 pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
+    /// The decision listener, when `[decision] listen` is set.
+    pub decision: Option<DecisionConfig>,
     pub store: StoreConfig,
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
@@ -77,6 +79,14 @@ pub struct AdminConfig {
     pub tls: Option<TlsConfig>,
     /// Serve `/metrics` (and record them).
     pub metrics: bool,
+}
+
+/// The decision listener: answers other proxies' "may this request pass,
+/// and as whom?" (Envoy ext_authz over gRPC, `/authz` over HTTP).
+#[derive(Debug, Clone)]
+pub struct DecisionConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,7 +216,9 @@ pub struct RouteConfig {
     pub name: String,
     /// Normalised: starts with `/`, no trailing `/` (except the root route `/`).
     pub prefix: String,
-    pub upstream: http::Uri,
+    /// `None`: a decision-only route, answered by the decision listener
+    /// (the proxy answers it 404).
+    pub upstream: Option<http::Uri>,
     pub strip_prefix: bool,
     pub audience: Option<String>,
     /// Upper-case method (or `*`) → every scope required.
@@ -259,7 +271,15 @@ impl ConfigError {
     }
 }
 
-const SECTIONS: &[&str] = &["server", "admin", "store", "tokens", "keys", "rate_limit"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "admin",
+    "decision",
+    "store",
+    "tokens",
+    "keys",
+    "rate_limit",
+];
 
 impl Config {
     /// Parses TOML text, applies overrides from `env`, validates.

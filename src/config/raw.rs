@@ -12,6 +12,7 @@ use serde::Deserialize;
 pub(crate) struct Raw {
     pub(crate) server: RawServer,
     pub(crate) admin: RawAdmin,
+    pub(crate) decision: RawDecision,
     pub(crate) store: RawStore,
     pub(crate) tokens: RawTokens,
     pub(crate) keys: RawKeys,
@@ -55,6 +56,17 @@ impl Default for RawServer {
             websocket_max_lifetime: "24h".into(),
         }
     }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawDecision {
+    /// Off unless set.
+    pub(crate) listen: Option<String>,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
+    pub(crate) client_auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,7 +170,7 @@ impl Default for RawRateLimit {
 pub(crate) struct RawRoute {
     pub(crate) name: String,
     pub(crate) prefix: String,
-    pub(crate) upstream: String,
+    pub(crate) upstream: Option<String>,
     #[serde(default)]
     pub(crate) strip_prefix: bool,
     #[serde(default)]

@@ -33,21 +33,32 @@ pub(super) fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConf
     while prefix.len() > 1 && prefix.ends_with('/') {
         prefix.pop();
     }
-    let upstream = match r.upstream.parse::<http::Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+    // No upstream: a decision-only route, answered by the decision listener.
+    let upstream = match r.upstream.as_deref().map(str::parse::<http::Uri>) {
+        None => None,
+        Some(Ok(u)) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
             if u.query().is_some() {
                 p.push(&key("upstream"), "must not carry a query string");
             }
             Some(u)
         }
-        _ => {
+        Some(_) => {
             p.push(
                 &key("upstream"),
-                format_args!("{:?} is not an http:// or https:// URL", r.upstream),
+                format_args!(
+                    "{:?} is not an http:// or https:// URL",
+                    r.upstream.as_deref().unwrap_or_default()
+                ),
             );
             None
         }
     };
+    if upstream.is_none() && (r.websocket || r.upstream_protocol.is_some()) {
+        p.push(
+            &key("upstream"),
+            "is required for websocket and upstream_protocol (a route without one only answers decisions)",
+        );
+    }
     let https = upstream
         .as_ref()
         .is_some_and(|u| u.scheme_str() == Some("https"));
@@ -139,7 +150,7 @@ pub(super) fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConf
     Some(RouteConfig {
         name: r.name,
         prefix,
-        upstream: upstream?,
+        upstream,
         strip_prefix: r.strip_prefix,
         audience: r.audience,
         scopes,

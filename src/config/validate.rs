@@ -37,6 +37,10 @@ const KNOWN: &[(&str, &[&str])] = &[
             "metrics",
         ],
     ),
+    (
+        "decision",
+        &["listen", "tls_cert", "tls_key", "client_ca", "client_auth"],
+    ),
     ("store", &["url", "poll_interval", "max_staleness"]),
     ("tokens", &["issuer", "algorithm", "ttl", "max_ttl"]),
     ("keys", &["prefix"]),
@@ -158,6 +162,35 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             "must differ from server.listen (admin is never reachable on the public listener)",
         );
     }
+    let d = &raw.decision;
+    let decision = match &d.listen {
+        Some(listen) => {
+            let listen = p.addr("decision.listen", listen);
+            if listen.port() != 0 && (listen == server.listen || listen == admin.listen) {
+                p.push(
+                    "decision.listen",
+                    "must differ from server.listen and admin.listen",
+                );
+            }
+            Some(DecisionConfig {
+                listen,
+                tls: p.tls(
+                    "decision",
+                    d.tls_cert.as_ref(),
+                    d.tls_key.as_ref(),
+                    d.client_ca.as_ref(),
+                    d.client_auth.as_deref(),
+                ),
+            })
+        }
+        None => {
+            let set = d.tls_cert.is_some() || d.tls_key.is_some() || d.client_ca.is_some();
+            if set || d.client_auth.is_some() {
+                p.push("decision", "TLS settings need decision.listen");
+            }
+            None
+        }
+    };
 
     let st = &raw.store;
     if !(st.url.starts_with("sqlite:")
@@ -303,6 +336,7 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
     Ok(Config {
         server,
         admin,
+        decision,
         store,
         tokens,
         keys,

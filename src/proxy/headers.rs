@@ -235,6 +235,33 @@ pub fn set_identity(headers: &mut HeaderMap, p: &Principal) {
     headers.insert(&X_KEYGATE_SCOPES, value(p.scopes.joined()));
 }
 
+/// The fields a decision names for removal before the asking proxy
+/// forwards: every identity field the client sent (any spelling), and —
+/// unless the route passes credentials through — the credentials keygate
+/// read. What [`remove_spoofed`] and [`remove_credentials`] remove on the
+/// proxy, as names.
+pub fn to_remove(headers: &HeaderMap, credentials: bool) -> Vec<HeaderName> {
+    use crate::authn::presented::is_keygate_authorization;
+    let mut names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_spoofed(n.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    if credentials {
+        if headers.contains_key(&X_API_KEY) {
+            names.push(X_API_KEY.clone());
+        }
+        if headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .any(|v| is_keygate_authorization(v.as_bytes()))
+        {
+            names.push(header::AUTHORIZATION);
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

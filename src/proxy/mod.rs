@@ -12,7 +12,7 @@
 mod connector;
 pub mod headers;
 mod phases;
-mod record;
+pub(crate) mod record;
 pub mod respond;
 pub mod routing;
 mod upstream;
@@ -26,6 +26,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 pub use headers::X_REQUEST_ID;
+pub use phases::{admit, Ctx, Edge, Head, Passed};
 pub use respond::{Body, Denial};
 pub use routing::{Route, RouteTable};
 
@@ -33,9 +34,9 @@ use crate::authn::Authenticator;
 use crate::config::Config;
 use crate::jwt::upstream::UpstreamTokens;
 use crate::listener::ConnInfo;
-use crate::ratelimit::{Decision, RateLimits};
+use crate::ratelimit::RateLimits;
 use crate::telemetry::metrics::Metrics;
-use record::{Done, Recorder, Trace};
+use record::{Done, Recorder};
 
 pub struct Proxy {
     routes: RouteTable,
@@ -87,6 +88,7 @@ impl Proxy {
             websocket_lifetime: config.server.websocket_max_lifetime,
             record: Recorder::new(
                 parts.metrics,
+                "public",
                 config.routes.iter().map(|r| r.name.as_str()),
                 config.server.access_log,
             ),
@@ -116,24 +118,23 @@ impl Proxy {
             .record
             .logging()
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        let mut trace = Trace::new();
-        let mut limit: Option<Decision<'_>> = None;
-        let answer = match (phases::admit(&req), beside) {
+        let mut ctx = Ctx::new();
+        let answer = match (phases::admit(req.headers()), beside) {
             (Err(refusal), _) => Err(refusal),
             (Ok(()), Some(service)) => Ok(serve_beside(service, req).await),
-            (Ok(()), None) => self.run(req, conn, client, &mut trace, &mut limit).await,
+            (Ok(()), None) => self.run(req, conn, client, &mut ctx).await,
         };
         let mut res = match answer {
             Ok(res) => res,
             Err(refusal) if grpc => refusal.into_grpc_response(),
             Err(refusal) => refusal.into_response(),
         };
-        if let Some(d) = &limit {
+        if let Some(d) = &ctx.limit {
             respond::rate_limit_headers(res.headers_mut(), d);
         }
         if started.is_some() {
             self.record.finish(Done {
-                trace: &trace,
+                trace: &ctx.trace,
                 beside: beside.is_some(),
                 status: res.status(),
                 started,

@@ -1,16 +1,20 @@
 //! The phases of a proxied request, in the order they run. Each answers
 //! `Result<_, Denial>`; [`super::Proxy::handle`] renders a refusal and
-//! finishes every response in one place.
+//! finishes every response in one place. The first ones — route,
+//! authenticate, limit, authorize — are [`Proxy::decide`], which the
+//! decision listener runs too: a request is judged by one piece of code,
+//! whether keygate forwards it or only answers for it.
 //!
 //! The limit runs before authorization on purpose: a request refused for
 //! scope still spends budget, and its 403 carries the rate-limit fields
 //! like every other response on the route.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 
@@ -38,8 +42,7 @@ static METHOD_OVERRIDES: [&str; 3] = [
 /// and served as another. (`Content-Length` beside `Transfer-Encoding`
 /// never gets here: hyper reads the body as chunked, drops the length and
 /// closes the connection after the answer, RFC 9112 §6.1.)
-pub(super) fn admit(req: &Request<Incoming>) -> Result<(), Denial<'static>> {
-    let h = req.headers();
+pub fn admit(h: &HeaderMap) -> Result<(), Denial<'static>> {
     if h.get_all(header::HOST).iter().nth(1).is_some() {
         return Err(Denial::DuplicateHost);
     }
@@ -49,31 +52,73 @@ pub(super) fn admit(req: &Request<Incoming>) -> Result<(), Denial<'static>> {
     Ok(())
 }
 
-/// Where a request goes: its route and the upstream URI.
-struct Routed<'a> {
-    route: &'a Route,
-    uri: Uri,
+/// What the phases read of a request: a proxied request's own head, or the
+/// original request a decision is asked about.
+pub struct Head<'h> {
+    pub method: &'h Method,
+    pub uri: &'h Uri,
+    pub headers: &'h HeaderMap,
+}
+
+/// What one request's phases learn, kept for its exit whatever the outcome
+/// (the response's rate-limit fields, metrics, the access log).
+pub struct Ctx<'a> {
+    pub(crate) trace: Trace<'a>,
+    pub(crate) limit: Option<Decision<'a>>,
+}
+
+impl Ctx<'_> {
+    pub fn new() -> Self {
+        Self {
+            trace: Trace::new(),
+            limit: None,
+        }
+    }
+}
+
+impl Default for Ctx<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Who asks for a request to be judged: the proxy, which forwards what
+/// passes, or the decision listener, which only answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    Proxy,
+    Decision,
+}
+
+/// A request the phases let pass: its route, its normalised path, and who
+/// is calling (`None` on a public route).
+pub struct Passed<'a, 'h> {
+    pub route: &'a Route,
+    pub path: Cow<'h, str>,
+    pub principal: Option<Arc<Principal>>,
 }
 
 impl Proxy {
-    /// Every phase, in order. `trace` and `limit` keep what the exit
-    /// needs, whatever the outcome.
-    pub(super) async fn run<'a>(
+    /// Route → client certificate → authenticate → limit → authorize. What
+    /// `ctx` learns is kept for the exit whatever the outcome.
+    /// `client_cert`: the connection showed a verified client certificate.
+    pub async fn decide<'a, 'h>(
         &'a self,
-        mut req: Request<Incoming>,
-        conn: &ConnInfo,
+        edge: Edge,
+        head: &Head<'h>,
+        client_cert: bool,
         client: IpAddr,
-        trace: &mut Trace<'a>,
-        limit: &mut Option<Decision<'a>>,
-    ) -> Result<Response<Body>, Denial<'a>> {
-        let Routed { route, uri } = self.route(&req)?;
+        ctx: &mut Ctx<'a>,
+    ) -> Result<Passed<'a, 'h>, Denial<'a>> {
+        let (route, path) = self.route(edge, head)?;
+        let trace = &mut ctx.trace;
         trace.route = Some(route);
-        if route.client_cert && conn.client_subject.is_none() {
+        if route.client_cert && !client_cert {
             trace.auth = AuthOutcome::NoClientCert;
             return Err(Denial::ClientCertRequired);
         }
         let started = self.record.phase();
-        let principal = self.authenticate(route, &req, client);
+        let principal = self.authenticate(route, head.headers, client);
         self.record.auth_took(started);
         let principal = principal.map_err(|r| {
             trace.auth = AuthOutcome::of(r);
@@ -86,12 +131,42 @@ impl Proxy {
             }
             None => AuthOutcome::Public,
         };
-        *limit = self.limit(route, principal.as_deref(), client).await;
-        if let Some(d) = limit.filter(|d| !d.allowed) {
-            trace.rate_limited = true;
+        ctx.limit = self.limit(route, principal.as_deref(), client).await;
+        if let Some(d) = ctx.limit.filter(|d| !d.allowed) {
+            ctx.trace.rate_limited = true;
             return Err(Denial::RateLimited(d.reset_secs));
         }
-        self.authorize(route, principal.as_deref(), req.method())?;
+        self.authorize(route, principal.as_deref(), head.method)?;
+        Ok(Passed {
+            route,
+            path,
+            principal,
+        })
+    }
+
+    /// Every phase, in order: [`Proxy::decide`], then rewrite and forward.
+    pub(super) async fn run<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
+        conn: &ConnInfo,
+        client: IpAddr,
+        ctx: &mut Ctx<'a>,
+    ) -> Result<Response<Body>, Denial<'a>> {
+        let head = Head {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+        };
+        let cert = conn.client_subject.is_some();
+        let Passed {
+            route,
+            path,
+            principal,
+        } = self.decide(Edge::Proxy, &head, cert, client, ctx).await?;
+        // `decide` refuses decision-only routes on the proxy's edge.
+        let target = route.upstream.as_ref().ok_or(Denial::NoRoute)?;
+        let uri = upstream::uri(route, target, &path, req.uri()).ok_or(Denial::BadPath)?;
+        drop(path);
         let websocket =
             (route.websocket && websocket::requested(&req)).then(|| Opening::take(&mut req, route));
         let mut upstream_req = self.rewrite(route, uri, principal.as_deref(), req, conn, client)?;
@@ -124,36 +199,37 @@ impl Proxy {
     }
 
     /// Route: normalise the path, find the route, refuse what cannot be
-    /// admitted (bad paths, bodies declared too large).
-    fn route(&self, req: &Request<Incoming>) -> Result<Routed<'_>, Denial<'_>> {
-        let (path, route) = self.routes.resolve(req.uri().path()).map_err(|e| {
+    /// admitted (bad paths, bodies declared too large). The proxy has no
+    /// route where a route has no upstream (decision-only).
+    fn route<'h>(&self, edge: Edge, head: &Head<'h>) -> Result<(&Route, Cow<'h, str>), Denial<'_>> {
+        let (path, route) = self.routes.resolve(head.uri.path()).map_err(|e| {
             tracing::debug!(error = %e, "refused path");
             Denial::BadPath
         })?;
-        let route = route.ok_or(Denial::NoRoute)?;
-        let declared = req
-            .headers()
+        let route = route
+            .filter(|r| edge == Edge::Decision || r.upstream.is_some())
+            .ok_or(Denial::NoRoute)?;
+        let declared = head
+            .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body_bytes) {
             return Err(Denial::TooLarge);
         }
-        let uri = upstream::uri(route, &path, req.uri()).ok_or(Denial::BadPath)?;
-        Ok(Routed { route, uri })
+        Ok((route, path))
     }
 
     /// Authenticate: the credential in the headers, by the authenticator.
     fn authenticate(
         &self,
         route: &Route,
-        req: &Request<Incoming>,
+        h: &HeaderMap,
         client: IpAddr,
     ) -> Result<Option<Arc<Principal>>, authn::Refusal> {
         if route.public {
             return Ok(None);
         }
-        let h = req.headers();
         let presented = presented::extract(
             h.get_all(header::AUTHORIZATION)
                 .iter()
@@ -229,13 +305,26 @@ impl Proxy {
             }
         }
         if let Some(p) = principal {
-            headers::set_identity(h, p);
-            if route.forward_auth == ForwardAuth::Jwt {
-                h.insert(header::AUTHORIZATION, self.upstream_token(route, p)?);
-            }
+            self.vouch(route, p, h)?;
         }
         let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
         Ok(Request::from_parts(parts, Limited::new(body, limit)))
+    }
+
+    /// The identity keygate vouches for, into `h`: the `X-Keygate-*`
+    /// fields, and for `forward_auth = "jwt"` the upstream's token. What a
+    /// proxied request carries upstream, and what a decision answers.
+    pub fn vouch(
+        &self,
+        route: &Route,
+        p: &Principal,
+        h: &mut HeaderMap,
+    ) -> Result<(), Denial<'static>> {
+        headers::set_identity(h, p);
+        if route.forward_auth == ForwardAuth::Jwt {
+            h.insert(header::AUTHORIZATION, self.upstream_token(route, p)?);
+        }
+        Ok(())
     }
 
     /// The JWT the upstream receives for `p` on `route` (`forward_auth = "jwt"`).

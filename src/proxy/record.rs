@@ -24,7 +24,7 @@ use crate::telemetry::metrics::{
 
 /// How authentication ended: the `auth` label and log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AuthOutcome {
+pub(crate) enum AuthOutcome {
     /// Refused before authentication (bad path, no route, admission), or
     /// served by the OAuth endpoints, which count their own.
     None,
@@ -55,7 +55,7 @@ impl AuthOutcome {
         AuthOutcome::NoClientCert,
     ];
 
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthOutcome::None => "none",
             AuthOutcome::Public => "public",
@@ -69,7 +69,7 @@ impl AuthOutcome {
         }
     }
 
-    pub(super) fn of(r: authn::Refusal) -> Self {
+    pub(crate) fn of(r: authn::Refusal) -> Self {
         match r {
             authn::Refusal::Missing => AuthOutcome::Missing,
             authn::Refusal::Invalid => AuthOutcome::Invalid,
@@ -81,7 +81,7 @@ impl AuthOutcome {
 }
 
 /// What the phases learned about a request, for its exit.
-pub(super) struct Trace<'a> {
+pub(crate) struct Trace<'a> {
     pub route: Option<&'a Route>,
     pub auth: AuthOutcome,
     pub account: Option<Uuid>,
@@ -90,7 +90,7 @@ pub(super) struct Trace<'a> {
 }
 
 impl Trace<'_> {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             route: None,
             auth: AuthOutcome::None,
@@ -105,6 +105,7 @@ const CLASSES: usize = 5;
 /// One route's series.
 struct RouteSeries {
     name: Arc<str>,
+    listener: &'static str,
     /// By status class (1xx…5xx) and [`AuthOutcome`], registered on first use.
     requests: [[OnceLock<Counter>; AuthOutcome::ALL.len()]; CLASSES],
     duration: Histogram,
@@ -113,10 +114,11 @@ struct RouteSeries {
 }
 
 impl RouteSeries {
-    fn new(metrics: &Metrics, name: &str) -> Self {
-        let labels = [("route", name)];
+    fn new(metrics: &Metrics, listener: &'static str, name: &str) -> Self {
+        let labels = [("listener", listener), ("route", name)];
         Self {
             name: name.into(),
+            listener,
             requests: Default::default(),
             duration: metrics.histogram(REQUEST_DURATION, &labels),
             upstream: metrics.histogram(UPSTREAM_DURATION, &labels),
@@ -132,7 +134,7 @@ impl RouteSeries {
 const BESIDE: &str = "(oauth)";
 const UNROUTED: &str = "(none)";
 
-pub(super) struct Recorder {
+pub(crate) struct Recorder {
     metrics: Arc<Metrics>,
     /// Each route's series, then the OAuth endpoints', then unrouted.
     routes: Vec<RouteSeries>,
@@ -142,14 +144,19 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    pub(super) fn new<'a>(
+    /// The recorder of one listener (`public` or `decision`: the
+    /// `listener` label of its series).
+    pub(crate) fn new<'a>(
         metrics: Arc<Metrics>,
+        listener: &'static str,
         routes: impl Iterator<Item = &'a str>,
         access_log: bool,
     ) -> Self {
-        let mut series: Vec<RouteSeries> = routes.map(|n| RouteSeries::new(&metrics, n)).collect();
-        series.push(RouteSeries::new(&metrics, BESIDE));
-        series.push(RouteSeries::new(&metrics, UNROUTED));
+        let mut series: Vec<RouteSeries> = routes
+            .map(|n| RouteSeries::new(&metrics, listener, n))
+            .collect();
+        series.push(RouteSeries::new(&metrics, listener, BESIDE));
+        series.push(RouteSeries::new(&metrics, listener, UNROUTED));
         Self {
             auth: metrics.histogram(AUTH_DURATION, &[]),
             websocket_tunnels: metrics.gauge(WEBSOCKET_TUNNELS, &[]),
@@ -160,32 +167,32 @@ impl Recorder {
     }
 
     /// Whether anything is measured: else the clock is never read.
-    pub(super) fn measuring(&self) -> bool {
+    pub(crate) fn measuring(&self) -> bool {
         self.metrics.enabled()
     }
 
     /// Whether each request gets an access-log line.
-    pub(super) fn logging(&self) -> bool {
+    pub(crate) fn logging(&self) -> bool {
         self.access_log
     }
 
     /// The start of a request, when anything will need it.
-    pub(super) fn start(&self) -> Option<Instant> {
+    pub(crate) fn start(&self) -> Option<Instant> {
         (self.measuring() || self.access_log).then(Instant::now)
     }
 
     /// The start of a timed phase, when metrics are on.
-    pub(super) fn phase(&self) -> Option<Instant> {
+    pub(crate) fn phase(&self) -> Option<Instant> {
         self.measuring().then(Instant::now)
     }
 
-    pub(super) fn auth_took(&self, since: Option<Instant>) {
+    pub(crate) fn auth_took(&self, since: Option<Instant>) {
         if let Some(t) = since {
             self.auth.record(t.elapsed());
         }
     }
 
-    pub(super) fn upstream_took(&self, route: &Route, since: Option<Instant>) {
+    pub(crate) fn upstream_took(&self, route: &Route, since: Option<Instant>) {
         if let Some(t) = since {
             self.routes[route.index].upstream.record(t.elapsed());
         }
@@ -201,7 +208,7 @@ impl Recorder {
     }
 
     /// The exit: counts the request and writes its access log line.
-    pub(super) fn finish(&self, done: Done<'_>) {
+    pub(crate) fn finish(&self, done: Done<'_>) {
         let series = self.series(done.trace.route, done.beside);
         let elapsed = done.started.map(|t| t.elapsed());
         if self.measuring() {
@@ -213,6 +220,7 @@ impl Recorder {
                     self.metrics.counter(
                         REQUESTS,
                         &[
+                            ("listener", series.listener),
                             ("route", &series.name),
                             ("status", status),
                             ("auth", auth.as_str()),
@@ -229,7 +237,11 @@ impl Recorder {
         }
         if let Some((method, path)) = done.seen {
             access::log(&Access {
-                message: "request",
+                message: if series.listener == "decision" {
+                    "decision"
+                } else {
+                    "request"
+                },
                 route: &series.name,
                 method: method.as_str(),
                 path,
@@ -245,7 +257,7 @@ impl Recorder {
 }
 
 /// A finished request, as [`Recorder::finish`] records it.
-pub(super) struct Done<'a> {
+pub(crate) struct Done<'a> {
     pub trace: &'a Trace<'a>,
     pub beside: bool,
     pub status: StatusCode,

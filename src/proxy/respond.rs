@@ -27,6 +27,9 @@ pub enum Denial<'a> {
     ClientCertRequired,
     /// The body is (or is declared) larger than `server.max_body_bytes`.
     TooLarge,
+    /// The request's headers are larger than the listener takes (a
+    /// decision's original request, which no listener parsed).
+    HeadersTooLarge,
     Auth(authn::Refusal),
     /// Over the rate limit; seconds until the next request may pass.
     RateLimited(u64),
@@ -54,6 +57,10 @@ impl Denial<'_> {
                 r#"{"error":{"type":"authentication_error","code":"client_certificate_required","message":"this route requires a verified TLS client certificate","param":null}}"#,
             ),
             Denial::TooLarge => body_too_large(),
+            Denial::HeadersTooLarge => error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                r#"{"error":{"type":"invalid_request_error","code":"headers_too_large","message":"the request headers exceed the listener's limit","param":null}}"#,
+            ),
             Denial::Auth(authn::Refusal::Missing) => missing_credential(),
             Denial::Auth(authn::Refusal::Invalid) => invalid_credential(),
             Denial::Auth(authn::Refusal::Stale) => stale(),
@@ -74,8 +81,33 @@ impl Denial<'_> {
     /// in the headers, no body. Rate-limit and challenge fields still ride
     /// along for clients that look.
     pub fn into_grpc_response(self) -> Response<Body> {
+        let (status, message) = self.grpc_status();
+        // The HTTP answer carries the fields a client may act on
+        // (`WWW-Authenticate`, `Retry-After`); status and body are gRPC's.
+        let http = self.into_response();
+        let mut res = Response::new(Either::Right(Either::Left(Full::new(Bytes::new()))));
+        let h = res.headers_mut();
+        for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+            if let Some(v) = http.headers().get(&name) {
+                h.insert(name, v.clone());
+            }
+        }
+        h.insert(header::CONTENT_TYPE, GRPC);
+        h.insert(&GRPC_STATUS, HeaderValue::from_static(status));
+        // Plain ASCII without `%`: valid as `grpc-message` unencoded.
+        h.insert(&GRPC_MESSAGE, HeaderValue::from_static(message));
+        res
+    }
+
+    /// The gRPC status code of this refusal (grpc/doc/statuscodes.md).
+    pub fn grpc_code(self) -> i32 {
+        self.grpc_status().0.parse().unwrap_or(2)
+    }
+
+    /// The gRPC status and message of this refusal.
+    fn grpc_status(self) -> (&'static str, &'static str) {
         use grpc::*;
-        let (status, message) = match self {
+        match self {
             Denial::BadPath | Denial::DuplicateHost | Denial::MethodOverride => (
                 INVALID_ARGUMENT,
                 "the request path or headers are not acceptable",
@@ -88,6 +120,10 @@ impl Denial<'_> {
             Denial::TooLarge => (
                 RESOURCE_EXHAUSTED,
                 "the request exceeds server.max_body_bytes",
+            ),
+            Denial::HeadersTooLarge => (
+                RESOURCE_EXHAUSTED,
+                "the request headers exceed the listener's limit",
             ),
             Denial::Auth(authn::Refusal::Missing) => (UNAUTHENTICATED, "a credential is required"),
             Denial::Auth(authn::Refusal::Invalid) => (
@@ -112,22 +148,7 @@ impl Denial<'_> {
             ),
             Denial::BadGateway => (UNAVAILABLE, "the upstream could not be reached"),
             Denial::GatewayTimeout => (DEADLINE_EXCEEDED, "the upstream did not answer in time"),
-        };
-        // The HTTP answer carries the fields a client may act on
-        // (`WWW-Authenticate`, `Retry-After`); status and body are gRPC's.
-        let http = self.into_response();
-        let mut res = Response::new(Either::Right(Either::Left(Full::new(Bytes::new()))));
-        let h = res.headers_mut();
-        for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
-            if let Some(v) = http.headers().get(&name) {
-                h.insert(name, v.clone());
-            }
         }
-        h.insert(header::CONTENT_TYPE, GRPC);
-        h.insert(&GRPC_STATUS, HeaderValue::from_static(status));
-        // Plain ASCII without `%`: valid as `grpc-message` unencoded.
-        h.insert(&GRPC_MESSAGE, HeaderValue::from_static(message));
-        res
     }
 }
 
@@ -289,7 +310,7 @@ static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// widely deployed `RateLimit-Limit/-Remaining/-Reset` and the IETF draft's
 /// (draft-ietf-httpapi-ratelimit-headers) structured `RateLimit-Policy` and
 /// `RateLimit`.
-pub(super) fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision<'_>) {
+pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision<'_>) {
     // Policy names are route names: keep them a valid sf-string.
     let policy: String = d
         .policy

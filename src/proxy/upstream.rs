@@ -17,6 +17,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
 use super::connector::TcpConnector;
+use super::routing::Target;
 use super::Route;
 use crate::config::{RouteConfig, UpstreamProtocol};
 
@@ -124,7 +125,7 @@ fn client(
 
 /// The upstream URI: route's upstream + (prefix-stripped) normalised path +
 /// query. Reuses the incoming path-and-query when nothing changes.
-pub(super) fn uri(route: &Route, path: &str, incoming: &Uri) -> Option<Uri> {
+pub(super) fn uri(route: &Route, target: &Target, path: &str, incoming: &Uri) -> Option<Uri> {
     let rest = if route.strip_prefix && route.prefix != "/" {
         match &path[route.prefix.len()..] {
             "" => "/",
@@ -133,7 +134,7 @@ pub(super) fn uri(route: &Route, path: &str, incoming: &Uri) -> Option<Uri> {
     } else {
         path
     };
-    let pq = if route.upstream_base.is_empty() && rest == incoming.path() {
+    let pq = if target.base.is_empty() && rest == incoming.path() {
         incoming
             .path_and_query()
             .cloned()
@@ -141,9 +142,9 @@ pub(super) fn uri(route: &Route, path: &str, incoming: &Uri) -> Option<Uri> {
     } else {
         let query = incoming.query();
         let mut s = String::with_capacity(
-            route.upstream_base.len() + rest.len() + query.map_or(0, |q| q.len() + 1),
+            target.base.len() + rest.len() + query.map_or(0, |q| q.len() + 1),
         );
-        s.push_str(&route.upstream_base);
+        s.push_str(&target.base);
         s.push_str(rest);
         if let Some(q) = query {
             s.push('?');
@@ -152,8 +153,8 @@ pub(super) fn uri(route: &Route, path: &str, incoming: &Uri) -> Option<Uri> {
         PathAndQuery::from_maybe_shared(bytes::Bytes::from(s)).ok()?
     };
     Uri::builder()
-        .scheme(route.upstream_scheme.clone())
-        .authority(route.upstream_authority.clone())
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
         .path_and_query(pq)
         .build()
         .ok()

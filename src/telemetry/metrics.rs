@@ -16,11 +16,11 @@
 //!
 //! | name | type | labels |
 //! |---|---|---|
-//! | `requests_total` | counter | `route`, `status` (class: `2xx`…), `auth` |
-//! | `request_duration_seconds` | histogram | `route` |
-//! | `upstream_duration_seconds` | histogram | `route` (to the response head) |
+//! | `requests_total` | counter | `listener` (`public`, `decision`), `route`, `status` (class: `2xx`…), `auth` |
+//! | `request_duration_seconds` | histogram | `listener`, `route` |
+//! | `upstream_duration_seconds` | histogram | `listener`, `route` (to the response head) |
 //! | `auth_duration_seconds` | histogram | — (the authentication decision) |
-//! | `rate_limited_total` | counter | `route` |
+//! | `rate_limited_total` | counter | `listener`, `route` |
 //! | `failed_auth_refusals_total` | counter | — (addresses over their failed-attempt budget) |
 //! | `tokens_minted_total` | counter | `grant` |
 //! | `store_errors_total` | counter | — |
@@ -93,13 +93,13 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         REQUESTS,
         Kind::Counter,
         Unit::Count,
-        "Requests on the public listener, by route, status class and authentication outcome.",
+        "Requests (listener public) and decisions (decision), by route, status class and auth.",
     ),
     (
         REQUEST_DURATION,
         Kind::Histogram,
         Unit::Seconds,
-        "Time from a request's head to its response head, by route.",
+        "Time from a request's head to its response head, by listener and route.",
     ),
     (
         UPSTREAM_DURATION,
@@ -117,7 +117,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         RATE_LIMITED,
         Kind::Counter,
         Unit::Count,
-        "Requests refused with 429 by a rate limit, by route.",
+        "Requests refused with 429 by a rate limit, by listener and route.",
     ),
     (
         FAILED_AUTH_REFUSALS,

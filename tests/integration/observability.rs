@@ -204,7 +204,12 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
     let requests = |route, status, auth| {
         moved(
             "keygate_requests_total",
-            &[("route", route), ("status", status), ("auth", auth)],
+            &[
+                ("listener", "public"),
+                ("route", route),
+                ("status", status),
+                ("auth", auth),
+            ],
         )
     };
     assert_eq!(requests("orders", "2xx", "ok"), 3.0);
@@ -216,7 +221,10 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
     assert_eq!(requests("limited", "4xx", "ok"), 1.0, "the 429");
     assert_eq!(requests("(oauth)", "2xx", "none"), 1.0);
     assert_eq!(
-        moved("keygate_rate_limited_total", &[("route", "limited")]),
+        moved(
+            "keygate_rate_limited_total",
+            &[("listener", "public"), ("route", "limited")]
+        ),
         1.0
     );
     assert_eq!(moved("keygate_failed_auth_refusals_total", &[]), 1.0);
@@ -232,25 +240,25 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
     assert_eq!(
         moved(
             "keygate_upstream_duration_seconds_count",
-            &[("route", "orders")]
+            &[("listener", "public"), ("route", "orders")]
         ),
         3.0
     );
     assert_eq!(
         moved(
             "keygate_request_duration_seconds_count",
-            &[("route", "orders")]
+            &[("listener", "public"), ("route", "orders")]
         ),
         10.0
     );
     assert_eq!(
         after.get(
             "keygate_request_duration_seconds_bucket",
-            &[("route", "orders"), ("le", "+Inf")]
+            &[("listener", "public"), ("route", "orders"), ("le", "+Inf")]
         ),
         after.get(
             "keygate_request_duration_seconds_count",
-            &[("route", "orders")]
+            &[("listener", "public"), ("route", "orders")]
         )
     );
     // State, read at the scrape.

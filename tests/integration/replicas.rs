@@ -130,7 +130,12 @@ async fn store_outage_keeps_auth_up_then_fails_closed_then_recovers() {
         m.get("keygate_cache_staleness_seconds", &[]) >= 3.0,
         "{m:?}"
     );
-    let stale = [("route", "orders"), ("status", "5xx"), ("auth", "stale")];
+    let stale = [
+        ("listener", "public"),
+        ("route", "orders"),
+        ("status", "5xx"),
+        ("auth", "stale"),
+    ];
     assert!(m.get("keygate_requests_total", &stale) >= 1.0, "{m:?}");
 
     // The store comes back: the cache catches up with no restart.

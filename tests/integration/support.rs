@@ -9,11 +9,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{HeaderMap, StatusCode};
+use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -24,6 +23,7 @@ use tempfile::TempDir;
 
 use crate::servers::spawn_upstream;
 pub(crate) use crate::servers::{dead_port, pg_schema_url, refused_port, Cable};
+pub(crate) use crate::wire::{header, send, send_json};
 
 /// The platform admin's key, handed to keygate through `KEYGATE_ADMIN_KEY`.
 const ADMIN_KEY: &str = "test-admin-key-0123456789-abcdefghijklmnop";
@@ -60,7 +60,7 @@ pub(crate) struct Harness {
     upstream_hits: Arc<AtomicUsize>,
     pub(crate) admin_key: String,
     env: Vec<(String, String)>,
-    client: HttpClient,
+    pub(crate) client: HttpClient,
     names: AtomicUsize,
 }
 
@@ -225,6 +225,12 @@ poll_interval = "{POLL}"
 
     pub(crate) fn public_addr(&self) -> SocketAddr {
         self.running().public_addr()
+    }
+
+    pub(crate) fn decision_addr(&self) -> SocketAddr {
+        self.running()
+            .decision_addr()
+            .expect("the harness was started with [decision] listen")
     }
 
     pub(crate) fn admin_addr(&self) -> SocketAddr {
@@ -410,63 +416,4 @@ async fn list_ids(h: &Harness, query: &str) -> Vec<String> {
         after = Some(body["next_cursor"].as_str().unwrap().to_string());
     }
     panic!("listing never ended");
-}
-
-/// One HTTP/1.1 request; the body is parsed as JSON (Null when empty, the raw
-/// text as a JSON string when it is not JSON, so asserting on fields fails loudly).
-pub(crate) async fn send(
-    client: &HttpClient,
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (StatusCode, HeaderMap, Value) {
-    let mut builder = Request::builder()
-        .method(Method::from_bytes(method.as_bytes()).unwrap())
-        .uri(format!("http://{addr}{path}"));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder.body(Full::new(Bytes::from(body))).unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path}: timed out"))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, parse_body(&bytes))
-}
-
-fn parse_body(bytes: &[u8]) -> Value {
-    if bytes.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-/// Header value as `&str` ("" when absent).
-pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-}
-
-/// `POST` of a JSON body to the public listener.
-pub(crate) async fn send_json(
-    h: &Harness,
-    path: &str,
-    body: Value,
-) -> (StatusCode, HeaderMap, Value) {
-    send(
-        &h.client,
-        h.public_addr(),
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .await
 }

@@ -38,10 +38,8 @@ pub struct Route {
     pub index: usize,
     pub name: String,
     pub prefix: String,
-    pub upstream_scheme: http::uri::Scheme,
-    pub upstream_authority: http::uri::Authority,
-    /// Path of the upstream URL without a trailing `/` (often empty).
-    pub upstream_base: String,
+    /// Where the proxy forwards; `None` for a decision-only route.
+    pub upstream: Option<Target>,
     pub strip_prefix: bool,
     pub audience: Option<String>,
     /// Method → required scopes; `*` for the rest. Sorted by method.
@@ -57,10 +55,32 @@ pub struct Route {
     pub client_cert: bool,
 }
 
+/// A route's upstream, split for building request URIs.
+#[derive(Debug)]
+pub struct Target {
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Path of the upstream URL without a trailing `/` (often empty).
+    pub base: String,
+}
+
+impl Target {
+    fn new(uri: &http::Uri) -> Option<Self> {
+        let parts = uri.clone().into_parts();
+        Some(Self {
+            scheme: parts.scheme?,
+            authority: parts.authority?,
+            base: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
 impl Route {
     fn new(index: usize, c: &RouteConfig) -> Option<Self> {
-        let parts = c.upstream.clone().into_parts();
-        let base = c.upstream.path().trim_end_matches('/').to_string();
+        let upstream = match &c.upstream {
+            Some(uri) => Some(Target::new(uri)?),
+            None => None,
+        };
         let mut scope_names: Vec<String> = Vec::new();
         for s in c.scopes.values().flatten() {
             if !scope_names.contains(s) {
@@ -71,9 +91,7 @@ impl Route {
             index,
             name: c.name.clone(),
             prefix: c.prefix.clone(),
-            upstream_scheme: parts.scheme?,
-            upstream_authority: parts.authority?,
-            upstream_base: base,
+            upstream,
             strip_prefix: c.strip_prefix,
             audience: c.audience.clone(),
             scopes: c
