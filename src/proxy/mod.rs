@@ -15,6 +15,7 @@ mod phases;
 mod record;
 pub mod respond;
 pub mod routing;
+mod trailers;
 mod upstream;
 mod websocket;
 
@@ -121,7 +122,10 @@ impl Proxy {
         let answer = match (phases::admit(&req), beside) {
             (Err(refusal), _) => Err(refusal),
             (Ok(()), Some(service)) => Ok(serve_beside(service, req).await),
-            (Ok(()), None) => self.run(req, conn, client, &mut trace, &mut limit).await,
+            (Ok(()), None) => {
+                self.run(req, conn, client, &request_id, &mut trace, &mut limit)
+                    .await
+            }
         };
         let mut res = match answer {
             Ok(res) => res,
