@@ -35,6 +35,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "client_ca",
             "client_auth",
             "metrics",
+            "metrics_token",
         ],
     ),
     ("store", &["url", "poll_interval", "max_staleness"]),
@@ -151,6 +152,15 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             a.client_auth.as_deref(),
         ),
         metrics: a.metrics,
+        metrics_token: a.metrics_token.as_ref().map(|t| {
+            if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                p.push(
+                    "admin.metrics_token",
+                    "must be at least 32 visible ASCII characters",
+                );
+            }
+            Secret::new(t.clone())
+        }),
     };
     if server.listen == admin.listen && server.listen.port() != 0 {
         p.push(
