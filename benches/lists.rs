@@ -128,6 +128,7 @@ async fn seed(url: &str, n: usize) -> (String, Uuid, Uuid) {
             expires_at: None,
             deleted_at: None,
             last_used_at: None,
+            tokens_not_before: None,
         }));
         writes.insert(writes.len() - 1, Write::InsertAccount(a));
     }

@@ -164,6 +164,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         format,
         Arc::clone(&clock),
         config.tokens.max_ttl,
+        config.rate_limit.default,
     ));
 
     let public = bind(config.server.listen).await?;
@@ -229,6 +230,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         clock: Arc::clone(&clock),
         tokens: config.tokens.clone(),
         metrics: Arc::clone(&metrics),
+        metrics_token: config.admin.metrics_token.clone(),
     });
     let router = admin::router(state);
     tasks.push(tokio::spawn(admin.serve(

@@ -47,15 +47,18 @@ impl Clock for ManualClock {
 /// Shared handle to the clock in use.
 pub type SharedClock = Arc<dyn Clock>;
 
-/// Formats unix milliseconds as RFC 3339 (UTC), for API output.
+/// Formats unix milliseconds as RFC 3339 (UTC), for API output, always
+/// with three fraction digits: timestamps of one width sort as strings in
+/// time order, as clients that compare them expect (`.99Z` would sort
+/// after `.994Z`).
 pub fn rfc3339(ms: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     let nanos = i128::from(ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(FORMAT).ok())
         .unwrap_or_default()
 }
 
@@ -73,6 +76,14 @@ mod tests {
     fn rfc3339_round_trips() {
         let ms = 1_790_000_000_123;
         assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+    }
+
+    #[test]
+    fn rfc3339_has_one_width_so_strings_sort_in_time_order() {
+        let (a, b, c) = (rfc3339(1_000), rfc3339(1_990), rfc3339(1_994));
+        assert_eq!(a, "1970-01-01T00:00:01.000Z");
+        assert_eq!(b, "1970-01-01T00:00:01.990Z");
+        assert!(a < b && b < c, "{a} {b} {c}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ mod admin;
 mod admin_keys;
 #[path = "integration/attacks.rs"]
 mod attacks;
+#[path = "integration/attacks_admin.rs"]
+mod attacks_admin;
+#[path = "integration/attacks_second.rs"]
+mod attacks_second;
 #[path = "integration/attacks_tokens.rs"]
 mod attacks_tokens;
 #[path = "integration/decision.rs"]

@@ -57,6 +57,8 @@ pub struct Inner {
     pub tokens: crate::config::TokensConfig,
     /// Rendered on `/metrics` (404 when disabled).
     pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// `admin.metrics_token`: what a scrape must present, if anything.
+    pub metrics_token: Option<crate::config::Secret>,
 }
 
 impl std::ops::Deref for AdminState {

@@ -1,7 +1,8 @@
-//! Health, readiness, audit events and replicas.
+//! Health, readiness, metrics (open, or behind `admin.metrics_token`),
+//! audit events and replicas.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -52,10 +53,39 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     )
 }
 
+/// Whether `headers` carry `Authorization: Bearer <token>`. SECURITY:
+/// compared in constant time (only the length can tell).
+fn presents(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .fold(false, |ok, presented| {
+            ok | bool::from(presented.ct_eq(token.as_bytes()))
+        })
+}
+
 /// Prometheus text exposition format (version 0.0.4). The gauges that
 /// describe state rather than events are read now, at the scrape.
-pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
+/// Prometheus' convention is an open `/metrics` on a private listener, so
+/// it is open unless `admin.metrics_token` is set; then only a scrape with
+/// `Authorization: Bearer <token>` is answered.
+pub(super) async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> Response {
     use crate::telemetry::metrics::*;
+    if let Some(token) = &s.metrics_token {
+        if !presents(&headers, token.expose()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"keygate-metrics\""),
+                )],
+                "metrics need admin.metrics_token\n",
+            )
+                .into_response();
+        }
+    }
     let m = &s.metrics;
     let now = s.clock.now_ms();
     let cache = s.authn.cache();

@@ -79,6 +79,9 @@ pub struct AdminConfig {
     pub tls: Option<TlsConfig>,
     /// Serve `/metrics` (and record them).
     pub metrics: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`;
+    /// unset, it answers anyone who reaches the (private) admin listener.
+    pub metrics_token: Option<Secret>,
 }
 
 /// The decision listener: answers other proxies' "may this request pass,
@@ -175,6 +178,15 @@ impl RateSpec {
             per,
             burst: burst.unwrap_or(count),
         })
+    }
+
+    /// Whether this limit allows no more than `other`: a rate no faster and
+    /// a burst no larger.
+    pub fn at_most(&self, other: &RateSpec) -> bool {
+        // count/per <= other.count/other.per, without division.
+        u128::from(self.count) * other.per.as_millis()
+            <= u128::from(other.count) * self.per.as_millis()
+            && self.burst <= other.burst
     }
 }
 

@@ -78,6 +78,7 @@ pub(crate) struct RawAdmin {
     pub(crate) client_ca: Option<PathBuf>,
     pub(crate) client_auth: Option<String>,
     pub(crate) metrics: bool,
+    pub(crate) metrics_token: Option<String>,
 }
 
 impl Default for RawAdmin {
@@ -89,6 +90,7 @@ impl Default for RawAdmin {
             client_ca: None,
             client_auth: None,
             metrics: true,
+            metrics_token: None,
         }
     }
 }

@@ -134,3 +134,63 @@ fn staleness_must_allow_several_polls() {
     .to_string();
     assert!(err.contains("store.max_staleness"), "{err}");
 }
+
+#[test]
+fn jwt_routes_must_not_hand_out_the_issuer_or_another_routes_audience() {
+    let err = Config::from_toml(
+        r#"
+[tokens]
+issuer = "https://keygate.example"
+[[routes]]
+name = "to-admin"
+prefix = "/a"
+upstream = "http://127.0.0.1:9000"
+forward_auth = "jwt"
+audience = "https://keygate.example"
+[[routes]]
+name = "billing"
+prefix = "/b"
+upstream = "http://127.0.0.1:9000"
+forward_auth = "jwt"
+audience = "shared-api"
+[[routes]]
+name = "reports"
+prefix = "/r"
+upstream = "http://127.0.0.1:9000"
+audience = "shared-api"
+"#,
+        &HashMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("routes[0].audience")
+            && err.contains("\"to-admin\"")
+            && err.contains("issuer"),
+        "{err}"
+    );
+    assert!(
+        err.contains("routes[1].audience")
+            && err.contains("\"billing\"")
+            && err.contains("\"reports\""),
+        "{err}"
+    );
+    // Audiences of their own pass, and the token setting uses the issuer.
+    let ok = Config::from_toml(
+        r#"
+[[routes]]
+name = "billing"
+prefix = "/b"
+upstream = "http://127.0.0.1:9000"
+forward_auth = "jwt"
+audience = "billing-api"
+[[routes]]
+name = "reports"
+prefix = "/r"
+upstream = "http://127.0.0.1:9000"
+audience = "reports-api"
+"#,
+        &HashMap::new(),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

@@ -35,6 +35,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "client_ca",
             "client_auth",
             "metrics",
+            "metrics_token",
         ],
     ),
     (
@@ -155,6 +156,15 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             a.client_auth.as_deref(),
         ),
         metrics: a.metrics,
+        metrics_token: a.metrics_token.as_ref().map(|t| {
+            if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                p.push(
+                    "admin.metrics_token",
+                    "must be at least 32 visible ASCII characters",
+                );
+            }
+            Secret::new(t.clone())
+        }),
     };
     if server.listen == admin.listen && server.listen.port() != 0 {
         p.push(
@@ -322,6 +332,7 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             routes.push(route);
         }
     }
+    upstream_audiences(&mut p, &routes, &tokens.issuer);
 
     if !p.0.is_empty() {
         return Err(ConfigError { problems: p.0 });
@@ -344,4 +355,43 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
         routes,
         bootstrap_admin_key: bootstrap,
     })
+}
+
+/// SECURITY: a `forward_auth = "jwt"` route hands its upstream tokens for
+/// its `audience`. Were that keygate's own issuer, the upstream would hold
+/// tokens the admin listener and every route without an audience accept;
+/// were it another route's, tokens the upstream received would open that
+/// route. Both are refused, naming the routes.
+fn upstream_audiences(p: &mut Problems, routes: &[RouteConfig], issuer: &str) {
+    for (i, r) in routes.iter().enumerate() {
+        let Some(audience) = r
+            .audience
+            .as_deref()
+            .filter(|_| r.forward_auth == ForwardAuth::Jwt)
+        else {
+            continue;
+        };
+        if audience == issuer {
+            p.push(
+                &format!("routes[{i}].audience"),
+                format_args!(
+                    "route {:?} forwards tokens whose audience is keygate's own issuer (tokens.issuer); \
+                     its upstream could use them on the admin listener",
+                    r.name
+                ),
+            );
+        }
+        for (j, other) in routes.iter().enumerate() {
+            if j != i && other.audience.as_deref() == Some(audience) {
+                p.push(
+                    &format!("routes[{i}].audience"),
+                    format_args!(
+                        "route {:?} forwards tokens for audience {audience:?}, which route {:?} \
+                         (routes[{j}]) also accepts; give each its own",
+                        r.name, other.name
+                    ),
+                );
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 mod client;
 mod handshake;
+mod subject;
 pub mod tls;
 mod trust;
 
@@ -61,7 +62,7 @@ pub struct ConnInfo {
     /// Set when the peer is a trusted proxy: its forwarding chain is believed.
     trusted: Option<Arc<TrustedProxies>>,
     /// The subject of the client certificate the TLS handshake verified
-    /// (e.g. `CN=billing, O=Acme`), prebuilt as a header value.
+    /// (RFC 4514, e.g. `CN=billing,O=Acme`), prebuilt as a header value.
     pub client_subject: Option<HeaderValue>,
 }
 

@@ -2,13 +2,14 @@
 //! (PEM), optional client certificates (mTLS) against `client_ca`, ALPN
 //! `h2` and `http/1.1`. The files are read again on SIGHUP and when they
 //! change on disk; a new configuration serves new handshakes while live
-//! connections keep the one they negotiated. A file that no longer loads
+//! connections keep the one they negotiated. Sessions resume across a
+//! reload only while the client CAs stay the same. A file that no longer loads
 //! leaves the last good configuration in place, and says so. Handshakes
 //! that fail are accounted for by the listener's [`FailedHandshakes`],
 //! which lives here because only a TLS listener has any.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -43,15 +44,22 @@ fn file_error(path: &Path, problem: impl ToString) -> TlsError {
 pub struct Tls {
     settings: TlsConfig,
     current: ArcSwap<ServerConfig>,
+    /// The client CAs `current` trusts, to tell whether a reload changed
+    /// who may connect (only reloads read it).
+    client_cas: Mutex<ClientCas>,
     failures: FailedHandshakes,
 }
 
+/// The trust anchors for client certificates, as read from `client_ca`.
+type ClientCas = Option<Vec<CertificateDer<'static>>>;
+
 impl Tls {
     pub fn load(settings: &TlsConfig, failures: FailedHandshakes) -> Result<Arc<Self>, TlsError> {
-        let config = build(settings)?;
+        let (config, cas) = build(settings)?;
         Ok(Arc::new(Self {
             settings: settings.clone(),
             current: ArcSwap::from_pointee(config),
+            client_cas: Mutex::new(cas),
             failures,
         }))
     }
@@ -69,9 +77,20 @@ impl Tls {
     /// Reads the files again; keeps the current configuration on failure.
     pub fn reload(&self) -> bool {
         match build(&self.settings) {
-            Ok(mut fresh) => {
-                // Sessions resume across a reload.
-                fresh.session_storage = self.current.load().session_storage.clone();
+            Ok((mut fresh, cas)) => {
+                let mut current_cas = self.client_cas.lock().unwrap_or_else(|e| e.into_inner());
+                // SECURITY: a resumed session skips client-certificate
+                // verification, so sessions (and the tickets that name them)
+                // carry over only while the client CAs are the same. Under
+                // a new policy `fresh` keeps its own empty session cache:
+                // every client verifies its certificate again.
+                if *current_cas == cas {
+                    fresh.session_storage = self.current.load().session_storage.clone();
+                    fresh.ticketer = self.current.load().ticketer.clone();
+                } else {
+                    tracing::info!("client CAs changed; TLS sessions made before will not resume");
+                }
+                *current_cas = cas;
                 self.current.store(Arc::new(fresh));
                 tracing::info!(cert = %self.settings.cert.display(), "TLS certificate reloaded");
                 true
@@ -147,20 +166,23 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(chain)
 }
 
-fn build(s: &TlsConfig) -> Result<ServerConfig, TlsError> {
+fn build(s: &TlsConfig) -> Result<(ServerConfig, ClientCas), TlsError> {
     let provider = provider();
     let chain = certificates(&s.cert)?;
     let key = PrivateKeyDer::from_pem_file(&s.key).map_err(|e| file_error(&s.key, e))?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut cas = None;
     let builder = match &s.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for c in certificates(ca)? {
-                roots.add(c).map_err(|e| file_error(ca, e))?;
+            let anchors = certificates(ca)?;
+            for c in &anchors {
+                roots.add(c.clone()).map_err(|e| file_error(ca, e))?;
             }
+            cas = Some(anchors);
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = match s.client_auth {
                 ClientAuth::Required => verifier,
@@ -178,13 +200,13 @@ fn build(s: &TlsConfig) -> Result<ServerConfig, TlsError> {
         )
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((config, cas))
 }
 
-/// The subject of a verified client certificate (its distinguished name as
-/// encoded, e.g. `C=US, O=Acme, CN=billing`).
+/// The subject of a verified client certificate in RFC 4514's string form
+/// (e.g. `CN=billing,O=Acme,C=US`; see [`super::subject`]).
 pub(crate) fn peer_subject(conn: &rustls::ServerConnection) -> Option<String> {
     let der = conn.peer_certificates()?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-    Some(cert.subject().to_string())
+    Some(super::subject::rfc4514(cert.subject()))
 }

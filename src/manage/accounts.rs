@@ -3,9 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::validate::{
-    valid_description, valid_expiry, valid_metadata, valid_name, valid_rate, valid_scopes,
-};
+use super::validate::{valid_description, valid_expiry, valid_metadata, valid_name, valid_scopes};
 use super::{
     from_store, Actor, Audit, Authority, Error, IssuedCredential, IssuedKey, Manager,
     NewCredential, NewKey, Result, Written,
@@ -162,7 +160,7 @@ impl Manager {
             enabled: true,
             expires_at,
             closed_at: None,
-            rate_limit: valid_rate(new.rate_limit)?,
+            rate_limit: self.delegable_rate(actor, new.rate_limit).await?,
             created_by: Some(actor.account_id),
             created_at: now,
             updated_at: now,
@@ -243,7 +241,7 @@ impl Manager {
             changed.insert("expires_at".into(), json!(account.expires_at));
         }
         if let Some(rate_limit) = patch.rate_limit {
-            account.rate_limit = valid_rate(rate_limit)?;
+            account.rate_limit = self.delegable_rate(actor, rate_limit).await?;
             changed.insert("rate_limit".into(), json!(account.rate_limit));
         }
         if let Some(metadata) = patch.metadata {

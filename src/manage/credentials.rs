@@ -159,6 +159,7 @@ impl Manager {
                 expires_at,
                 deleted_at: None,
                 last_used_at: None,
+                tokens_not_before: None,
             },
             secret: secret.value,
         })
@@ -200,7 +201,9 @@ impl Manager {
         Ok(Written { value: c, revision })
     }
 
-    /// A new secret for the credential; the old one stops working at once.
+    /// A new secret for the credential; the old one stops working at once,
+    /// and so do the tokens minted with it: regeneration is how a leaked
+    /// secret is answered.
     pub async fn regenerate_secret(
         &self,
         actor: &Actor,
@@ -211,6 +214,9 @@ impl Manager {
         let mut c = self.credential(actor, account_id, id).await?;
         let secret = self.format.generate_secret();
         c.secret_hash = secret.hash;
+        // SECURITY: the credential's cut-off, as deletion sets one; tokens
+        // minted after it (with the new secret) live.
+        c.tokens_not_before = Some(self.now());
         let audit = Audit {
             action: "credential.regenerate_secret",
             target_type: "credential",

@@ -5,13 +5,15 @@
 //! Authorization model (see docs/ARCHITECTURE.md): a principal holding
 //! `keygate:admin` may do anything; a service account with role `owner` may
 //! manage its own organization (org-scoped) or project (project-scoped);
-//! anything else is forbidden. What an actor cannot see answers "not found",
-//! never its data.
+//! anything else is forbidden. An owner delegates only from what it has:
+//! scopes it holds, rate limits at or below its own. What an actor cannot
+//! see answers "not found", never its data.
 
 mod accounts;
 mod bootstrap;
 mod credentials;
 mod keys;
+mod limits;
 mod listings;
 mod orgs;
 mod revocations;
@@ -31,6 +33,7 @@ pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
 
 use crate::authn::Principal;
 use crate::clock::SharedClock;
+use crate::config::RateSpec;
 use crate::secret::ApiKeyFormat;
 use crate::store::{self, AuditEvent, Role, Store, Write, WriteBatch};
 
@@ -173,6 +176,8 @@ pub struct Manager {
     clock: SharedClock,
     /// Longest a token lives: how long a closed account must be remembered.
     token_max_ttl_ms: i64,
+    /// `[rate_limit].default`: the limit of an account without its own.
+    default_rate: Option<RateSpec>,
 }
 
 /// A page of results, in ascending id order.
@@ -222,6 +227,7 @@ impl Manager {
         format: ApiKeyFormat,
         clock: SharedClock,
         token_max_ttl: std::time::Duration,
+        default_rate: Option<RateSpec>,
     ) -> Self {
         Self {
             store,
@@ -229,6 +235,7 @@ impl Manager {
             format,
             clock,
             token_max_ttl_ms: i64::try_from(token_max_ttl.as_millis()).unwrap_or(i64::MAX / 2),
+            default_rate,
         }
     }
 

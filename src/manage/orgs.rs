@@ -127,7 +127,18 @@ impl Manager {
             ));
         }
         if let Some(name) = patch.name {
-            org.name = valid_name("name", &name)?;
+            let name = valid_name("name", &name)?;
+            // SECURITY: organization names are one namespace across every
+            // tenant, so a rename that collides says another tenant holds
+            // the name. A tenant learns nothing of others: renaming is for
+            // platform admins, and an owner's rename is refused whatever
+            // the name (its own current name is no change and passes).
+            if name != org.name && !actor.admin {
+                return Err(Error::Forbidden(
+                    "only platform admins may rename organizations",
+                ));
+            }
+            org.name = name;
         }
         if let Some(abbreviation) = patch.abbreviation {
             org.abbreviation = valid_abbreviation(abbreviation)?;

@@ -75,7 +75,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     for name in named {
-        // Naming a field keygate sets changes nothing: they are set after.
+        // Naming a field keygate sets changes nothing: the caller sets
+        // them after this (the request id included).
         headers.remove(name);
     }
 }
@@ -105,6 +106,40 @@ pub fn remove_spoofed(headers: &mut HeaderMap) {
         .collect();
     for name in spoofed {
         headers.remove(name);
+    }
+}
+
+/// Whether `name` (lower case) is a field keygate sets or reads as a
+/// credential, in any spelling: every `X-Keygate-*`, and the [`OWN`]
+/// fields with `-` or `_`.
+pub(super) fn is_keygates(name: &[u8]) -> bool {
+    const IDENTITY: &[u8] = b"x-keygate-";
+    (name.len() >= IDENTITY.len() && dashed_eq(&name[..IDENTITY.len()], IDENTITY))
+        || OWN.iter().any(|own| dashed_eq(name, own.as_bytes()))
+}
+
+/// Whether `name` is connection-specific (RFC 9110 §7.6.1), `TE` included.
+pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::TE || HOP_BY_HOP.contains(&name)
+}
+
+/// RFC 9113 §8.2.3: an HTTP/2 client may split `Cookie` into one field per
+/// crumb; an HTTP/1.1 upstream must receive them as one, joined by `; `.
+/// Allocates only when there is more than one.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let crumbs = headers.get_all(header::COOKIE);
+    if crumbs.iter().nth(1).is_none() {
+        return;
+    }
+    let mut v: Vec<u8> = Vec::new();
+    for (i, c) in crumbs.iter().enumerate() {
+        if i > 0 {
+            v.extend_from_slice(b"; ");
+        }
+        v.extend_from_slice(c.as_bytes());
+    }
+    if let Ok(joined) = HeaderValue::from_maybe_shared(Bytes::from(v)) {
+        headers.insert(header::COOKIE, joined);
     }
 }
 
@@ -349,6 +384,21 @@ mod tests {
         set_forwarded(&mut h, &conn, client);
         assert_eq!(h[&X_FORWARDED_FOR], "6.6.6.6, 127.0.0.1");
         assert_eq!(h[&X_REAL_IP], "6.6.6.6");
+    }
+
+    #[test]
+    fn h2_cookie_crumbs_are_joined_for_one_field() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        join_cookies(&mut h);
+        let all: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(all, ["a=1; b=2; c=3"]);
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1"));
+        join_cookies(&mut h);
+        assert_eq!(h[header::COOKIE], "a=1");
     }
 
     #[test]

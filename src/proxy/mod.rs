@@ -15,6 +15,7 @@ mod phases;
 pub(crate) mod record;
 pub mod respond;
 pub mod routing;
+mod trailers;
 mod upstream;
 mod websocket;
 
@@ -122,7 +123,7 @@ impl Proxy {
         let answer = match (phases::admit(req.headers()), beside) {
             (Err(refusal), _) => Err(refusal),
             (Ok(()), Some(service)) => Ok(serve_beside(service, req).await),
-            (Ok(()), None) => self.run(req, conn, client, &mut ctx).await,
+            (Ok(()), None) => self.run(req, conn, client, &request_id, &mut ctx).await,
         };
         let mut res = match answer {
             Ok(res) => res,

@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 
 use super::record::{AuthOutcome, Trace};
 use super::respond::{Body, Denial};
+use super::trailers::{self, Outbound};
 use super::websocket::{self, Opening, Tunnel};
 use super::{headers, upstream, Proxy, Route};
 use crate::authn::{self, presented, Accept, Principal};
@@ -50,6 +51,14 @@ pub fn admit(h: &HeaderMap) -> Result<(), Denial<'static>> {
         return Err(Denial::MethodOverride);
     }
     Ok(())
+}
+
+/// Where a request came from, as the rewrite vouches for it.
+struct Origin<'c> {
+    conn: &'c ConnInfo,
+    client: IpAddr,
+    /// The id the response will carry.
+    request_id: &'c HeaderValue,
 }
 
 /// What the phases read of a request: a proxied request's own head, or the
@@ -150,6 +159,7 @@ impl Proxy {
         mut req: Request<Incoming>,
         conn: &ConnInfo,
         client: IpAddr,
+        request_id: &HeaderValue,
         ctx: &mut Ctx<'a>,
     ) -> Result<Response<Body>, Denial<'a>> {
         let head = Head {
@@ -169,7 +179,17 @@ impl Proxy {
         drop(path);
         let websocket =
             (route.websocket && websocket::requested(&req)).then(|| Opening::take(&mut req, route));
-        let mut upstream_req = self.rewrite(route, uri, principal.as_deref(), req, conn, client)?;
+        let mut upstream_req = self.rewrite(
+            route,
+            uri,
+            principal.as_deref(),
+            req,
+            Origin {
+                conn,
+                client,
+                request_id,
+            },
+        )?;
         if let Some(ws) = &websocket {
             ws.ask_upstream(upstream_req.headers_mut());
         }
@@ -282,9 +302,8 @@ impl Proxy {
         uri: Uri,
         principal: Option<&Principal>,
         req: Request<Incoming>,
-        conn: &ConnInfo,
-        client: IpAddr,
-    ) -> Result<Request<Limited<Incoming>>, Denial<'static>> {
+        from: Origin<'_>,
+    ) -> Result<Request<Outbound>, Denial<'static>> {
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
         // The upstream's protocol, whatever the client spoke.
@@ -298,9 +317,14 @@ impl Proxy {
         if route.forward_auth != ForwardAuth::Passthrough {
             headers::remove_credentials(h);
         }
-        headers::set_forwarded(h, conn, client);
+        trailers::announce(h);
+        headers::join_cookies(h);
+        // SECURITY: what keygate sets goes on after every removal above, so
+        // no `Connection` token can take it off.
+        h.insert(&headers::X_REQUEST_ID, from.request_id.clone());
+        headers::set_forwarded(h, from.conn, from.client);
         if route.client_cert {
-            if let Some(subject) = &conn.client_subject {
+            if let Some(subject) = &from.conn.client_subject {
                 h.insert(&headers::X_KEYGATE_CLIENT_SUBJECT, subject.clone());
             }
         }
@@ -308,7 +332,8 @@ impl Proxy {
             self.vouch(route, p, h)?;
         }
         let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-        Ok(Request::from_parts(parts, Limited::new(body, limit)))
+        let body = trailers::scrubbed(Limited::new(body, limit));
+        Ok(Request::from_parts(parts, body))
     }
 
     /// The identity keygate vouches for, into `h`: the `X-Keygate-*`
@@ -355,7 +380,7 @@ impl Proxy {
     async fn forward(
         &self,
         route: &Route,
-        req: Request<Limited<Incoming>>,
+        req: Request<Outbound>,
     ) -> Result<Response<Incoming>, Denial<'static>> {
         let client = self.upstreams.client(route);
         let started = self.record.phase();

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::Route;
 use crate::authn;
-use crate::telemetry::access::{self, Access};
+use crate::telemetry::access::{self, Access, Escaped};
 use crate::telemetry::metrics::{
     Histogram, Metrics, AUTH_DURATION, RATE_LIMITED, REQUESTS, REQUEST_DURATION, UPSTREAM_DURATION,
     WEBSOCKET_TUNNELS,
@@ -243,14 +243,14 @@ impl Recorder {
                     "request"
                 },
                 route: &series.name,
-                method: method.as_str(),
-                path,
+                method: Escaped(method.as_str()),
+                path: Escaped(path),
                 status: done.status.as_u16(),
                 auth: done.trace.auth.as_str(),
                 account: done.trace.account,
                 latency_ms: elapsed.map(|e| e.as_secs_f64() * 1000.0),
                 client: done.client,
-                request_id: done.request_id.to_str().unwrap_or("-"),
+                request_id: Escaped(done.request_id.to_str().unwrap_or("-")),
             });
         }
     }

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
-use http_body_util::{LengthLimitError, Limited};
-use hyper::body::Incoming;
+use http_body_util::LengthLimitError;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -22,7 +21,7 @@ use super::Route;
 use crate::config::{RouteConfig, UpstreamProtocol};
 
 pub(super) type Client =
-    hyper_util::client::legacy::Client<HttpsConnector<TcpConnector>, Limited<Incoming>>;
+    hyper_util::client::legacy::Client<HttpsConnector<TcpConnector>, super::trailers::Outbound>;
 
 /// Every route's upstream client: one per distinct protocol and CA, each
 /// with its own connection pool.

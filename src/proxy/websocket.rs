@@ -2,7 +2,7 @@
 //!
 //! The opening handshake (RFC 6455 §4: a GET with `Upgrade: websocket`) runs
 //! the same phases as any request — route, authenticate, limit, authorize —
-//! and is forwarded with its `Upgrade` and `Connection` fields. When the
+//! and is forwarded asking for `Upgrade: websocket` alone. When the
 //! upstream answers `101 Switching Protocols`, both connections are handed
 //! over from HTTP and joined byte for byte: keygate does not read frames.
 //!
@@ -36,6 +36,10 @@ use crate::authn::{presented, Accept, Authenticator};
 pub(super) const RECHECK: Duration = Duration::from_secs(1);
 
 const UPGRADE: HeaderValue = HeaderValue::from_static("upgrade");
+/// What the upstream is asked for, whatever else the client listed: the
+/// route admits WebSocket, not `h2c` or any other protocol a client names
+/// beside it (RFC 9110 §7.8 lets `Upgrade` list several).
+const WEBSOCKET: HeaderValue = HeaderValue::from_static("websocket");
 
 /// Whether `req` opens a WebSocket (RFC 6455 §4.1): HTTP/1.1 GET,
 /// `Upgrade: websocket`, `Connection: upgrade` (tokens, any case).
@@ -56,7 +60,6 @@ fn has_token(h: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
 /// An opening handshake on its way upstream.
 pub(super) struct Opening {
     client: OnUpgrade,
-    upgrade: HeaderValue,
     recheck: Option<Recheck>,
 }
 
@@ -73,10 +76,6 @@ impl Opening {
     /// route is public) the credential it presented.
     pub(super) fn take(req: &mut Request<Incoming>, route: &Route) -> Self {
         let h = req.headers();
-        let upgrade = h
-            .get(header::UPGRADE)
-            .cloned()
-            .unwrap_or(HeaderValue::from_static("websocket"));
         let recheck = (!route.public)
             .then(|| {
                 presented::extract(
@@ -100,16 +99,17 @@ impl Opening {
             });
         Self {
             client: hyper::upgrade::on(req),
-            upgrade,
             recheck,
         }
     }
 
     /// Puts the upgrade back on the upstream request (header hygiene took
-    /// the hop-by-hop fields off).
+    /// the hop-by-hop fields off). SECURITY: exactly `websocket`, never the
+    /// client's list: an upstream that prefers another protocol it names
+    /// would switch to something no route admits.
     pub(super) fn ask_upstream(&self, h: &mut HeaderMap) {
         h.insert(header::CONNECTION, UPGRADE);
-        h.insert(header::UPGRADE, self.upgrade.clone());
+        h.insert(header::UPGRADE, WEBSOCKET);
     }
 
     /// The upstream switched protocols: answers the client with the

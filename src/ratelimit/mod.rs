@@ -44,7 +44,12 @@ pub(crate) enum PolicyRef {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bucket<'a> {
     pub(crate) policy: PolicyRef,
+    /// The policy's name, as the `RateLimit-Policy` field shows it.
     pub(crate) name: &'a str,
+    /// Where a shared backend keeps the policy's buckets: `route:<name>`
+    /// for a route's own limit, so no route name can land in the buckets
+    /// of an internal policy (`default`, `revocations`, `account`).
+    pub(crate) namespace: &'a str,
     pub(crate) spec: RateSpec,
     pub(crate) subject: Subject,
 }
@@ -130,6 +135,7 @@ pub struct Status {
 
 struct Named {
     name: Box<str>,
+    namespace: Box<str>,
     spec: RateSpec,
 }
 
@@ -155,19 +161,23 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn new(config: &RateLimitConfig, routes: &[RouteConfig]) -> Self {
         let mut named: Vec<Named> = Vec::new();
-        let mut add = |name: &str, spec: RateSpec| {
+        let mut add = |name: &str, namespace: String, spec: RateSpec| {
             named.push(Named {
                 name: name.into(),
+                namespace: namespace.into(),
                 spec,
             });
             u16::try_from(named.len() - 1).unwrap_or(u16::MAX)
         };
-        let default = config.default.map(|s| add("default", s));
+        let default = config.default.map(|s| add("default", "default".into(), s));
         let routes = routes
             .iter()
-            .map(|r| r.rate_limit.map(|s| add(&r.name, s)))
+            .map(|r| {
+                r.rate_limit
+                    .map(|s| add(&r.name, format!("route:{}", r.name), s))
+            })
             .collect();
-        let revocations = add("revocations", REVOCATIONS);
+        let revocations = add("revocations", "revocations".into(), REVOCATIONS);
         let specs: Vec<RateSpec> = named.iter().map(|n| n.spec).collect();
         let backend = match config.backend {
             RateLimitBackend::Local => Backend::Local(local::Local::new(&specs)),
@@ -194,6 +204,7 @@ impl RateLimits {
         let bucket = Bucket {
             policy: PolicyRef::Named(self.revocations),
             name: "revocations",
+            namespace: "revocations",
             spec: REVOCATIONS,
             subject: Subject::Account(account),
         };
@@ -230,6 +241,7 @@ impl RateLimits {
             self.named.get(usize::from(i)).map(|n| Bucket {
                 policy: PolicyRef::Named(i),
                 name: &n.name,
+                namespace: &n.namespace,
                 spec: n.spec,
                 subject,
             })
@@ -241,6 +253,7 @@ impl RateLimits {
             return Some(Bucket {
                 policy: PolicyRef::Account(id),
                 name: "account",
+                namespace: "account",
                 spec,
                 subject,
             });

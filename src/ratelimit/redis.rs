@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 
 use super::local::Local;
-use super::{Bucket, Outcome, PolicyRef, Subject};
+use super::{Bucket, Outcome, Subject};
 use crate::config::RateSpec;
 
 /// GCRA (the algorithm `governor` implements), in microseconds. KEYS[1]:
@@ -163,11 +163,10 @@ impl Redis {
 
 /// `kg:rl:<policy>:<spec>:<subject>`: the spec is part of the key, so a
 /// changed limit starts fresh buckets instead of misreading old ones.
+/// SECURITY: `<policy>` is the bucket's namespace, never a bare route name:
+/// a route named `default` must not share the default policy's buckets.
 fn key(b: &Bucket<'_>) -> String {
-    let policy = match b.policy {
-        PolicyRef::Named(_) => b.name,
-        PolicyRef::Account(_) => "account",
-    };
+    let policy = b.namespace;
     let spec = format!(
         "{}/{}ms/{}",
         b.spec.count,
@@ -177,5 +176,57 @@ fn key(b: &Bucket<'_>) -> String {
     match b.subject {
         Subject::Account(id) => format!("kg:rl:{policy}:{spec}:a:{id}"),
         Subject::Address(ip) => format!("kg:rl:{policy}:{spec}:ip:{ip}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+
+    use uuid::Uuid;
+
+    use super::key;
+    use crate::config::Config;
+    use crate::ratelimit::RateLimits;
+
+    /// A route named like an internal policy, with the same spec: its
+    /// buckets must still be its own.
+    #[test]
+    fn a_route_named_like_a_policy_has_buckets_of_its_own() {
+        let c = Config::from_toml(
+            r#"
+[rate_limit]
+default = "5/s"
+[[routes]]
+name = "default"
+prefix = "/d"
+upstream = "http://127.0.0.1:1"
+rate_limit = "5/s"
+[[routes]]
+name = "revocations"
+prefix = "/r"
+upstream = "http://127.0.0.1:1"
+rate_limit = "30/m burst 10"
+[[routes]]
+name = "plain"
+prefix = "/p"
+upstream = "http://127.0.0.1:1"
+"#,
+            &HashMap::new(),
+        )
+        .unwrap();
+        let l = RateLimits::new(&c.rate_limit, &c.routes);
+        let who = Some((Uuid::nil(), None));
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let route_default = l.bucket(0, who, ip).unwrap();
+        let the_default = l.bucket(2, who, ip).unwrap();
+        assert_eq!(
+            route_default.name, "default",
+            "the header still names the route"
+        );
+        assert_ne!(key(&route_default), key(&the_default));
+        let route_revocations = l.bucket(1, who, ip).unwrap();
+        assert!(key(&route_revocations).starts_with("kg:rl:route:revocations:"));
     }
 }

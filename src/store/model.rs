@@ -243,6 +243,9 @@ pub struct ClientCredential {
     pub expires_at: Option<i64>,
     pub deleted_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// Tokens minted from it at or before this (unix ms) are dead: set when
+    /// its secret is regenerated.
+    pub tokens_not_before: Option<i64>,
 }
 
 impl ClientCredential {

@@ -22,13 +22,14 @@ use uuid::Uuid;
 use super::LogFormat;
 
 /// What one line says about a request. SECURITY: no header and no query
-/// string: either may carry a secret.
+/// string: either may carry a secret. What a client controls (method,
+/// path, request id) is written [`Escaped`].
 #[derive(Serialize)]
 pub struct Access<'a> {
     pub message: &'static str,
     pub route: &'a str,
-    pub method: &'a str,
-    pub path: &'a str,
+    pub method: Escaped<'a>,
+    pub path: Escaped<'a>,
     pub status: u16,
     pub auth: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,7 +37,45 @@ pub struct Access<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     pub client: IpAddr,
-    pub request_id: &'a str,
+    pub request_id: Escaped<'a>,
+}
+
+/// A client's text as a log line may show it. SECURITY: control characters
+/// (which forge lines in text logs) and bidirectional overrides (U+202E and
+/// kin, which make a terminal or viewer show the text in another order,
+/// CVE-2021-42574's class) are written as `\u{…}`, and `\` as `\\`, so
+/// what a reader sees is what the client sent. Text without them is
+/// written as it is, with no allocation.
+#[derive(Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+/// Whether `c` must not reach a log raw.
+fn unsafe_in_logs(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\\' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(unsafe_in_logs) {
+            f.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or_default();
+            if c == '\\' {
+                f.write_str("\\\\")?;
+            } else {
+                write!(f, "\\u{{{:04x}}}", u32::from(c))?;
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
+impl Serialize for Escaped<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Lines waiting for the writer thread, and whether it should stop.
@@ -117,14 +156,14 @@ pub fn log(a: &Access<'_>) {
         tracing::info!(
             target: "keygate::access",
             route = a.route,
-            method = a.method,
-            path = a.path,
+            method = %a.method,
+            path = %a.path,
             status = a.status,
             auth = a.auth,
             account = a.account.map(tracing::field::display),
             latency_ms = a.latency_ms,
             client = %a.client,
-            request_id = a.request_id,
+            request_id = %a.request_id,
             "{}", a.message
         );
         return;
@@ -179,14 +218,14 @@ mod tests {
         let a = Access {
             message: "request",
             route: "orders",
-            method: "GET",
-            path: "/orders/1",
+            method: Escaped("GET"),
+            path: Escaped("/orders/1"),
             status: 200,
             auth: "ok",
             account: Some(Uuid::nil()),
             latency_ms: Some(0.5),
             client: IpAddr::from([10, 0, 0, 7]),
-            request_id: "r-1",
+            request_id: Escaped("r-1"),
         };
         let mut buf = Vec::new();
         text(&mut buf, "2026-01-01T00:00:00.000000Z", &a).unwrap();
@@ -195,6 +234,39 @@ mod tests {
             "2026-01-01T00:00:00.000000Z  INFO keygate::access: request route=orders method=GET \
              path=/orders/1 status=200 auth=ok account=00000000-0000-0000-0000-000000000000 \
              latency_ms=0.500 client=10.0.0.7 request_id=r-1"
+        );
+    }
+
+    #[test]
+    fn control_and_bidi_characters_a_client_sent_are_escaped() {
+        let a = Access {
+            message: "request",
+            route: "orders",
+            method: Escaped("GET"),
+            path: Escaped("/orders/\u{202e}gpj.exe\nstatus=200 \\x"),
+            status: 404,
+            auth: "ok",
+            account: None,
+            latency_ms: None,
+            client: IpAddr::from([10, 0, 0, 7]),
+            request_id: Escaped("r\u{2066}1"),
+        };
+        let mut buf = Vec::new();
+        text(&mut buf, "t", &a).unwrap();
+        let line = String::from_utf8(buf).unwrap();
+        assert!(
+            line.contains(r"path=/orders/\u{202e}gpj.exe\u{000a}status=200 \\x "),
+            "{line}"
+        );
+        assert!(line.contains(r"request_id=r\u{2066}1"), "{line}");
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(
+            !json.contains('\u{202e}') && !json.contains('\u{2066}'),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""path":"/orders/\\u{202e}gpj.exe"#),
+            "{json}"
         );
     }
 }

@@ -41,6 +41,16 @@ struct Restriction {
     rate_limit: Option<RateSpec>,
 }
 
+/// When the tokens minted from one credential die: every one from `at` on
+/// (it was revoked, deleted or expired; `i64::MAX`: not yet), and those
+/// minted at or before `not_before` (its secret was regenerated; `i64::MIN`:
+/// none), both unix ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stopped {
+    at: i64,
+    not_before: i64,
+}
+
 /// A client credential as the token endpoint needs it.
 #[derive(Debug)]
 pub(crate) struct ClientEntry {
@@ -58,9 +68,9 @@ pub struct Cache {
     /// Revoked token ids → their expiry (unix ms).
     revoked: DashMap<Box<str>, i64>,
     /// Client ids (an API key's id, a client credential's client id) of
-    /// credentials that stopped working → when (unix ms). Tokens minted from
-    /// them are dead from then on.
-    dead: DashMap<Box<str>, i64>,
+    /// credentials that stopped working, or whose secret was regenerated →
+    /// which of the tokens minted from them are dead.
+    dead: DashMap<Box<str>, Stopped>,
     interner: Interner,
     freshness: Freshness,
 }
@@ -104,8 +114,18 @@ impl Cache {
         self.keys.insert(e.hash, Arc::new(p));
     }
 
-    /// Inserts one live client credential from the initial load.
+    /// Inserts one live client credential (the initial load, or its
+    /// account changed), with its cut-off for tokens.
     pub fn insert_client(&self, credential: &ClientCredential, account: &ServiceAccount) {
+        if let Some(not_before) = credential.tokens_not_before {
+            self.dead
+                .entry(credential.client_id.as_str().into())
+                .and_modify(|s| s.not_before = s.not_before.max(not_before))
+                .or_insert(Stopped {
+                    at: i64::MAX,
+                    not_before,
+                });
+        }
         let principal = self.principal(
             account,
             CredentialKind::Client,
@@ -140,7 +160,7 @@ impl Cache {
                 self.keys.remove(&key.hash);
             }
             if let Some(at) = key.revoked_at.or(key.expires_at) {
-                self.dead.insert(key.id.to_string().into(), at);
+                self.stopped(key.id.to_string().into(), at);
             }
         }
         for c in credentials {
@@ -150,7 +170,7 @@ impl Cache {
                 self.clients.remove(c.client_id.as_str());
             }
             if let Some(at) = c.deleted_at.or(c.expires_at) {
-                self.dead.insert(c.client_id.as_str().into(), at);
+                self.stopped(c.client_id.as_str().into(), at);
             }
         }
         self.restrict(account);
@@ -175,8 +195,19 @@ impl Cache {
     /// Records the credentials that stopped working (initial load).
     pub fn set_dead(&self, dead: &[DeadCredential]) {
         for d in dead {
-            self.dead.insert(d.client_id.as_str().into(), d.at);
+            self.stopped(d.client_id.as_str().into(), d.at);
         }
+    }
+
+    /// Every token minted from `client_id` is dead from `at` on.
+    fn stopped(&self, client_id: Box<str>, at: i64) {
+        self.dead
+            .entry(client_id)
+            .and_modify(|s| s.at = at)
+            .or_insert(Stopped {
+                at,
+                not_before: i64::MIN,
+            });
     }
 
     /// Records what JWTs of `account` must be checked against.
@@ -202,7 +233,8 @@ impl Cache {
     /// `issued_at_ms`, may still be used at `now_ms`: its
     /// account is neither disabled, closed nor expired, the token is not
     /// from before the account's token cut-off, and the credential it was
-    /// minted from has not stopped working.
+    /// minted from has not stopped working nor had its secret regenerated
+    /// since.
     pub(crate) fn token_allowed(
         &self,
         account_id: &Uuid,
@@ -215,7 +247,11 @@ impl Cache {
             None => true,
             Some(r) => !r.blocked && now_ms < r.expires_at && issued_at_ms > r.not_before,
         };
-        account_ok && self.dead.get(client_id).is_none_or(|at| now_ms < *at)
+        account_ok
+            && self
+                .dead
+                .get(client_id)
+                .is_none_or(|s| now_ms < s.at && issued_at_ms > s.not_before)
     }
 
     /// The account's own rate limit, for principals that do not carry it.
@@ -231,8 +267,9 @@ impl Cache {
     /// Forgets stopped credentials whose tokens have all expired
     /// (`horizon_ms`: the longest a token lives, plus leeway).
     pub fn sweep_dead(&self, now_ms: i64, horizon_ms: i64) {
+        let floor = now_ms.saturating_sub(horizon_ms);
         self.dead
-            .retain(|_, at| *at > now_ms.saturating_sub(horizon_ms));
+            .retain(|_, s| (s.at != i64::MAX && s.at > floor) || s.not_before > floor);
     }
 
     /// Replaces the revoked-token set with `tokens`: adds first, then drops

@@ -240,7 +240,8 @@ pub(crate) fn after(page: Keyset) -> String {
 pub(crate) const CREDENTIAL_COLUMNS: &str = "c.id AS c_id, c.client_id AS c_client_id, \
      c.service_account_id AS c_account, c.name AS c_name, c.description AS c_description, \
      c.secret_hash AS c_secret_hash, c.created_at AS c_created_at, c.expires_at AS c_expires_at, \
-     c.deleted_at AS c_deleted_at, c.last_used_at AS c_last_used_at";
+     c.deleted_at AS c_deleted_at, c.last_used_at AS c_last_used_at, \
+     c.tokens_not_before AS c_tokens_not_before";
 
 pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
     Ok(ClientCredential {
@@ -255,6 +256,7 @@ pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
         expires_at: row.opt_int("c_expires_at")?,
         deleted_at: row.opt_int("c_deleted_at")?,
         last_used_at: row.opt_int("c_last_used_at")?,
+        tokens_not_before: row.opt_int("c_tokens_not_before")?,
     })
 }
 

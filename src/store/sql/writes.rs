@@ -164,8 +164,8 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
         Write::InsertCredential(c) => one(
             Stmt::new(
                 "INSERT INTO client_credentials (id, client_id, service_account_id, name, description, \
-                 secret_hash, created_at, expires_at, deleted_at, last_used_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 secret_hash, created_at, expires_at, deleted_at, last_used_at, tokens_not_before) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .arg(c.id)
             .arg(&c.client_id)
@@ -176,17 +176,19 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(c.created_at)
             .arg(c.expires_at)
             .arg(c.deleted_at)
-            .arg(c.last_used_at),
+            .arg(c.last_used_at)
+            .arg(c.tokens_not_before),
         ),
         Write::UpdateCredential(c) => one(
             Stmt::new(
                 "UPDATE client_credentials SET name = $1, description = $2, secret_hash = $3, \
-                 expires_at = $4 WHERE id = $5 AND deleted_at IS NULL",
+                 expires_at = $4, tokens_not_before = $5 WHERE id = $6 AND deleted_at IS NULL",
             )
             .arg(&c.name)
             .arg(&c.description)
             .arg(c.secret_hash.to_hex())
             .arg(c.expires_at)
+            .arg(c.tokens_not_before)
             .arg(c.id)
             .or_not_found(),
         ),

@@ -12,6 +12,10 @@ use crate::store::{AccountFilter, AccountState};
 
 const DEFAULT_PAGE_SIZE: u32 = 10;
 const MAX_PAGE_SIZE: u32 = 300;
+/// The longest `Link` a list answers: it repeats the query four times, and
+/// clients refuse a response head past 64 KiB. A longer one is left out
+/// (the page and `X-Result-Count` still answer).
+const MAX_LINK: usize = 8 * 1024;
 
 /// A list request, parsed.
 pub(super) struct ListQuery {
@@ -145,8 +149,13 @@ impl ListQuery {
 
     /// The `Link` header: absolute URLs keeping every parameter of the
     /// request but `page`; commas and semicolons stay percent-encoded, as
-    /// clients split the header on them.
-    pub(super) fn link(&self, base: &str, page: u64, total: u64) -> String {
+    /// clients split the header on them. `None` past [`MAX_LINK`] bytes.
+    pub(super) fn link(&self, base: &str, page: u64, total: u64) -> Option<String> {
+        // Each URL holds the query once; four would not fit.
+        let query: usize = self.pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        if 4 * (base.len() + query) > MAX_LINK {
+            return None;
+        }
         let pages = self.pages(total);
         let url = |n: Option<u64>| {
             let mut pairs: Vec<(&str, String)> = self
@@ -173,7 +182,7 @@ impl ListQuery {
             parts.push(format!("<{}>; rel=\"next\"", url(Some(page + 1))));
         }
         parts.push(format!("<{}>; rel=\"last\"", url(Some(pages))));
-        parts.join(", ")
+        Some(parts.join(", ")).filter(|l| l.len() <= MAX_LINK)
     }
 }
 
@@ -186,7 +195,7 @@ mod tests {
         let q = ListQuery::parse(Kind::Project, Some("page=2&page_size=2&username=a,b")).unwrap();
         let page = q.page_of(5).unwrap();
         assert_eq!(page, 2);
-        let link = q.link("http://h/x/", page, 5);
+        let link = q.link("http://h/x/", page, 5).unwrap();
         assert!(
             link.contains("<http://h/x/?page_size=2&username=a%2Cb>; rel=\"first\""),
             "{link}"

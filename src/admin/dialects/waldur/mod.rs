@@ -192,7 +192,7 @@ async fn list(
     let mut res = Json(Value::Array(items)).into_response();
     let h = res.headers_mut();
     h.insert(&RESULT_COUNT, HeaderValue::from(total));
-    if let Ok(v) = HeaderValue::from_str(&link) {
+    if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         h.insert(axum::http::header::LINK, v);
     }
     Ok(res)
