@@ -50,6 +50,28 @@ pub async fn serve(
     }
 }
 
+/// The one value of the field the asking proxy names the original request
+/// by, in either convention. SECURITY: each proxy sets its own convention's
+/// field and passes the client's others through (nginx forwards a
+/// client-sent `X-Forwarded-Uri`, Traefik a client-sent `X-Original-URI`),
+/// so a request carrying both, or either twice, is refused: believing one
+/// would let a client choose which path is judged.
+fn named<'h>(
+    headers: &'h HeaderMap,
+    forwarded: &HeaderName,
+    original: &HeaderName,
+) -> Result<Option<&'h http::HeaderValue>, Denial<'static>> {
+    let mut values = headers
+        .get_all(forwarded)
+        .iter()
+        .chain(headers.get_all(original).iter());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Denial::BadPath);
+    }
+    Ok(first)
+}
+
 /// The original request the asking proxy names.
 fn original(
     method: &Method,
@@ -57,14 +79,10 @@ fn original(
     headers: HeaderMap,
     peer: IpAddr,
 ) -> Result<Original, Denial<'static>> {
-    let named = headers
-        .get(&X_FORWARDED_URI)
-        .or_else(|| headers.get(&X_ORIGINAL_URI));
-    let (method, target) = match named {
+    let named_method = named(&headers, &X_FORWARDED_METHOD, &X_ORIGINAL_METHOD)?;
+    let (method, target) = match named(&headers, &X_FORWARDED_URI, &X_ORIGINAL_URI)? {
         Some(target) => {
-            let method = headers
-                .get(&X_FORWARDED_METHOD)
-                .or_else(|| headers.get(&X_ORIGINAL_METHOD))
+            let method = named_method
                 .map(|m| Method::from_bytes(m.as_bytes()))
                 .transpose()
                 .map_err(|_| Denial::BadPath)?
@@ -72,7 +90,9 @@ fn original(
             let target = target.to_str().map_err(|_| Denial::BadPath)?.to_owned();
             (method, target)
         }
-        // Envoy's http_service: the original path follows the prefix.
+        // Envoy's http_service: the original path follows the prefix, and
+        // the method is the request's own.
+        None if named_method.is_some() => return Err(Denial::BadPath),
         None => {
             let rest = &uri.path()[PREFIX.len()..];
             if rest.is_empty() {
@@ -197,6 +217,26 @@ mod tests {
         let o = original(&Method::PUT, &uri, HeaderMap::new(), PEER).unwrap();
         assert_eq!(o.method, Method::PUT);
         assert_eq!(o.uri.unwrap().to_string(), "/orders/1?q=1");
+    }
+
+    #[test]
+    fn a_client_cannot_name_a_second_original_beside_its_proxy() {
+        let bare: Uri = "/authz".parse().unwrap();
+        // nginx passes a client's X-Forwarded-Uri beside its own X-Original-URI.
+        let both = headers(&[("x-original-uri", "/orders/1"), ("x-forwarded-uri", "/open/x")]);
+        assert!(original(&Method::GET, &bare, both, PEER).is_err());
+        let twice = headers(&[("x-forwarded-uri", "/open/x"), ("x-forwarded-uri", "/orders/1")]);
+        assert!(original(&Method::GET, &bare, twice, PEER).is_err());
+        let methods = headers(&[
+            ("x-forwarded-uri", "/orders/1"),
+            ("x-forwarded-method", "GET"),
+            ("x-original-method", "DELETE"),
+        ]);
+        assert!(original(&Method::GET, &bare, methods, PEER).is_err());
+        // A method named without a target names nothing.
+        let lone = headers(&[("x-original-method", "GET")]);
+        let path: Uri = "/authz/orders/1".parse().unwrap();
+        assert!(original(&Method::DELETE, &path, lone, PEER).is_err());
     }
 
     #[test]

@@ -163,6 +163,15 @@ async fn http_decisions_allow_with_identity_and_refuse_like_the_proxy() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _, _) = traefik(&h, "G ET", "/orders/1", &auth).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A client's second naming of the original request, beside Traefik's.
+    let (status, _, _) = traefik(
+        &h,
+        "GET",
+        "/orders/1",
+        &[("authorization", &bearer), ("x-original-uri", "/open/x")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // Two Host fields, as on the proxy.
     let (status, _, _) = traefik(
         &h,

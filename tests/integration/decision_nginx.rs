@@ -56,6 +56,8 @@ http {{
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Forwarded-Uri "";
+      proxy_set_header X-Forwarded-Method "";
       proxy_set_header X-Forwarded-For $remote_addr;
     }}
   }}
@@ -144,6 +146,19 @@ async fn nginx_auth_request_asks_keygate_and_forwards_its_identity() {
     assert_eq!(seen["x-keygate-account"], account.as_str(), "{echo}");
     assert_eq!(seen["x-keygate-org"], org.as_str(), "{echo}");
     assert!(seen.get("authorization").is_none(), "{echo}");
+
+    // A client naming another original request (a public route) is judged
+    // on the one it sent: nginx clears the Traefik convention's fields.
+    let (status, _, _) = send(
+        &h.client,
+        front,
+        "GET",
+        "/orders/1",
+        &[("x-forwarded-uri", "/open/x"), ("x-forwarded-method", "GET")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Refused: keygate's 401 (with its challenge) and 403.
     let (status, headers, _) = send(&h.client, front, "GET", "/orders/1", &[], Vec::new()).await;
