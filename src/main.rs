@@ -1,18 +1,21 @@
 //! The keygate binary: parse the CLI, then either serve or run an admin verb.
 
 use std::collections::HashMap;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 use keygate::cli::{Cli, Command};
 use keygate::config::Config;
+use keygate::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => {
-            let _logs = keygate::telemetry::init(args.log_format);
+            let format = telemetry::resolve(args.log_format, std::io::stderr().is_terminal());
+            let _logs = telemetry::init(format);
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = match &args.config {
                 Some(path) => Config::load_file(path, &env),

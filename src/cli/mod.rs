@@ -7,7 +7,7 @@ mod client;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::telemetry::LogFormat;
+use crate::telemetry::LogChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,9 +93,9 @@ pub struct ServeArgs {
     /// Config file (TOML). Without one, built-in defaults apply.
     #[arg(long, short, env = "KEYGATE_CONFIG")]
     pub config: Option<std::path::PathBuf>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "json", env = "KEYGATE_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    /// Log format on stderr: auto is text on a terminal, JSON otherwise.
+    #[arg(long, value_enum, default_value = "auto", env = "KEYGATE_LOG_FORMAT")]
+    pub log_format: LogChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,5 +352,27 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             eprintln!("error: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_logs_auto_unless_told() {
+        let cli = Cli::try_parse_from(["keygate", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        // The environment may set KEYGATE_LOG_FORMAT; the flag is what is tested.
+        if std::env::var_os("KEYGATE_LOG_FORMAT").is_none() {
+            assert_eq!(args.log_format, LogChoice::Auto);
+        }
+        let cli = Cli::try_parse_from(["keygate", "serve", "--log-format", "text"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.log_format, LogChoice::Text);
     }
 }
