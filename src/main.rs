@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use keygate::cli::{Cli, Command};
 use keygate::config::Config;
-use keygate::telemetry;
+use keygate::telemetry::{self, LogFormat};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,13 +28,17 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            serve(config).await
+            serve(config, format).await
         }
-        _ => ExitCode::from(u8::try_from(keygate::cli::run_admin(&cli).await).unwrap_or(1)),
+        _ => exit(keygate::cli::run_admin(&cli).await),
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn serve(config: Config, format: LogFormat) -> ExitCode {
     let mut running = match keygate::app::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -53,6 +57,11 @@ async fn serve(config: Config) -> ExitCode {
     if let Some(key) = running.take_bootstrap_key() {
         // Printed once, on stderr, never again.
         eprintln!("bootstrap admin key: {}", key.as_str());
+    }
+    if format == LogFormat::Text {
+        // For a person at a terminal; log pipelines have the structured
+        // "listener up" and "cache loaded" lines.
+        eprint!("{}", running.summary(&keygate::cli::program_name()));
     }
     wait_for_signal().await;
     tracing::info!("shutting down");

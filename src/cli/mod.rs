@@ -355,6 +355,16 @@ pub async fn run_admin(cli: &Cli) -> i32 {
     }
 }
 
+/// How the user invoked keygate (`target/release/keygate`, `keygate`), so
+/// the next command suggested can be pasted as is.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "keygate".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
