@@ -1,4 +1,5 @@
-//! The keygate binary: parse the CLI, then either serve or run an admin verb.
+//! The keygate binary: parse the CLI, then serve, write or check a config,
+//! or run an admin verb.
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -29,6 +30,11 @@ async fn main() -> ExitCode {
                 }
             };
             serve(config, format).await
+        }
+        Command::Init(args) => exit(keygate::cli::init(args, &keygate::cli::program_name())),
+        Command::Check(args) => {
+            let env: HashMap<String, String> = std::env::vars().collect();
+            exit(keygate::cli::check(args, &env))
         }
         _ => exit(keygate::cli::run_admin(&cli).await),
     }
