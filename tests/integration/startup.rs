@@ -1,6 +1,8 @@
 //! The first five minutes, through the real binary: `init` writes a config
 //! that `check` and `serve` accept, `init` never overwrites, `check` lists
-//! every problem, and `serve` in text mode ends its start with a summary.
+//! every problem, `serve` on a terminal-less stderr logs JSON and in text
+//! mode ends its start with a summary, and the README's quick start runs as
+//! written.
 //!
 //! Synchronous on purpose: each test drives a child process and polls
 //! `/readyz` with a deadline over a plain `TcpStream`.
@@ -240,4 +242,131 @@ issuer = "ftp://keygate"
             "{key} {stderr}"
         );
     }
+}
+
+/// The commands of the README's blocks that open with `# quickstart`,
+/// continuation lines joined; each with its trailing comment.
+fn quickstart() -> Vec<(String, String)> {
+    let readme = include_str!("../../README.md");
+    let mut commands = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```sh" {
+            continue;
+        }
+        let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        if !block.first().is_some_and(|l| l.starts_with("# quickstart")) {
+            continue;
+        }
+        let mut pending = String::new();
+        for line in block {
+            match line.strip_suffix('\\') {
+                Some(part) => pending.push_str(part),
+                None => {
+                    pending.push_str(line);
+                    let (command, comment) = split_comment(&pending);
+                    if !command.is_empty() {
+                        commands.push((command, comment));
+                    }
+                    pending.clear();
+                }
+            }
+        }
+    }
+    commands
+}
+
+/// `cmd  # comment` → (`cmd`, `comment`); a `#` inside quotes is the command's.
+fn split_comment(line: &str) -> (String, String) {
+    let mut quote = None;
+    for (i, c) in line.char_indices() {
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            ('#', None) => {
+                return (
+                    line[..i].trim().to_string(),
+                    line[i + 1..].trim().to_string(),
+                )
+            }
+            _ => {}
+        }
+    }
+    (line.trim().to_string(), String::new())
+}
+
+#[test]
+fn readme_quickstart_runs_as_written() {
+    let commands = quickstart();
+    assert!(commands.len() >= 5, "quick start not found: {commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut served: Option<Served> = None;
+    for (command, comment) in &commands {
+        if command.starts_with("export KEYGATE_ADMIN_KEY=") {
+            // The test chooses the key instead of copying it from serve.
+            continue;
+        }
+        if let Some(rest) = command.strip_prefix("cargo run --release") {
+            let (_, args) = rest.split_once("-- ").expect("cargo run … -- <args>");
+            let args: Vec<&str> = args.split_whitespace().collect();
+            let mut cmd = keygate(dir.path());
+            cmd.args(&args);
+            if args.first() == Some(&"serve") {
+                // Terminal 1's foreground server: here in the background,
+                // on free ports. Its stderr is a pipe, so it logs JSON.
+                assert!(served.is_none(), "two serve commands");
+                served = Some(Served::start(cmd));
+                continue;
+            }
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{command}:\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            if args.first() == Some(&"check") {
+                assert!(text(&out.stdout).starts_with("config OK: "), "{command}");
+            }
+            continue;
+        }
+        assert!(
+            command.starts_with("curl "),
+            "the test does not know how to run {command:?}: teach it, or keep it out of the quick start"
+        );
+        let s = served.as_ref().expect("curl before serve");
+        let command = command
+            .replace("localhost:8080", &s.public.to_string())
+            .replace("localhost:8081", &s.admin.to_string());
+        let out = Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(dir.path())
+            .env("KEYGATE_ADMIN_KEY", ADMIN_KEY)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {}", text(&out.stderr));
+        // A comment opening with a status code is what the README promises.
+        if let Some(code) = comment
+            .get(..3)
+            .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let stdout = text(&out.stdout);
+            assert!(
+                stdout.starts_with(&format!("HTTP/1.1 {code}")),
+                "{command}: README says {code}, got:\n{stdout}"
+            );
+        }
+    }
+    let (ok, log) = served.expect("the quick start serves").stop();
+    assert!(ok, "{log}");
+    // No flag, no terminal: JSON lines, and no summary.
+    assert!(!log.contains("is ready"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("public listener up"))
+        .unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(line).is_ok(),
+        "{line}"
+    );
 }
