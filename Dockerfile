@@ -22,8 +22,10 @@ COPY --from=build /src/target/release/keygate /usr/local/bin/keygate
 COPY config/ /etc/keygate/
 USER keygate
 WORKDIR /var/lib/keygate
-# Inside a container the listeners must bind all interfaces to be reachable.
-ENV KEYGATE_SERVER__LISTEN=0.0.0.0:8080 \
+# Inside a container the listeners must bind all interfaces to be reachable;
+# logs are JSON even under `docker run -t`, for the log pipeline.
+ENV KEYGATE_LOG_FORMAT=json \
+    KEYGATE_SERVER__LISTEN=0.0.0.0:8080 \
     KEYGATE_ADMIN__LISTEN=0.0.0.0:8081 \
     KEYGATE_STORE__URL=sqlite:///var/lib/keygate/keygate.db
 VOLUME ["/var/lib/keygate"]

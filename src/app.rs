@@ -1,7 +1,10 @@
 //! Wires the subsystems together and owns their lifecycle: open the store,
 //! serve the admin listener (so `/healthz` answers while loading), load the
 //! cache, bootstrap the first admin, then serve the public listener. Stops
-//! everything gracefully on [`Running::shutdown`].
+//! everything gracefully on [`Running::shutdown`]. What a person is told
+//! once it is up is [`summary`]'s.
+
+pub mod summary;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -71,6 +74,7 @@ pub struct Running {
     store: Arc<dyn Store>,
     bootstrap_key: Option<Zeroizing<String>>,
     grace: Duration,
+    facts: summary::Facts,
 }
 
 impl Running {
@@ -91,6 +95,12 @@ impl Running {
     /// once: the caller prints it and it is gone.
     pub fn take_bootstrap_key(&mut self) -> Option<Zeroizing<String>> {
         self.bootstrap_key.take()
+    }
+
+    /// The start-up summary (see [`summary::render`]); `program` is how
+    /// keygate was invoked, for the command it suggests.
+    pub fn summary(&self, program: &str) -> String {
+        summary::render(&self.facts, program)
     }
 
     /// Stops accepting, drains in-flight requests (up to `shutdown_grace`),
@@ -356,6 +366,14 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     // accepting (bootstrap and key setup run after the load).
     cache.freshness().set_ready();
     tracing::info!(%public_addr, routes = config.routes.len(), "public listener up");
+    let facts = summary::Facts::new(
+        &config,
+        public_addr,
+        admin_addr,
+        decision_addr,
+        cache.len(),
+        cache.client_count(),
+    );
 
     Ok(Running {
         public_addr,
@@ -366,6 +384,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         store,
         bootstrap_key,
         grace: config.server.shutdown_grace,
+        facts,
     })
 }
 

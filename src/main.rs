@@ -1,18 +1,22 @@
-//! The keygate binary: parse the CLI, then either serve or run an admin verb.
+//! The keygate binary: parse the CLI, then serve, write or check a config,
+//! or run an admin verb.
 
 use std::collections::HashMap;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 use keygate::cli::{Cli, Command};
 use keygate::config::Config;
+use keygate::telemetry::{self, LogFormat};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => {
-            let _logs = keygate::telemetry::init(args.log_format);
+            let format = telemetry::resolve(args.log_format, std::io::stderr().is_terminal());
+            let _logs = telemetry::init(format);
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = match &args.config {
                 Some(path) => Config::load_file(path, &env),
@@ -25,13 +29,22 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            serve(config).await
+            serve(config, format).await
         }
-        _ => ExitCode::from(u8::try_from(keygate::cli::run_admin(&cli).await).unwrap_or(1)),
+        Command::Init(args) => exit(keygate::cli::init(args, &keygate::cli::program_name())),
+        Command::Check(args) => {
+            let env: HashMap<String, String> = std::env::vars().collect();
+            exit(keygate::cli::check(args, &env))
+        }
+        _ => exit(keygate::cli::run_admin(&cli).await),
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn serve(config: Config, format: LogFormat) -> ExitCode {
     let mut running = match keygate::app::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -50,6 +63,11 @@ async fn serve(config: Config) -> ExitCode {
     if let Some(key) = running.take_bootstrap_key() {
         // Printed once, on stderr, never again.
         eprintln!("bootstrap admin key: {}", key.as_str());
+    }
+    if format == LogFormat::Text {
+        // For a person at a terminal; log pipelines have the structured
+        // "listener up" and "cache loaded" lines.
+        eprint!("{}", running.summary(&keygate::cli::program_name()));
     }
     wait_for_signal().await;
     tracing::info!("shutting down");

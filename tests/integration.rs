@@ -59,6 +59,8 @@ mod proxy;
 mod ratelimit;
 #[path = "integration/replicas.rs"]
 mod replicas;
+#[path = "integration/startup.rs"]
+mod startup;
 #[path = "integration/store.rs"]
 mod store;
 #[path = "integration/tls.rs"]

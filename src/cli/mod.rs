@@ -1,13 +1,19 @@
-//! The command line: `keygate serve`, and admin verbs that talk to a running
+//! The command line: `keygate serve`; `init` and `check`, which work on a
+//! config file and touch nothing else; and admin verbs that talk to a running
 //! admin API (they never open the store themselves, so they work against any
 //! replica and go through the same authorization as every other client).
 
+mod check;
 mod client;
+mod init;
+
+pub use check::check;
+pub use init::init;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::telemetry::LogFormat;
+use crate::telemetry::LogChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +41,12 @@ pub struct Cli {
 pub enum Command {
     /// Run keygate: the public listener, the admin listener and the cache sync.
     Serve(ServeArgs),
+    /// Write a commented starter config (one route, tokens, the admin
+    /// listener) that `serve --config` accepts as is. Never overwrites.
+    Init(InitArgs),
+    /// Validate a config as `serve` does at start (environment overrides
+    /// included) and print every problem at once; exit 1 on any.
+    Check(CheckArgs),
     /// Organizations.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -93,9 +105,23 @@ pub struct ServeArgs {
     /// Config file (TOML). Without one, built-in defaults apply.
     #[arg(long, short, env = "KEYGATE_CONFIG")]
     pub config: Option<std::path::PathBuf>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "json", env = "KEYGATE_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    /// Log format on stderr: auto is text on a terminal, JSON otherwise.
+    #[arg(long, value_enum, default_value = "auto", env = "KEYGATE_LOG_FORMAT")]
+    pub log_format: LogChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to write keygate.toml into (created if missing).
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file (TOML) to validate.
+    #[arg(long, short, env = "KEYGATE_CONFIG")]
+    pub config: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,7 +225,7 @@ pub async fn run_admin(cli: &Cli) -> i32 {
     };
     let c = client::AdminClient::new(&cli.admin_url, key);
     let (method, path, body): (&str, String, Option<Value>) = match &cli.command {
-        Command::Serve(_) => return 2,
+        Command::Serve(_) | Command::Init(_) | Command::Check(_) => return 2,
         Command::Org(OrgCmd::Create { name, abbreviation }) => (
             "POST",
             "/v1/organizations".into(),
@@ -352,5 +378,60 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             eprintln!("error: {e}");
             1
         }
+    }
+}
+
+/// How the user invoked keygate (`target/release/keygate`, `keygate`), so
+/// the next command suggested can be pasted as is.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "keygate".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_logs_auto_unless_told() {
+        let cli = Cli::try_parse_from(["keygate", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        // The environment may set KEYGATE_LOG_FORMAT; the flag is what is tested.
+        if std::env::var_os("KEYGATE_LOG_FORMAT").is_none() {
+            assert_eq!(args.log_format, LogChoice::Auto);
+        }
+        let cli = Cli::try_parse_from(["keygate", "serve", "--log-format", "text"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.log_format, LogChoice::Text);
+    }
+
+    #[test]
+    fn init_defaults_to_the_working_directory() {
+        let cli = Cli::try_parse_from(["keygate", "init"]).unwrap();
+        let Command::Init(args) = cli.command else {
+            panic!("not init")
+        };
+        assert_eq!(args.dir, std::path::PathBuf::from("."));
+        let cli = Cli::try_parse_from(["keygate", "init", "--dir", "demo"]).unwrap();
+        let Command::Init(args) = cli.command else {
+            panic!("not init")
+        };
+        assert_eq!(args.dir, std::path::PathBuf::from("demo"));
+    }
+
+    #[test]
+    fn check_names_its_file() {
+        let cli = Cli::try_parse_from(["keygate", "check", "--config", "k.toml"]).unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(args.config, std::path::PathBuf::from("k.toml"));
     }
 }

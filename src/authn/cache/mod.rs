@@ -308,4 +308,9 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// Live client credentials cached.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
 }
