@@ -223,9 +223,15 @@ mod tests {
     fn a_client_cannot_name_a_second_original_beside_its_proxy() {
         let bare: Uri = "/authz".parse().unwrap();
         // nginx passes a client's X-Forwarded-Uri beside its own X-Original-URI.
-        let both = headers(&[("x-original-uri", "/orders/1"), ("x-forwarded-uri", "/open/x")]);
+        let both = headers(&[
+            ("x-original-uri", "/orders/1"),
+            ("x-forwarded-uri", "/open/x"),
+        ]);
         assert!(original(&Method::GET, &bare, both, PEER).is_err());
-        let twice = headers(&[("x-forwarded-uri", "/open/x"), ("x-forwarded-uri", "/orders/1")]);
+        let twice = headers(&[
+            ("x-forwarded-uri", "/open/x"),
+            ("x-forwarded-uri", "/orders/1"),
+        ]);
         assert!(original(&Method::GET, &bare, twice, PEER).is_err());
         let methods = headers(&[
             ("x-forwarded-uri", "/orders/1"),

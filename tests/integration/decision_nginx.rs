@@ -154,7 +154,10 @@ async fn nginx_auth_request_asks_keygate_and_forwards_its_identity() {
         front,
         "GET",
         "/orders/1",
-        &[("x-forwarded-uri", "/open/x"), ("x-forwarded-method", "GET")],
+        &[
+            ("x-forwarded-uri", "/open/x"),
+            ("x-forwarded-method", "GET"),
+        ],
         Vec::new(),
     )
     .await;
