@@ -29,6 +29,8 @@ mod attacks_tokens;
 mod decision;
 #[path = "integration/decision_nginx.rs"]
 mod decision_nginx;
+#[path = "integration/decision_tls.rs"]
+mod decision_tls;
 #[path = "integration/dialects.rs"]
 mod dialects;
 #[path = "integration/fleet.rs"]
