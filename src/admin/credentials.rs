@@ -112,7 +112,7 @@ pub(super) async fn create(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<CreateCredential>,
+    JsonBody(b, _): JsonBody<CreateCredential>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
     let new = NewCredential {
@@ -190,7 +190,7 @@ pub(super) async fn update(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path((id, cid)): Path<(String, String)>,
-    JsonBody(b): JsonBody<UpdateCredential>,
+    JsonBody(b, _): JsonBody<UpdateCredential>,
 ) -> Result<Response, ApiError> {
     let (id, cid) = ids(&id, &cid)?;
     let patch = CredentialPatch {
@@ -241,7 +241,7 @@ pub(super) async fn regenerate(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path((id, cid)): Path<(String, String)>,
-    JsonBody(_): JsonBody<Empty>,
+    JsonBody(_, _): JsonBody<Empty>,
 ) -> Result<Response, ApiError> {
     let (id, cid) = ids(&id, &cid)?;
     let w = s.manager.regenerate_secret(&actor, id, cid).await?;

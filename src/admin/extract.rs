@@ -69,73 +69,121 @@ pub(super) fn authenticate(parts: &Parts, state: &AdminState) -> Result<Arc<Prin
     state.authn.bearer(peer, presented, Accept::Admin)
 }
 
-/// A JSON body. Any content type is accepted (curl's `-d` sends a form type);
-/// an empty body reads as `{}`. Unknown fields are refused by the target types.
-pub(super) struct JsonBody<T>(pub T);
+/// Why a request body is not the input an endpoint takes.
+#[derive(Debug)]
+pub(super) enum BodyError {
+    /// Over the admin listener's limit.
+    TooLarge,
+    /// The body could not be read (the client went away mid-body).
+    Unreadable,
+    /// Not JSON at all; serde's message.
+    Syntax(String),
+    /// JSON, but not an object.
+    NotObject,
+    /// An object whose `field` is unknown, missing or of the wrong type;
+    /// serde's message.
+    Field { field: String, message: String },
+}
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
+/// An error shape that can say what is wrong with a body: the native
+/// API's, and each dialect's.
+pub(super) trait SaysBadBody: IntoResponse {
+    fn bad_body(e: BodyError) -> Self;
+}
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+/// A JSON body read as `T`, refused in the shape of `E` (the native API's
+/// by default, a dialect's in its handlers). Any content type is accepted
+/// (curl's `-d` sends a form type); an empty body reads as `{}`. Unknown
+/// fields are refused by the target types that deny them.
+pub(super) struct JsonBody<T, E = ApiError>(pub T, pub(super) PhantomData<fn() -> E>);
+
+impl<T: DeserializeOwned, E: SaysBadBody, S: Send + Sync> FromRequest<S> for JsonBody<T, E> {
+    type Rejection = E;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, E> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
-                    "body_too_large",
-                    format!("request body exceeds {} bytes", super::MAX_BODY_BYTES),
-                )
+            E::bad_body(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                BodyError::TooLarge
             } else {
-                ApiError::invalid(
-                    "unreadable_body",
-                    "the request body could not be read",
-                    None,
-                )
-            }
+                BodyError::Unreadable
+            })
         })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value: T = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| json_error(e.path().to_string(), e.inner()))?;
-        de.end().map_err(|e| json_error(String::new(), &e))?;
-        Ok(JsonBody(value))
+        parse(&bytes)
+            .map(|v| JsonBody(v, PhantomData))
+            .map_err(E::bad_body)
     }
 }
 
-fn json_error(path: String, e: &serde_json::Error) -> ApiError {
+/// `bytes` as `T`, its faults told apart.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     use serde_json::error::Category;
-    let text = e.to_string();
-    // The field at fault: where serde_path_to_error says, else the one serde
-    // names in backticks ("unknown field `x`", "missing field `y`").
-    let param = Some(path)
-        .filter(|p| !p.is_empty() && p != ".")
-        .or_else(|| {
-            text.split('`')
-                .nth(1)
-                .filter(|_| text.contains(" field `"))
-                .map(str::to_string)
-        });
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::invalid("invalid_json", format!("malformed JSON: {text}"), None)
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| BodyError::Syntax(e.to_string()))?;
+    if !value.is_object() {
+        return Err(BodyError::NotObject);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let text = e.inner().to_string();
+        // The field at fault: where the path says, else the one serde names
+        // in backticks ("unknown field `x`", "missing field `y`").
+        let field = Some(e.path().to_string())
+            .filter(|p| !p.is_empty() && p != ".")
+            .or_else(|| {
+                text.split('`')
+                    .nth(1)
+                    .filter(|_| text.contains(" field `"))
+                    .map(str::to_string)
+            });
+        match (e.inner().classify(), field) {
+            (Category::Data, Some(field)) => BodyError::Field {
+                field,
+                message: text,
+            },
+            _ => BodyError::Syntax(text),
         }
-        Category::Data => {
-            let code = if text.starts_with("unknown field") {
-                "unknown_field"
-            } else if text.starts_with("missing field") {
-                "missing_field"
-            } else {
-                "invalid_value"
-            };
-            let message = match &param {
-                Some(p) if !text.contains(&format!("`{p}`")) => format!("{p}: {text}"),
-                _ => text,
-            };
-            ApiError::invalid(code, message, param)
+    })
+}
+
+impl SaysBadBody for ApiError {
+    fn bad_body(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_too_large",
+                format!("request body exceeds {} bytes", super::MAX_BODY_BYTES),
+            ),
+            BodyError::Unreadable => ApiError::invalid(
+                "unreadable_body",
+                "the request body could not be read",
+                None,
+            ),
+            BodyError::Syntax(m) => {
+                ApiError::invalid("invalid_json", format!("malformed JSON: {m}"), None)
+            }
+            BodyError::NotObject => {
+                ApiError::invalid("invalid_json", "the body must be a JSON object", None)
+            }
+            BodyError::Field { field, message } => {
+                let code = if message.starts_with("unknown field") {
+                    "unknown_field"
+                } else if message.starts_with("missing field") {
+                    "missing_field"
+                } else {
+                    "invalid_value"
+                };
+                let message = if message.contains(&format!("`{field}`")) {
+                    message
+                } else {
+                    format!("{field}: {message}")
+                };
+                ApiError::invalid(code, message, Some(field))
+            }
         }
     }
 }
@@ -189,4 +237,51 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<QueryPa
     )
     .map(|q| QueryParams(q.0))
     .map_err(|e| ApiError::invalid("invalid_query", e.body_text(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Named {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn bodies_are_objects_and_faults_name_their_field() {
+        assert!(matches!(parse::<Named>(b"[1]"), Err(BodyError::NotObject)));
+        assert!(matches!(parse::<Named>(b"{"), Err(BodyError::Syntax(_))));
+        match parse::<Named>(b"{\"name\": 3}") {
+            Err(BodyError::Field { field, .. }) => assert_eq!(field, "name"),
+            other => panic!("{other:?}"),
+        }
+        match parse::<Named>(b"  ") {
+            Err(BodyError::Field { field, message }) => {
+                assert_eq!(field, "name");
+                assert!(message.starts_with("missing field"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse::<Named>(b"{\"name\":\"a\"}").is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_and_coded() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            name: String,
+        }
+        let e = ApiError::bad_body(parse::<Strict>(b"{\"name\":\"a\",\"x\":1}").unwrap_err());
+        assert_eq!((e.code, e.param.as_deref()), ("unknown_field", Some("x")));
+        let e = ApiError::bad_body(parse::<Strict>(b"{\"name\":1}").unwrap_err());
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("invalid_value", Some("name"))
+        );
+        assert!(e.message.starts_with("name: "), "{}", e.message);
+    }
 }

@@ -74,7 +74,7 @@ pub(super) struct UpdateProject {
 pub(super) async fn create(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
-    JsonBody(b): JsonBody<CreateOrganization>,
+    JsonBody(b, _): JsonBody<CreateOrganization>,
 ) -> Result<Response, ApiError> {
     let w = s
         .manager
@@ -147,7 +147,7 @@ pub(super) async fn update(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<UpdateOrganization>,
+    JsonBody(b, _): JsonBody<UpdateOrganization>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "organization")?;
     let w = s
@@ -203,7 +203,7 @@ pub(super) async fn create_project(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<CreateProject>,
+    JsonBody(b, _): JsonBody<CreateProject>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "organization")?;
     let w = s
@@ -273,7 +273,7 @@ pub(super) async fn update_project(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<UpdateProject>,
+    JsonBody(b, _): JsonBody<UpdateProject>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "project")?;
     let w = s

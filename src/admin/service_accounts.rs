@@ -141,7 +141,7 @@ pub(super) struct KeyList {
 pub(super) async fn create(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
-    JsonBody(b): JsonBody<CreateAccount>,
+    JsonBody(b, _): JsonBody<CreateAccount>,
 ) -> Result<Response, ApiError> {
     let new = NewAccount {
         organization_id: b.organization_id,
@@ -244,7 +244,7 @@ pub(super) async fn update(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<UpdateAccount>,
+    JsonBody(b, _): JsonBody<UpdateAccount>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
     let patch = AccountPatch {
@@ -321,7 +321,7 @@ pub(super) async fn issue_key(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<IssueKey>,
+    JsonBody(b, _): JsonBody<IssueKey>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
     let new = NewKey {
@@ -372,7 +372,7 @@ pub(super) async fn rotate_key(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<Rotate>,
+    JsonBody(b, _): JsonBody<Rotate>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "service account")?;
     let w = s

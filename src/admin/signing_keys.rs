@@ -100,7 +100,7 @@ pub(super) async fn list(
 pub(super) async fn rotate(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
-    JsonBody(b): JsonBody<Rotate>,
+    JsonBody(b, _): JsonBody<Rotate>,
 ) -> Result<Response, ApiError> {
     let w = s
         .manager

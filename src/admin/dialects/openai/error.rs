@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::admin::dialects::{BodyError, Dialect, SaysRefusal};
+use crate::admin::dialects::{BodyError, Dialect, SaysBadBody, SaysRefusal};
 use crate::admin::MAX_BODY_BYTES;
 use crate::authn;
 use crate::manage;
@@ -93,13 +93,18 @@ impl SaysRefusal for OpenAiError {
     }
 }
 
-impl Dialect for OpenAiError {
+impl SaysBadBody for OpenAiError {
     fn bad_body(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            ),
+            BodyError::Unreadable => Self::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "The request body could not be read.",
             ),
             BodyError::Syntax(m) => Self::new(
                 StatusCode::BAD_REQUEST,
@@ -117,7 +122,9 @@ impl Dialect for OpenAiError {
             }
         }
     }
+}
 
+impl Dialect for OpenAiError {
     fn unknown_path() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Unknown endpoint.")
     }

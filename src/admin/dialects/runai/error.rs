@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::admin::dialects::{BodyError, Dialect, SaysRefusal};
+use crate::admin::dialects::{BodyError, Dialect, SaysBadBody, SaysRefusal};
 use crate::admin::MAX_BODY_BYTES;
 use crate::authn;
 use crate::manage;
@@ -60,20 +60,23 @@ impl SaysRefusal for RunaiError {
     }
 }
 
-impl Dialect for RunaiError {
+impl SaysBadBody for RunaiError {
     fn bad_body(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body is larger than {MAX_BODY_BYTES} bytes"),
             ),
+            BodyError::Unreadable => Self::bad("the request body could not be read"),
             BodyError::Syntax(_) | BodyError::NotObject => {
                 Self::bad("the body must be a JSON object")
             }
             BodyError::Field { field, message } => Self::bad(format!("{field}: {message}")),
         }
     }
+}
 
+impl Dialect for RunaiError {
     fn unknown_path() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not found")
     }

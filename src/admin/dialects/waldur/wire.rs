@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::Kind;
-use crate::admin::dialects::{BodyError, Dialect, SaysRefusal};
+use crate::admin::dialects::{BodyError, Dialect, SaysBadBody, SaysRefusal};
 use crate::authn;
 use crate::clock::rfc3339;
 use crate::manage;
@@ -47,12 +47,16 @@ impl WaldurError {
     }
 }
 
-impl Dialect for WaldurError {
+impl SaysBadBody for WaldurError {
     fn bad_body(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => {
                 Self::detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
             }
+            BodyError::Unreadable => Self::detail(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            ),
             BodyError::Syntax(m) => {
                 Self::detail(StatusCode::BAD_REQUEST, format!("JSON parse error - {m}"))
             }
@@ -63,7 +67,9 @@ impl Dialect for WaldurError {
             BodyError::Field { field, message } => Self::field(&field, message),
         }
     }
+}
 
+impl Dialect for WaldurError {
     fn unknown_path() -> Self {
         Self::not_found()
     }
