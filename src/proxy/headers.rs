@@ -113,9 +113,13 @@ pub fn remove_spoofed(headers: &mut HeaderMap) {
 /// credential, in any spelling: every `X-Keygate-*`, and the [`OWN`]
 /// fields with `-` or `_`.
 pub(super) fn is_keygates(name: &[u8]) -> bool {
+    is_identity(name) || OWN.iter().any(|own| dashed_eq(name, own.as_bytes()))
+}
+
+/// Whether `name` is an `X-Keygate-*` field, with `-` or `_`.
+fn is_identity(name: &[u8]) -> bool {
     const IDENTITY: &[u8] = b"x-keygate-";
-    (name.len() >= IDENTITY.len() && dashed_eq(&name[..IDENTITY.len()], IDENTITY))
-        || OWN.iter().any(|own| dashed_eq(name, own.as_bytes()))
+    name.len() >= IDENTITY.len() && dashed_eq(&name[..IDENTITY.len()], IDENTITY)
 }
 
 /// Whether `name` is connection-specific (RFC 9110 §7.6.1), `TE` included.
@@ -143,12 +147,10 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// What a client may not send as a header: any `X-Keygate-*`, and the
+/// `_` spellings of keygate's own fields (the `-` ones keygate replaces).
 fn is_spoofed(name: &[u8]) -> bool {
-    const IDENTITY: &[u8] = b"x-keygate-";
-    if name.len() >= IDENTITY.len() && dashed_eq(&name[..IDENTITY.len()], IDENTITY) {
-        return true;
-    }
-    name.contains(&b'_') && OWN.iter().any(|own| dashed_eq(name, own.as_bytes()))
+    is_identity(name) || (name.contains(&b'_') && is_keygates(name))
 }
 
 /// `name == target` with every `_` in `name` read as `-` (names are lower case).
