@@ -242,12 +242,7 @@ async fn run() {
             (
                 "runai",
                 "/compat/runai/api/v1/service-accounts?limit=20".into(),
-                // Before `limit` was taken, the whole tenant up to 1,000.
-                if std::env::var("LISTS_BENCH_RUNAI_ALL").is_ok() {
-                    (n + 1).min(1000)
-                } else {
-                    in_org
-                },
+                in_org,
             ),
         ];
         for (i, (name, path, want)) in endpoints.iter().enumerate() {

@@ -139,6 +139,8 @@ pub(crate) struct Recorder {
     /// Each route's series, then the OAuth endpoints', then unrouted.
     routes: Vec<RouteSeries>,
     auth: Histogram,
+    /// The access log line's `message`: what this listener serves.
+    message: &'static str,
     pub(super) websocket_tunnels: metrics::Gauge,
     access_log: bool,
 }
@@ -159,6 +161,11 @@ impl Recorder {
         series.push(RouteSeries::new(&metrics, listener, UNROUTED));
         Self {
             auth: metrics.histogram(AUTH_DURATION, &[]),
+            message: if listener == "decision" {
+                "decision"
+            } else {
+                "request"
+            },
             websocket_tunnels: metrics.gauge(WEBSOCKET_TUNNELS, &[]),
             metrics,
             routes: series,
@@ -237,11 +244,7 @@ impl Recorder {
         }
         if let Some((method, path)) = done.seen {
             access::log(&Access {
-                message: if series.listener == "decision" {
-                    "decision"
-                } else {
-                    "request"
-                },
+                message: self.message,
                 route: &series.name,
                 method: Escaped(method.as_str()),
                 path: Escaped(path),
