@@ -73,6 +73,7 @@ fn account(org: Uuid, project: Option<Uuid>, name: String, role: Role) -> Servic
         last_used_at: None,
         tokens_not_before: None,
         metadata: Default::default(),
+        quota: None,
     }
 }
 
@@ -85,6 +86,7 @@ async fn seed(url: &str, n: usize) -> (String, Uuid, Uuid) {
         id: Uuid::now_v7(),
         name: "bench".into(),
         abbreviation: Some("B".into()),
+        max_credential_lifetime: None,
         created_at: 0,
         updated_at: 0,
     };
@@ -112,6 +114,7 @@ async fn seed(url: &str, n: usize) -> (String, Uuid, Uuid) {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            limits: Default::default(),
         }),
     ];
     for i in 0..n {
@@ -129,6 +132,7 @@ async fn seed(url: &str, n: usize) -> (String, Uuid, Uuid) {
             deleted_at: None,
             last_used_at: None,
             tokens_not_before: None,
+            limits: Default::default(),
         }));
         writes.insert(writes.len() - 1, Write::InsertAccount(a));
     }

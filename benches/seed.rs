@@ -47,6 +47,7 @@ async fn main() {
         id: Uuid::now_v7(),
         name: format!("seed-{}", Uuid::now_v7().simple()),
         abbreviation: None,
+        max_credential_lifetime: None,
         created_at: 0,
         updated_at: 0,
     };
@@ -94,6 +95,7 @@ async fn main() {
                 last_used_at: None,
                 tokens_not_before: None,
                 metadata: Default::default(),
+                quota: None,
             };
             let g = format.generate_key();
             if i < 16 {
@@ -112,6 +114,7 @@ async fn main() {
                 expires_at: None,
                 revoked_at: None,
                 last_used_at: None,
+                limits: Default::default(),
             }));
             writes.insert(writes.len() - 1, Write::InsertAccount(account));
         }

@@ -61,6 +61,7 @@ fn tokens(c: &mut Criterion) {
         scope: "orders:read orders:write",
         expires_at: i64::MAX,
         role: Role::Member,
+        allowed_cidrs: None,
     };
 
     let mut mint = c.benchmark_group("jwt_mint");

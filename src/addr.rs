@@ -23,6 +23,16 @@ pub fn address_bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// `ip` as its own family: an IPv4-mapped IPv6 address is its IPv4
+/// address, so `10.0.0.0/8` holds `::ffff:10.0.0.1` (a dual-stack
+/// listener's view of an IPv4 client).
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -285,6 +285,16 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     tasks.push(tokio::spawn(
         Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
     ));
+    // What every open quota window has spent, before the first request.
+    limits
+        .metering()
+        .load(store.as_ref(), clock.now_ms())
+        .await?;
+    tasks.push(tokio::spawn(Arc::clone(limits.metering()).run(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        rx.clone(),
+    )));
 
     let oauth = crate::oauth::router(Arc::new(crate::oauth::OAuthState {
         minter: Arc::clone(&minter),

@@ -32,6 +32,7 @@ pub mod listener;
 pub mod manage;
 pub mod oauth;
 pub mod proxy;
+pub mod quota;
 pub mod ratelimit;
 pub mod replicate;
 pub mod scope;

@@ -57,6 +57,8 @@ mod operations;
 mod protocols;
 #[path = "integration/proxy.rs"]
 mod proxy;
+#[path = "integration/quotas.rs"]
+mod quotas;
 #[path = "integration/ratelimit.rs"]
 mod ratelimit;
 #[path = "integration/replicas.rs"]

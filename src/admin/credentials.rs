@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{nullable, path_id, Caller, JsonBody};
+use super::narrowing::{LimitsBody, LimitsPatchBody, LimitsView, QuotaBody};
 use super::openapi::Refusals;
 use super::{written, AdminState, ApiError};
 use crate::clock::rfc3339;
@@ -28,6 +29,9 @@ pub(super) struct CredentialView {
     created_at: String,
     expires_at: Option<String>,
     last_used_at: Option<String>,
+    /// What the credential narrows of its account.
+    #[serde(flatten)]
+    limits: LimitsView,
 }
 
 impl CredentialView {
@@ -42,6 +46,7 @@ impl CredentialView {
             created_at: rfc3339(c.created_at),
             expires_at: c.expires_at.map(rfc3339),
             last_used_at: c.last_used_at.map(rfc3339),
+            limits: c.limits.into(),
         }
     }
 
@@ -64,6 +69,17 @@ pub(super) struct CreateCredential {
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// A subset of the account's scopes: what this credential (and every
+    /// token minted from it) may do (default: all of the account's).
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    /// Client addresses (CIDRs) the credential may be used from, at the
+    /// token endpoint and with its tokens (default: any).
+    #[serde(default)]
+    allowed_cidrs: Option<Vec<String>>,
+    /// The credential's own quota, spent by its tokens beside its account's.
+    #[serde(default)]
+    quota: Option<QuotaBody>,
 }
 
 /// Only the fields present change; `null` clears a nullable one.
@@ -78,6 +94,21 @@ pub(super) struct UpdateCredential {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
+    /// `null`: back to all of the account's scopes.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    scopes: Option<Option<Vec<String>>>,
+    /// `null`: any address.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    allowed_cidrs: Option<Option<Vec<String>>>,
+    /// `null`: no quota of its own.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<QuotaBody>)]
+    quota: Option<Option<QuotaBody>>,
+    /// Starts the quota's current window afresh.
+    #[serde(default)]
+    reset_quota: bool,
 }
 
 /// No fields (an empty body reads as `{}`).
@@ -119,6 +150,12 @@ pub(super) async fn create(
         name: b.name,
         description: b.description,
         expires_at: b.expires_at,
+        limits: LimitsBody {
+            scopes: b.scopes,
+            allowed_cidrs: b.allowed_cidrs,
+            quota: b.quota,
+        }
+        .into(),
     };
     let w = s.manager.create_credential(&actor, id, new).await?;
     Ok(written(
@@ -197,6 +234,13 @@ pub(super) async fn update(
         name: b.name,
         description: b.description,
         expires_at: b.expires_at,
+        limits: LimitsPatchBody {
+            scopes: b.scopes,
+            allowed_cidrs: b.allowed_cidrs,
+            quota: b.quota,
+            reset_quota: b.reset_quota,
+        }
+        .into(),
     };
     let w = s.manager.update_credential(&actor, id, cid, patch).await?;
     Ok(written(

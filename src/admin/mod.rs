@@ -8,11 +8,13 @@ mod credentials;
 mod dialects;
 mod error;
 mod extract;
+mod narrowing;
 pub mod openapi;
 mod organizations;
 mod service_accounts;
 mod signing_keys;
 mod system;
+mod usage;
 mod views;
 
 use std::sync::Arc;
@@ -101,7 +103,12 @@ fn v1() -> OpenApiRouter<AdminState> {
             service_accounts::list_keys,
             service_accounts::issue_key
         ))
-        .routes(routes!(service_accounts::revoke_key))
+        .routes(routes!(
+            service_accounts::revoke_key,
+            usage::get_key,
+            usage::update_key
+        ))
+        .routes(routes!(usage::usage))
         .routes(routes!(service_accounts::rotate_key))
         .routes(routes!(credentials::list, credentials::create))
         .routes(routes!(

@@ -20,6 +20,10 @@ pub(super) struct CreateOrganization {
     name: String,
     #[serde(default)]
     abbreviation: Option<String>,
+    /// The longest a key or credential made in it may live, e.g. `"90d"`:
+    /// each must then carry an `expires_at` within it. Platform admins only.
+    #[serde(default)]
+    max_credential_lifetime: Option<String>,
 }
 
 /// Only the fields present change; `null` clears a nullable one.
@@ -31,6 +35,10 @@ pub(super) struct UpdateOrganization {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     abbreviation: Option<Option<String>>,
+    /// `null` lifts it. Platform admins only.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    max_credential_lifetime: Option<Option<String>>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -83,6 +91,7 @@ pub(super) async fn create(
             NewOrganization {
                 name: b.name,
                 abbreviation: b.abbreviation,
+                max_credential_lifetime: b.max_credential_lifetime,
             },
         )
         .await?;
@@ -158,6 +167,7 @@ pub(super) async fn update(
             OrganizationPatch {
                 name: b.name,
                 abbreviation: b.abbreviation,
+                max_credential_lifetime: b.max_credential_lifetime,
             },
         )
         .await?;

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{nullable, path_id, query_id, Caller, JsonBody, QueryParams};
+use super::narrowing::{quota_patch, LimitsBody, QuotaBody};
 use super::openapi::Refusals;
 use super::views::{AccountView, KeyView, Page};
 use super::{written, AdminState, ApiError};
@@ -40,6 +41,9 @@ pub(super) struct CreateAccount {
     /// e.g. `"100/s"`, `"50/m burst 10"`.
     #[serde(default)]
     rate_limit: Option<String>,
+    /// Shared by every key and credential of the account.
+    #[serde(default)]
+    quota: Option<QuotaBody>,
     /// Free-form JSON object.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -75,6 +79,13 @@ pub(super) struct UpdateAccount {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     rate_limit: Option<Option<String>>,
+    /// Sets the quota; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<QuotaBody>)]
+    quota: Option<Option<QuotaBody>>,
+    /// Starts the quota's current window afresh (nothing spent).
+    #[serde(default)]
+    reset_quota: bool,
     /// Merged into the stored object; a key set to `null` is removed.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -112,6 +123,17 @@ pub(super) struct IssueKey {
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// A subset of the account's scopes: what this key may do (default:
+    /// all of the account's).
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    /// Client addresses (CIDRs, resolved through `trusted_proxies`) the key
+    /// may be used from; elsewhere 403 `address_not_allowed` (default: any).
+    #[serde(default)]
+    allowed_cidrs: Option<Vec<String>>,
+    /// The key's own quota, spent beside its account's.
+    #[serde(default)]
+    quota: Option<QuotaBody>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -152,6 +174,7 @@ pub(super) async fn create(
         scopes: b.scopes,
         expires_at: b.expires_at,
         rate_limit: b.rate_limit,
+        quota: b.quota.map(Into::into),
         metadata: b.metadata,
         key: b.create_api_key.then(NewKey::default),
         credential: None,
@@ -254,6 +277,7 @@ pub(super) async fn update(
         enabled: b.enabled,
         expires_at: b.expires_at,
         rate_limit: b.rate_limit,
+        quota: quota_patch(b.quota, b.reset_quota),
         metadata: b.metadata,
     };
     let w = s.manager.update_account(&actor, id, patch).await?;
@@ -327,6 +351,12 @@ pub(super) async fn issue_key(
     let new = NewKey {
         name: b.name,
         expires_at: b.expires_at,
+        limits: LimitsBody {
+            scopes: b.scopes,
+            allowed_cidrs: b.allowed_cidrs,
+            quota: b.quota,
+        }
+        .into(),
     };
     let w = s.manager.issue_key(&actor, id, new).await?;
     Ok(written(

@@ -5,8 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::narrowing::{LimitsView, QuotaView};
 use crate::clock::rfc3339;
-use crate::manage::{IssuedKey, Listing};
+use crate::manage::{lifetime_text, IssuedKey, Listing};
 use crate::store::{
     ApiKey, AuditEvent, Metadata, Organization, Project, Replica, Role, ServiceAccount,
 };
@@ -44,6 +45,8 @@ pub(super) struct OrganizationView {
     pub id: Uuid,
     pub name: String,
     pub abbreviation: Option<String>,
+    /// The longest a key or credential made in it may live, e.g. `"90d"`.
+    pub max_credential_lifetime: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -54,6 +57,7 @@ impl From<Organization> for OrganizationView {
             id: o.id,
             name: o.name,
             abbreviation: o.abbreviation,
+            max_credential_lifetime: o.max_credential_lifetime.map(lifetime_text),
             created_at: rfc3339(o.created_at),
             updated_at: rfc3339(o.updated_at),
         }
@@ -104,6 +108,8 @@ pub(super) struct AccountView {
     pub last_used_at: Option<String>,
     /// This account's own limit, e.g. `"100/s burst 20"`.
     pub rate_limit: Option<String>,
+    /// This account's quota, shared by all its keys and credentials.
+    pub quota: Option<QuotaView>,
     /// Free-form JSON object.
     #[schema(value_type = Object)]
     pub metadata: Metadata,
@@ -131,6 +137,7 @@ impl AccountView {
             created_by: a.created_by,
             last_used_at: a.last_used_at.map(rfc3339),
             rate_limit: a.rate_limit,
+            quota: a.quota.map(Into::into),
             metadata: a.metadata,
             api_key: key.map(KeyView::issued),
         }
@@ -149,6 +156,9 @@ pub(super) struct KeyView {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// What the key narrows of its account.
+    #[serde(flatten)]
+    pub limits: LimitsView,
 }
 
 impl KeyView {
@@ -162,6 +172,7 @@ impl KeyView {
             created_at: rfc3339(k.created_at),
             expires_at: k.expires_at.map(rfc3339),
             last_used_at: k.last_used_at.map(rfc3339),
+            limits: k.limits.into(),
         }
     }
 

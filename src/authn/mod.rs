@@ -26,6 +26,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 pub use cache::Cache;
 pub use principal::{CredentialKind, Identity, Principal};
@@ -101,8 +102,8 @@ impl Authenticator {
         clock: SharedClock,
     ) -> Self {
         Self {
+            tokens: VerifiedTokens::new(verifier, Arc::clone(&cache)),
             cache,
-            tokens: VerifiedTokens::new(verifier),
             budget: FailedAuthBudget::new(failed_auth),
             usage: Arc::new(UsageQueue::default()),
             format,
@@ -248,6 +249,25 @@ impl Authenticator {
             CredentialKind::Jwt => self.cache.account_rate_limit(&p.account_id),
             _ => p.rate_limit,
         }
+    }
+
+    /// The quotas a request by `p` spends from at `now_ms`: its
+    /// credential's (a JWT's: the one it was minted from) and its account's.
+    /// Looked up, not carried: a quota may change while a principal lives.
+    pub fn charges(&self, p: &Principal, now_ms: i64) -> crate::quota::Charges {
+        let charge = |subject: Uuid| {
+            self.cache.quota(&subject).map(|q| crate::quota::Charge {
+                subject,
+                limit: q.limit,
+                window: crate::quota::window(&q, now_ms),
+            })
+        };
+        crate::quota::Charges::new(charge(p.source), charge(p.account_id))
+    }
+
+    /// The clock requests are judged by.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// What introspection may say about `token`: a live keygate JWT (any

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use ipnet::IpNet;
 use uuid::Uuid;
 
 use crate::config::RateSpec;
@@ -44,6 +45,12 @@ pub struct Principal {
     /// The account's own rate limit. JWT principals do not carry it (it may
     /// change while the token lives): see `Authenticator::account_limit`.
     pub rate_limit: Option<RateSpec>,
+    /// The key or client credential the principal's authority comes from
+    /// (a JWT's: the one it was minted from; nil when unknown): whose quota
+    /// it spends.
+    pub source: Uuid,
+    /// Client addresses the credential may be used from; `None`: any.
+    pub allowed_cidrs: Option<Arc<[IpNet]>>,
     /// Last time a use was queued for `last_used_at` (unix ms).
     last_used_ms: AtomicI64,
     /// Ids pre-encoded for forwarding, built on first use: only credentials
@@ -72,6 +79,8 @@ pub(crate) struct AccountFacts {
     pub(crate) account_expires_at: Option<i64>,
     pub(crate) credential_expires_at: Option<i64>,
     pub(crate) rate_limit: Option<RateSpec>,
+    pub(crate) source: Uuid,
+    pub(crate) allowed_cidrs: Option<Arc<[IpNet]>>,
 }
 
 impl AccountFacts {
@@ -91,6 +100,8 @@ impl AccountFacts {
                 .rate_limit
                 .as_deref()
                 .and_then(|s| RateSpec::parse(s).ok()),
+            source: e.key_id,
+            allowed_cidrs: None,
         }
     }
 
@@ -101,6 +112,7 @@ impl AccountFacts {
         credential_id: Uuid,
         credential_expires_at: Option<i64>,
         scopes: Arc<ScopeSet>,
+        allowed_cidrs: Option<Arc<[IpNet]>>,
     ) -> Self {
         Self {
             credential_id,
@@ -116,6 +128,8 @@ impl AccountFacts {
                 .rate_limit
                 .as_deref()
                 .and_then(|s| RateSpec::parse(s).ok()),
+            source: credential_id,
+            allowed_cidrs,
         }
     }
 }
@@ -136,6 +150,8 @@ impl Principal {
                 .unwrap_or(i64::MAX)
                 .min(g.credential_expires_at.unwrap_or(i64::MAX)),
             rate_limit: g.rate_limit,
+            source: g.source,
+            allowed_cidrs: g.allowed_cidrs,
             last_used_ms: AtomicI64::new(0),
             identity: OnceLock::new(),
         }
@@ -154,7 +170,7 @@ impl Principal {
     }
 
     /// What a token minted for this principal says about it.
-    pub fn token_subject<'a>(&self, client_id: &'a str, scope: &'a str) -> Subject<'a> {
+    pub fn token_subject<'a>(&'a self, client_id: &'a str, scope: &'a str) -> Subject<'a> {
         Subject {
             account_id: self.account_id,
             organization_id: self.organization_id,
@@ -163,7 +179,16 @@ impl Principal {
             scope,
             expires_at: self.expires_at,
             role: self.role,
+            allowed_cidrs: self.allowed_cidrs.as_deref(),
         }
+    }
+
+    /// Whether `client` may use this credential (its `allowed_cidrs`).
+    pub fn allows_address(&self, client: std::net::IpAddr) -> bool {
+        let client = crate::addr::canonical(client);
+        self.allowed_cidrs
+            .as_deref()
+            .is_none_or(|nets| nets.iter().any(|n| n.contains(&client)))
     }
 
     /// Claims one use for `last_used_at` if none was claimed within

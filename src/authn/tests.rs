@@ -31,6 +31,7 @@ fn account(enabled: bool) -> ServiceAccount {
         last_used_at: None,
         tokens_not_before: None,
         metadata: Default::default(),
+        quota: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn key(format: &ApiKeyFormat, account: &ServiceAccount) -> (String, ApiKey) {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            limits: Default::default(),
         },
     )
 }
@@ -144,6 +146,7 @@ fn a_custom_admin_key_works_only_on_the_admin_listener() {
         expires_at: None,
         revoked_at: None,
         last_used_at: None,
+        limits: Default::default(),
     };
     a.cache().apply_account(&acct, &[k], &[]);
     assert!(a.bearer(PEER, Ok(custom), Accept::Admin).is_ok());

@@ -43,6 +43,8 @@ impl VerifiedToken {
 
 pub(crate) struct VerifiedTokens {
     verifier: Verifier,
+    /// Where a token's credential is found (whose quota it spends).
+    cache: Arc<super::Cache>,
     verified: DashMap<Box<str>, Arc<VerifiedToken>, foldhash::fast::RandomState>,
     /// When the map was last swept because it was full (unix ms): at most
     /// once a second, so a flood of new tokens cannot make every request sweep.
@@ -50,9 +52,10 @@ pub(crate) struct VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    pub(crate) fn new(verifier: Verifier) -> Self {
+    pub(crate) fn new(verifier: Verifier, cache: Arc<super::Cache>) -> Self {
         Self {
             verifier,
+            cache,
             verified: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             last_full_sweep: AtomicI64::new(0),
         }
@@ -120,6 +123,28 @@ impl VerifiedTokens {
             account_expires_at: None,
             credential_expires_at: Some(claims.exp.saturating_mul(1000)),
             rate_limit: None,
+            // An API key's id, or a client credential's client id.
+            source: Uuid::parse_str(&claims.client_id)
+                .ok()
+                .or_else(|| {
+                    self.cache
+                        .client(&claims.client_id)
+                        .map(|c| c.principal.credential_id)
+                })
+                .unwrap_or_default(),
+            allowed_cidrs: if claims.allowed_cidrs.is_empty() {
+                None
+            } else {
+                // A token we signed with CIDRs we cannot read is refused,
+                // never taken as "any address".
+                let nets = claims
+                    .allowed_cidrs
+                    .iter()
+                    .map(|c| c.parse::<ipnet::IpNet>())
+                    .collect::<Result<Arc<[_]>, _>>()
+                    .map_err(|_| verify::Error::Invalid)?;
+                Some(nets)
+            },
         });
         Ok(VerifiedToken {
             minted_ms: crate::jwt::mint::minted_at_ms(&claims),

@@ -237,6 +237,8 @@ pub struct RouteConfig {
     pub scopes: BTreeMap<String, Vec<String>>,
     pub forward_auth: ForwardAuth,
     pub rate_limit: Option<RateSpec>,
+    /// Quota each admitted request spends (default 1).
+    pub cost: u64,
     pub public: bool,
     pub upstream_protocol: UpstreamProtocol,
     /// PEM CA certificates the upstream's certificate is verified against

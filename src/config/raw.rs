@@ -193,6 +193,8 @@ pub(crate) struct RawRoute {
     pub(crate) websocket: bool,
     #[serde(default)]
     pub(crate) client_cert: bool,
+    #[serde(default)]
+    pub(crate) cost: Option<i64>,
 }
 
 fn default_forward_auth() -> String {

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+/// The most quota one request can spend.
+const MAX_COST: u64 = 1_000_000;
+
 use super::problems::Problems;
 use super::raw::RawRoute;
 use super::{ForwardAuth, RouteConfig, UpstreamProtocol};
@@ -144,10 +147,28 @@ pub(super) fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConf
         .rate_limit
         .as_deref()
         .and_then(|s| p.rate(&key("rate_limit"), s));
+    let cost = match r.cost {
+        None => 1,
+        Some(n) if r.public => {
+            p.push(&key("cost"), "a public route has no quota to spend from");
+            u64::try_from(n).unwrap_or(0)
+        }
+        Some(n) => match u64::try_from(n) {
+            Ok(n) if n <= MAX_COST => n,
+            _ => {
+                p.push(
+                    &key("cost"),
+                    format_args!("{n} is not a cost between 0 and {MAX_COST}"),
+                );
+                1
+            }
+        },
+    };
     if p.0.len() != before {
         return None;
     }
     Some(RouteConfig {
+        cost,
         name: r.name,
         prefix,
         upstream,

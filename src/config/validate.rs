@@ -65,6 +65,7 @@ const ROUTE_KEYS: &[&str] = &[
     "upstream_ca",
     "websocket",
     "client_cert",
+    "cost",
 ];
 
 /// Every key the file (or environment) sets that keygate does not know.

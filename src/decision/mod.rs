@@ -134,13 +134,11 @@ impl Decider {
             Ok(allow) => allow,
             Err(denial) => deny(denial).await,
         };
-        if let Some(d) = &ctx.limit {
-            let fields = match &mut verdict {
-                Verdict::Allow { response, .. } => response,
-                Verdict::Deny { headers, .. } => headers,
-            };
-            respond::rate_limit_headers(fields, d);
-        }
+        let fields = match &mut verdict {
+            Verdict::Allow { response, .. } => response,
+            Verdict::Deny { headers, .. } => headers,
+        };
+        respond::limit_headers(fields, ctx.limit.as_ref(), ctx.quota.as_ref());
         if started.is_some() {
             self.record.finish(Done {
                 trace: &ctx.trace,

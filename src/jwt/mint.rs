@@ -31,6 +31,10 @@ pub struct AccessClaims {
     /// (roles never change), absent otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The client addresses the credential it was minted from is bound to
+    /// (CIDRs): the token is refused from anywhere else. Absent: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cidrs: Vec<String>,
 }
 
 /// Who a token is for and what it carries.
@@ -47,6 +51,8 @@ pub struct Subject<'a> {
     pub expires_at: i64,
     /// The account's role.
     pub role: crate::store::Role,
+    /// The credential's `allowed_cidrs`, inherited by the token.
+    pub allowed_cidrs: Option<&'a [ipnet::IpNet]>,
 }
 
 #[derive(Debug)]
@@ -216,6 +222,10 @@ impl Minter {
                 crate::store::Role::Owner => vec!["owner".into()],
                 crate::store::Role::Member => Vec::new(),
             },
+            allowed_cidrs: subject
+                .allowed_cidrs
+                .map(|c| c.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
         };
         let json = serde_json::to_string(&claims).map_err(|_| Error::Sign)?;
         let token = key

@@ -28,6 +28,8 @@ pub struct For<'a> {
     /// Every scope the route names; the token carries only those of them the
     /// caller holds (all it holds when the route names none).
     pub route_scopes: &'a [String],
+    /// The credential's `allowed_cidrs`: the token is bound to them too.
+    pub allowed_cidrs: Option<&'a [ipnet::IpNet]>,
 }
 
 struct Entry<V> {
@@ -85,6 +87,7 @@ impl<V: Clone> UpstreamTokens<V> {
             scope: &scope,
             expires_at: f.expires_at,
             role: f.role,
+            allowed_cidrs: f.allowed_cidrs,
         };
         let minted = self
             .minter

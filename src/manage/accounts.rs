@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::validate::{valid_description, valid_expiry, valid_metadata, valid_name, valid_scopes};
 use super::{
     from_store, Actor, Audit, Authority, Error, IssuedCredential, IssuedKey, Manager,
-    NewCredential, NewKey, Result, Written,
+    NewCredential, NewKey, QuotaInput, QuotaPatch, Result, Written,
 };
 use crate::store::{Metadata, Role, ServiceAccount, Write};
 
@@ -20,6 +20,7 @@ pub struct NewAccount {
     pub scopes: Vec<String>,
     pub expires_at: Option<String>,
     pub rate_limit: Option<String>,
+    pub quota: Option<QuotaInput>,
     pub metadata: Metadata,
     /// An API key to issue with the account (its value is shown once).
     pub key: Option<NewKey>,
@@ -44,6 +45,7 @@ pub struct AccountPatch {
     pub enabled: Option<bool>,
     pub expires_at: Option<Option<String>>,
     pub rate_limit: Option<Option<String>>,
+    pub quota: QuotaPatch,
     /// Merged into the account's metadata; a `null` value removes its key.
     pub metadata: Option<Metadata>,
 }
@@ -167,19 +169,20 @@ impl Manager {
             last_used_at: None,
             tokens_not_before: None,
             metadata: valid_metadata(new.metadata)?,
+            quota: self.delegable_quota(actor, new.quota).await?,
         };
         let mut writes = vec![Write::InsertAccount(account.clone())];
-        let issued = new
-            .key
-            .map(|k| self.new_key(account.id, now, k))
-            .transpose()?;
+        let issued = match new.key {
+            Some(k) => Some(self.new_key(actor, &account, now, k).await?),
+            None => None,
+        };
         if let Some(k) = &issued {
             writes.push(Write::InsertKey(k.key.clone()));
         }
-        let credential = new
-            .credential
-            .map(|c| self.new_credential(account.id, now, c))
-            .transpose()?;
+        let credential = match new.credential {
+            Some(c) => Some(self.new_credential(actor, &account, now, c).await?),
+            None => None,
+        };
         if let Some(c) = &credential {
             writes.push(Write::InsertCredential(c.credential.clone()));
         }
@@ -193,6 +196,7 @@ impl Manager {
                 "project_id": account.project_id,
                 "role": account.role,
                 "scopes": account.scopes,
+                "quota": account.quota,
                 "api_key_id": issued.as_ref().map(|k| k.key.id),
                 "client_id": credential.as_ref().map(|c| c.credential.client_id.as_str()),
             }),
@@ -243,6 +247,12 @@ impl Manager {
         if let Some(rate_limit) = patch.rate_limit {
             account.rate_limit = self.delegable_rate(actor, rate_limit).await?;
             changed.insert("rate_limit".into(), json!(account.rate_limit));
+        }
+        if patch.quota.quota.is_some() || patch.quota.reset {
+            account.quota = self
+                .patched_quota(actor, account.quota, patch.quota, self.now())
+                .await?;
+            changed.insert("quota".into(), json!(account.quota));
         }
         if let Some(metadata) = patch.metadata {
             let mut merged = account.metadata.clone();

@@ -41,6 +41,7 @@ impl Manager {
                     id: Uuid::now_v7(),
                     name: PLATFORM_ORG.into(),
                     abbreviation: None,
+                    max_credential_lifetime: None,
                     created_at: now,
                     updated_at: now,
                 };
@@ -66,6 +67,7 @@ impl Manager {
             last_used_at: None,
             tokens_not_before: None,
             metadata: Default::default(),
+            quota: None,
         };
         let (value, hash, redacted, generated) = match admin_key {
             Some(k) => (
@@ -90,6 +92,7 @@ impl Manager {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            limits: Default::default(),
         };
         writes.push(Write::InsertAccount(account.clone()));
         writes.push(Write::InsertKey(api_key));

@@ -5,15 +5,18 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::keys::limits_audit;
+use super::narrowing::{within_lifetime, LimitsInput, LimitsPatch};
 use super::validate::{valid_description, valid_expiry, valid_name};
 use super::{from_store, Actor, Audit, Cursor, Error, Listing, Manager, Result, Written};
-use crate::store::{ClientCredential, Write};
+use crate::store::{ClientCredential, ServiceAccount, Write};
 
 #[derive(Debug, Default, Clone)]
 pub struct NewCredential {
     pub name: Option<String>,
     pub description: Option<String>,
     pub expires_at: Option<String>,
+    pub limits: LimitsInput,
 }
 
 #[derive(Debug, Default)]
@@ -21,6 +24,7 @@ pub struct CredentialPatch {
     pub name: Option<String>,
     pub description: Option<Option<String>>,
     pub expires_at: Option<Option<String>>,
+    pub limits: LimitsPatch,
 }
 
 /// A credential just made or re-keyed: the secret is shown once.
@@ -112,14 +116,20 @@ impl Manager {
         new: NewCredential,
     ) -> Result<Written<IssuedCredential>> {
         let account = self.account_for_write(actor, account_id).await?;
-        let IssuedCredential { credential, secret } =
-            self.new_credential(account_id, self.now(), new)?;
+        let IssuedCredential { credential, secret } = self
+            .new_credential(actor, &account, self.now(), new)
+            .await?;
         let audit = Audit {
             action: "credential.create",
             target_type: "credential",
             target_id: credential.id,
             organization_id: Some(account.organization_id),
-            details: json!({ "service_account_id": account_id, "client_id": credential.client_id, "name": credential.name }),
+            details: json!({
+                "service_account_id": account_id,
+                "client_id": credential.client_id,
+                "name": credential.name,
+                "limits": limits_audit(&credential.limits),
+            }),
         };
         let revision = self
             .commit(
@@ -135,17 +145,27 @@ impl Manager {
         })
     }
 
-    /// A fresh credential for `account_id`, validated; not yet written.
-    pub(super) fn new_credential(
+    /// A fresh credential for `account`, validated (its narrowing, and
+    /// its expiry against the organization's longest lifetime); not yet
+    /// written.
+    pub(super) async fn new_credential(
         &self,
-        account_id: Uuid,
+        actor: &Actor,
+        account: &ServiceAccount,
         now: i64,
         new: NewCredential,
     ) -> Result<IssuedCredential> {
+        let account_id = account.id;
         let expires_at = valid_expiry(new.expires_at)?;
         if expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
+        within_lifetime(
+            self.lifetime_cap(account.organization_id).await?,
+            expires_at,
+            now,
+        )?;
+        let limits = self.valid_limits(actor, account, new.limits).await?;
         let secret = self.format.generate_secret();
         Ok(IssuedCredential {
             credential: ClientCredential {
@@ -160,6 +180,7 @@ impl Manager {
                 deleted_at: None,
                 last_used_at: None,
                 tokens_not_before: None,
+                limits,
             },
             secret: secret.value,
         })
@@ -182,13 +203,25 @@ impl Manager {
         }
         if let Some(expires_at) = patch.expires_at {
             c.expires_at = valid_expiry(expires_at)?;
+            within_lifetime(
+                self.lifetime_cap(account.organization_id).await?,
+                c.expires_at,
+                self.now(),
+            )?;
         }
+        c.limits = self
+            .patched_limits(actor, &account, c.limits, patch.limits)
+            .await?;
         let audit = Audit {
             action: "credential.update",
             target_type: "credential",
             target_id: id,
             organization_id: Some(account.organization_id),
-            details: json!({ "name": c.name, "expires_at": c.expires_at }),
+            details: json!({
+                "name": c.name,
+                "expires_at": c.expires_at,
+                "limits": limits_audit(&c.limits),
+            }),
         };
         let revision = self
             .commit(

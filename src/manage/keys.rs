@@ -4,15 +4,25 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::narrowing::{within_lifetime, LimitsInput, LimitsPatch};
 use super::validate::{valid_expiry, valid_name};
 use super::{from_store, Actor, Audit, Error, Manager, Result, Written};
-use crate::store::{ApiKey, ServiceAccount, Write};
+use crate::store::{ApiKey, CredentialLimits, ServiceAccount, Write};
 
-/// A key to issue: an optional name and expiry (RFC 3339).
+/// A key to issue: an optional name and expiry (RFC 3339), and what it
+/// narrows of its account.
 #[derive(Debug, Default, Clone)]
 pub struct NewKey {
     pub name: Option<String>,
     pub expires_at: Option<String>,
+    pub limits: LimitsInput,
+}
+
+/// A change of a key: its name and its narrowing.
+#[derive(Debug, Default, Clone)]
+pub struct KeyPatch {
+    pub name: Option<Option<String>>,
+    pub limits: LimitsPatch,
 }
 
 /// A key just made: its stored form and its value, which is shown once.
@@ -30,13 +40,35 @@ impl std::fmt::Debug for IssuedKey {
 }
 
 impl Manager {
-    /// A fresh key for `account_id`, validated; not yet written.
-    pub(super) fn new_key(&self, account_id: Uuid, now: i64, new: NewKey) -> Result<IssuedKey> {
-        let expires_at = valid_expiry(new.expires_at)?;
+    /// A fresh key for `account`, validated (its narrowing, and its expiry
+    /// against the organization's longest lifetime); not yet written.
+    pub(super) async fn new_key(
+        &self,
+        actor: &Actor,
+        account: &ServiceAccount,
+        now: i64,
+        new: NewKey,
+    ) -> Result<IssuedKey> {
+        let limits = self.valid_limits(actor, account, new.limits).await?;
+        let cap = self.lifetime_cap(account.organization_id).await?;
+        let issued = self.fresh_key(account.id, now, new.name, new.expires_at, limits)?;
+        within_lifetime(cap, issued.key.expires_at, now)?;
+        Ok(issued)
+    }
+
+    fn fresh_key(
+        &self,
+        account_id: Uuid,
+        now: i64,
+        name: Option<String>,
+        expires_at: Option<String>,
+        limits: CredentialLimits,
+    ) -> Result<IssuedKey> {
+        let expires_at = valid_expiry(expires_at)?;
         if expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
-        let name = new.name.map(|n| valid_name("name", &n)).transpose()?;
+        let name = name.map(|n| valid_name("name", &n)).transpose()?;
         let g = self.format.generate_key();
         Ok(IssuedKey {
             key: ApiKey {
@@ -49,6 +81,7 @@ impl Manager {
                 expires_at,
                 revoked_at: None,
                 last_used_at: None,
+                limits,
             },
             value: g.value,
         })
@@ -73,13 +106,17 @@ impl Manager {
         new: NewKey,
     ) -> Result<Written<IssuedKey>> {
         let account = self.account_for_write(actor, account_id).await?;
-        let issued = self.new_key(account_id, self.now(), new)?;
+        let issued = self.new_key(actor, &account, self.now(), new).await?;
         let audit = Audit {
             action: "api_key.create",
             target_type: "api_key",
             target_id: issued.key.id,
             organization_id: Some(account.organization_id),
-            details: json!({ "service_account_id": account_id, "redacted_value": issued.key.redacted }),
+            details: json!({
+                "service_account_id": account_id,
+                "redacted_value": issued.key.redacted,
+                "limits": limits_audit(&issued.key.limits),
+            }),
         };
         let revision = self
             .commit(
@@ -91,6 +128,57 @@ impl Manager {
             .await?;
         Ok(Written {
             value: issued,
+            revision,
+        })
+    }
+
+    /// A live key of an account the actor may see.
+    pub async fn key(&self, actor: &Actor, account_id: Uuid, key_id: Uuid) -> Result<ApiKey> {
+        self.keys(actor, account_id)
+            .await?
+            .into_iter()
+            .find(|k| k.id == key_id)
+            .ok_or(Error::NotFound("api key"))
+    }
+
+    /// Renames a key, or changes what it narrows (scopes, addresses,
+    /// quota; a quota reset starts its window afresh).
+    pub async fn update_key(
+        &self,
+        actor: &Actor,
+        account_id: Uuid,
+        key_id: Uuid,
+        patch: KeyPatch,
+    ) -> Result<Written<ApiKey>> {
+        let account = self.account_for_write(actor, account_id).await?;
+        let mut key = self.key(actor, account_id, key_id).await?;
+        if let Some(name) = patch.name {
+            key.name = name.map(|n| valid_name("name", &n)).transpose()?;
+        }
+        key.limits = self
+            .patched_limits(actor, &account, key.limits, patch.limits)
+            .await?;
+        let audit = Audit {
+            action: "api_key.update",
+            target_type: "api_key",
+            target_id: key_id,
+            organization_id: Some(account.organization_id),
+            details: json!({
+                "service_account_id": account_id,
+                "name": key.name,
+                "limits": limits_audit(&key.limits),
+            }),
+        };
+        let revision = self
+            .commit(
+                Some(actor),
+                "api key",
+                vec![Write::UpdateKeyLimits(key.clone())],
+                audit,
+            )
+            .await?;
+        Ok(Written {
+            value: key,
             revision,
         })
     }
@@ -144,7 +232,12 @@ impl Manager {
         }
         let account = self.account_for_write(actor, account_id).await?;
         let now = self.now();
-        let issued = self.new_key(account_id, now, NewKey::default())?;
+        // Rotation takes no expiry: under a longest lifetime, the new key
+        // gets exactly that one.
+        let cap = self.lifetime_cap(account.organization_id).await?;
+        let mut issued =
+            self.fresh_key(account_id, now, None, None, CredentialLimits::default())?;
+        issued.key.expires_at = cap.map(|c| now.saturating_add(c));
         let retire = if grace_seconds == 0 {
             Write::RevokeAllKeys {
                 account_id,
@@ -173,4 +266,13 @@ impl Manager {
             revision,
         })
     }
+}
+
+/// A key's or credential's narrowing as the audit log records it.
+pub(super) fn limits_audit(l: &CredentialLimits) -> serde_json::Value {
+    json!({
+        "scopes": l.scopes,
+        "allowed_cidrs": l.allowed_cidrs.as_ref().map(|c| c.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        "quota": l.quota,
+    })
 }

@@ -15,9 +15,11 @@ mod credentials;
 mod keys;
 mod limits;
 mod listings;
+mod narrowing;
 mod orgs;
 mod revocations;
 mod signing_keys;
+mod usage;
 mod validate;
 
 use std::sync::Arc;
@@ -27,9 +29,11 @@ use uuid::Uuid;
 
 pub use accounts::{AccountPatch, CreatedAccount, NewAccount};
 pub use credentials::{CredentialPatch, IssuedCredential, NewCredential};
-pub use keys::{IssuedKey, NewKey};
+pub use keys::{IssuedKey, KeyPatch, NewKey};
 pub use listings::{parse_state as accounts_state, Counted, Tenant};
+pub use narrowing::{lifetime_text, LimitsInput, LimitsPatch, QuotaInput, QuotaPatch};
 pub use orgs::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch};
+pub use usage::{QuotaOwner, Usage};
 
 use crate::authn::Principal;
 use crate::clock::SharedClock;

@@ -3,6 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::narrowing::{lifetime_text, valid_lifetime};
 use super::validate::valid_name;
 use super::{
     from_store, Actor, Audit, Authority, Cursor, Error, Listing, Manager, Result, Written,
@@ -13,12 +14,15 @@ use crate::store::{Organization, Project, Write};
 pub struct NewOrganization {
     pub name: String,
     pub abbreviation: Option<String>,
+    /// The longest a key or credential made in it may live (`"90d"`).
+    pub max_credential_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct OrganizationPatch {
     pub name: Option<String>,
     pub abbreviation: Option<Option<String>>,
+    pub max_credential_lifetime: Option<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +64,11 @@ impl Manager {
             id: Uuid::now_v7(),
             name: valid_name("name", &new.name)?,
             abbreviation: valid_abbreviation(new.abbreviation)?,
+            max_credential_lifetime: new
+                .max_credential_lifetime
+                .as_deref()
+                .map(valid_lifetime)
+                .transpose()?,
             created_at: now,
             updated_at: now,
         };
@@ -68,7 +77,11 @@ impl Manager {
             target_type: "organization",
             target_id: org.id,
             organization_id: Some(org.id),
-            details: json!({ "name": org.name, "abbreviation": org.abbreviation }),
+            details: json!({
+                "name": org.name,
+                "abbreviation": org.abbreviation,
+                "max_credential_lifetime": org.max_credential_lifetime.map(lifetime_text),
+            }),
         };
         let revision = self
             .commit(
@@ -143,13 +156,27 @@ impl Manager {
         if let Some(abbreviation) = patch.abbreviation {
             org.abbreviation = valid_abbreviation(abbreviation)?;
         }
+        if let Some(lifetime) = patch.max_credential_lifetime {
+            // SECURITY: the longest lifetime is the platform's policy for
+            // the organization; its owners live under it.
+            if !actor.admin {
+                return Err(Error::Forbidden(
+                    "only platform admins may set max_credential_lifetime",
+                ));
+            }
+            org.max_credential_lifetime = lifetime.as_deref().map(valid_lifetime).transpose()?;
+        }
         org.updated_at = self.now();
         let audit = Audit {
             action: "organization.update",
             target_type: "organization",
             target_id: id,
             organization_id: Some(id),
-            details: json!({ "name": org.name, "abbreviation": org.abbreviation }),
+            details: json!({
+                "name": org.name,
+                "abbreviation": org.abbreviation,
+                "max_credential_lifetime": org.max_credential_lifetime.map(lifetime_text),
+            }),
         };
         let revision = self
             .commit(

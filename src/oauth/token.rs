@@ -60,9 +60,15 @@ pub(super) async fn token(
 
 /// The client, authenticated.
 fn client(s: &OAuthState, peer: IpAddr, c: &ClientAuth) -> Result<Arc<Principal>, OAuthError> {
-    s.authn
+    let p = s
+        .authn
         .client(peer, &c.client_id, &c.secret)
-        .map_err(|r| refused(r, OAuthError::client(c.basic)))
+        .map_err(|r| refused(r, OAuthError::client(c.basic)))?;
+    // A credential bound to addresses authenticates only from them.
+    if !p.allows_address(peer) {
+        return Err(OAuthError::client(c.basic));
+    }
+    Ok(p)
 }
 
 fn issue(
@@ -112,6 +118,12 @@ fn issue(
                     OAuthError::new(Code::InvalidRequest, "subject_token is not a valid API key"),
                 )
             })?;
+            if !p.allows_address(peer) {
+                return Err(OAuthError::new(
+                    Code::InvalidRequest,
+                    "subject_token may not be used from this address",
+                ));
+            }
             let id = p.credential_id.to_string();
             (p, id)
         }

@@ -130,9 +130,7 @@ impl Proxy {
             Err(refusal) if grpc => refusal.into_grpc_response(),
             Err(refusal) => refusal.into_response(),
         };
-        if let Some(d) = &ctx.limit {
-            respond::rate_limit_headers(res.headers_mut(), d);
-        }
+        respond::limit_headers(res.headers_mut(), ctx.limit.as_ref(), ctx.quota.as_ref());
         if started.is_some() {
             self.record.finish(Done {
                 trace: &ctx.trace,

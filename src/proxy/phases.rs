@@ -27,6 +27,7 @@ use crate::authn::{self, presented, Accept, Principal};
 use crate::config::{ForwardAuth, UpstreamProtocol};
 use crate::jwt::upstream::For;
 use crate::listener::ConnInfo;
+use crate::quota::{Charges, Outcome, QuotaDecision};
 use crate::ratelimit::Decision;
 
 /// Headers some frameworks read as "the real method": a GET authorized as a
@@ -74,6 +75,8 @@ pub struct Head<'h> {
 pub struct Ctx<'a> {
     pub(crate) trace: Trace<'a>,
     pub(crate) limit: Option<Decision<'a>>,
+    /// The quota decision, and seconds until its window turns.
+    pub(crate) quota: Option<(QuotaDecision, Option<u64>)>,
 }
 
 impl Ctx<'_> {
@@ -81,6 +84,7 @@ impl Ctx<'_> {
         Self {
             trace: Trace::new(),
             limit: None,
+            quota: None,
         }
     }
 }
@@ -140,12 +144,70 @@ impl Proxy {
             }
             None => AuthOutcome::Public,
         };
-        ctx.limit = self.limit(route, principal.as_deref(), client).await;
-        if let Some(d) = ctx.limit.filter(|d| !d.allowed) {
-            ctx.trace.rate_limited = true;
-            return Err(Denial::RateLimited(d.reset_secs));
+        let Some(p) = principal.as_deref() else {
+            ctx.limit = self
+                .limits
+                .admit(route.index, None, client, Charges::default(), 0)
+                .await
+                .limit;
+            if let Some(d) = ctx.limit.filter(|d| !d.allowed) {
+                ctx.trace.rate_limited = true;
+                return Err(Denial::RateLimited(d.reset_secs));
+            }
+            return Ok(Passed {
+                route,
+                path,
+                principal,
+            });
+        };
+        // Whether the request may pass at all is known before it is
+        // counted: only one that may spends quota (a refused one still
+        // spends rate budget).
+        let permitted = self.authorize(route, p, head.method, client);
+        let now = self.authn.now_ms();
+        let (charges, cost) = match permitted {
+            Ok(()) => (self.authn.charges(p, now), route.cost),
+            Err(_) => (Charges::default(), 0),
+        };
+        let account = Some((p.account_id, self.authn.account_limit(p)));
+        let admission = self
+            .limits
+            .admit(route.index, account, client, charges, cost)
+            .await;
+        ctx.limit = admission.limit;
+        ctx.quota = admission.quota.map(|q| (q, q.reset_secs(now)));
+        let verdict = match (ctx.limit, permitted, admission.quota) {
+            (Some(d), _, _) if !d.allowed => {
+                ctx.trace.rate_limited = true;
+                Err((Outcome::RateLimited, Denial::RateLimited(d.reset_secs)))
+            }
+            (_, Err(denial), _) => Err((
+                match denial {
+                    Denial::AddressNotAllowed => Outcome::AddressNotAllowed,
+                    _ => Outcome::Forbidden,
+                },
+                denial,
+            )),
+            (_, Ok(()), Some(q)) if !q.allowed => {
+                ctx.trace.quota_exhausted = true;
+                Err((
+                    Outcome::QuotaExhausted,
+                    Denial::QuotaExhausted(q.reset_secs(now)),
+                ))
+            }
+            _ => Ok(()),
+        };
+        let traffic = &self.limits.metering().traffic;
+        match verdict {
+            Ok(()) => {
+                let spent = if charges.is_empty() { 0 } else { cost };
+                traffic.count(p.account_id, now, route.index, Outcome::Admitted, spent);
+            }
+            Err((outcome, denial)) => {
+                traffic.count(p.account_id, now, route.index, outcome, 0);
+                return Err(denial);
+            }
         }
-        self.authorize(route, principal.as_deref(), head.method)?;
         Ok(Passed {
             route,
             path,
@@ -264,27 +326,18 @@ impl Proxy {
         self.authn.bearer(client, presented, accept).map(Some)
     }
 
-    /// Limit: the decision of whichever limit applies (see `ratelimit`).
-    async fn limit(
-        &self,
-        route: &Route,
-        principal: Option<&Principal>,
-        client: IpAddr,
-    ) -> Option<Decision<'_>> {
-        let account = principal.map(|p| (p.account_id, self.authn.account_limit(p)));
-        self.limits.check(route.index, account, client).await
-    }
-
-    /// Authorize: every scope the route requires for this method.
+    /// Authorize: the client's address is one the credential may be used
+    /// from, and it holds every scope the route requires for this method.
     fn authorize<'r>(
         &self,
         route: &'r Route,
-        principal: Option<&Principal>,
+        p: &Principal,
         method: &Method,
+        client: IpAddr,
     ) -> Result<(), Denial<'r>> {
-        let Some(p) = principal else {
-            return Ok(()); // a public route
-        };
+        if !p.allows_address(client) {
+            return Err(Denial::AddressNotAllowed);
+        }
         match route.required_scopes(method.as_str()) {
             None => Err(Denial::MethodNotPermitted),
             Some(required) if !p.scopes.covers(required.iter().map(String::as_str)) => {
@@ -366,6 +419,7 @@ impl Proxy {
             // Config validation requires an audience for jwt forwarding.
             audience: route.audience.as_deref().unwrap_or_default(),
             route_scopes: route.scope_names(),
+            allowed_cidrs: p.allowed_cidrs.as_deref(),
         };
         self.upstream_tokens
             .get(&f, |jwt| HeaderValue::from_str(&format!("Bearer {jwt}")).ok())

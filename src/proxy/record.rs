@@ -18,8 +18,8 @@ use super::Route;
 use crate::authn;
 use crate::telemetry::access::{self, Access, Escaped};
 use crate::telemetry::metrics::{
-    Histogram, Metrics, AUTH_DURATION, RATE_LIMITED, REQUESTS, REQUEST_DURATION, UPSTREAM_DURATION,
-    WEBSOCKET_TUNNELS,
+    Histogram, Metrics, AUTH_DURATION, QUOTA_EXHAUSTED, RATE_LIMITED, REQUESTS, REQUEST_DURATION,
+    UPSTREAM_DURATION, WEBSOCKET_TUNNELS,
 };
 
 /// How authentication ended: the `auth` label and log field.
@@ -87,6 +87,7 @@ pub(crate) struct Trace<'a> {
     pub account: Option<Uuid>,
     /// The request was refused by a rate limit.
     pub rate_limited: bool,
+    pub quota_exhausted: bool,
 }
 
 impl Trace<'_> {
@@ -96,6 +97,7 @@ impl Trace<'_> {
             auth: AuthOutcome::None,
             account: None,
             rate_limited: false,
+            quota_exhausted: false,
         }
     }
 }
@@ -111,6 +113,7 @@ struct RouteSeries {
     duration: Histogram,
     upstream: Histogram,
     rate_limited: Counter,
+    quota_exhausted: Counter,
 }
 
 impl RouteSeries {
@@ -123,6 +126,7 @@ impl RouteSeries {
             duration: metrics.histogram(REQUEST_DURATION, &labels),
             upstream: metrics.histogram(UPSTREAM_DURATION, &labels),
             rate_limited: metrics.counter(RATE_LIMITED, &labels),
+            quota_exhausted: metrics.counter(QUOTA_EXHAUSTED, &labels),
         }
     }
 }
@@ -237,6 +241,9 @@ impl Recorder {
                 .increment(1);
             if let Some(e) = elapsed {
                 series.duration.record(e);
+            }
+            if done.trace.quota_exhausted {
+                series.quota_exhausted.increment(1);
             }
             if done.trace.rate_limited {
                 series.rate_limited.increment(1);

@@ -10,6 +10,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::authn;
+use crate::quota::QuotaDecision;
 use crate::ratelimit::Decision;
 
 /// Why the proxy did not forward a request.
@@ -33,6 +34,11 @@ pub enum Denial<'a> {
     Auth(authn::Refusal),
     /// Over the rate limit; seconds until the next request may pass.
     RateLimited(u64),
+    /// A quota is spent; seconds until its window turns (`None`: a fixed
+    /// number of uses, which does not turn by itself).
+    QuotaExhausted(Option<u64>),
+    /// The credential may not be used from the client's address.
+    AddressNotAllowed,
     /// The route lists scopes for other methods, none for this one.
     MethodNotPermitted,
     /// Every scope the route requires for this method.
@@ -67,6 +73,11 @@ impl Denial<'_> {
             Denial::Auth(authn::Refusal::Throttled(wait)) => too_many_failures(wait),
             Denial::Auth(authn::Refusal::Ambiguous) => ambiguous_credentials(),
             Denial::RateLimited(wait) => rate_limited(wait),
+            Denial::QuotaExhausted(reset) => quota_exhausted(reset),
+            Denial::AddressNotAllowed => error(
+                StatusCode::FORBIDDEN,
+                r#"{"error":{"type":"permission_error","code":"address_not_allowed","message":"this credential may not be used from the client's address","param":null}}"#,
+            ),
             Denial::MethodNotPermitted => method_not_permitted(),
             Denial::InsufficientScope(required) => insufficient_scope(required),
             Denial::BadGateway => bad_gateway(),
@@ -142,6 +153,11 @@ impl Denial<'_> {
                 "too many failed authentication attempts from this address",
             ),
             Denial::RateLimited(_) => (RESOURCE_EXHAUSTED, "rate limit exceeded"),
+            Denial::QuotaExhausted(_) => (RESOURCE_EXHAUSTED, "quota exhausted"),
+            Denial::AddressNotAllowed => (
+                PERMISSION_DENIED,
+                "the credential may not be used from this address",
+            ),
             Denial::MethodNotPermitted | Denial::InsufficientScope(_) => (
                 PERMISSION_DENIED,
                 "the credential lacks a scope this method requires",
@@ -353,6 +369,57 @@ fn rate_limited(wait_secs: u64) -> Response<Body> {
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
     res
+}
+
+/// 429 for a request over a quota: `Retry-After` when the window turns.
+fn quota_exhausted(reset_secs: Option<u64>) -> Response<Body> {
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        r#"{"error":{"type":"rate_limit_error","code":"quota_exhausted","message":"the quota of this credential or its account is spent until its period turns","param":null}}"#,
+    );
+    if let Some(secs) = reset_secs {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    res
+}
+
+/// The limit fields of a response: the rate limit's (see
+/// [`rate_limit_headers`]) and, when a quota was charged, a `"quota"`
+/// entry in `RateLimit-Policy` and `RateLimit` beside it.
+pub(crate) fn limit_headers(
+    headers: &mut HeaderMap,
+    limit: Option<&Decision<'_>>,
+    quota: Option<&(QuotaDecision, Option<u64>)>,
+) {
+    if let Some(d) = limit {
+        rate_limit_headers(headers, d);
+    }
+    let Some((q, reset)) = quota else {
+        return;
+    };
+    let window = if q.window.end == i64::MAX {
+        String::new()
+    } else {
+        format!(";w={}", (q.window.end - q.window.start) / 1000)
+    };
+    let reset = reset.map(|t| format!(";t={t}")).unwrap_or_default();
+    let entries = [
+        (
+            &RATELIMIT_POLICY,
+            format!("\"quota\";q={}{window}", q.limit),
+        ),
+        (&RATELIMIT, format!("\"quota\";r={}{reset}", q.remaining)),
+    ];
+    for (name, entry) in entries {
+        let value = match headers.get(name).and_then(|v| v.to_str().ok()) {
+            Some(rate) => format!("{rate}, {entry}"),
+            None => entry,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
 }
 
 /// 429 for an address that failed authentication too often.

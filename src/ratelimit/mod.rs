@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::addr::address_bucket;
 use crate::config::{RateLimitBackend, RateLimitConfig, RateSpec, RouteConfig};
+use crate::quota::{Charge, Charges, Metering, QuotaDecision, Spending};
 
 /// Who a bucket belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +100,30 @@ impl<'a> Decision<'a> {
     }
 }
 
+/// What the limit phase decided: the rate limit's decision (if one
+/// applies) and the quotas' (if any were charged). A request over its rate
+/// limit spends no quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission<'a> {
+    pub limit: Option<Decision<'a>>,
+    pub quota: Option<QuotaDecision>,
+}
+
+/// The quota decision for `charges` from what the meter (or Redis) found.
+pub(crate) fn quota_decision(charges: &[Charge], spending: Spending) -> Option<QuotaDecision> {
+    let (i, allowed, remaining) = match spending {
+        Spending::Spent { remaining, index } => (index, true, remaining),
+        Spending::Exhausted(i) => (i, false, 0),
+    };
+    let c = charges.get(i)?;
+    Some(QuotaDecision {
+        allowed,
+        limit: c.limit,
+        remaining,
+        window: c.window,
+    })
+}
+
 /// Where buckets live. An enum rather than a trait object: the local check
 /// completes without awaiting, and the hot path pays no allocation.
 enum Backend {
@@ -151,6 +176,8 @@ const REVOCATIONS: RateSpec = RateSpec {
 /// Every limit of one keygate process, and the backend that counts them.
 pub struct RateLimits {
     backend: Backend,
+    /// Quota spending and traffic, counted here and flushed to the store.
+    metering: Arc<Metering>,
     named: Vec<Named>,
     default: Option<u16>,
     /// By route position in the config: the route's own limit, if any.
@@ -170,6 +197,9 @@ impl RateLimits {
             u16::try_from(named.len() - 1).unwrap_or(u16::MAX)
         };
         let default = config.default.map(|s| add("default", "default".into(), s));
+        let metering = Arc::new(Metering::new(
+            routes.iter().map(|r| r.name.clone()).collect(),
+        ));
         let routes = routes
             .iter()
             .map(|r| {
@@ -181,17 +211,20 @@ impl RateLimits {
         let specs: Vec<RateSpec> = named.iter().map(|n| n.spec).collect();
         let backend = match config.backend {
             RateLimitBackend::Local => Backend::Local(local::Local::new(&specs)),
-            RateLimitBackend::Redis => match redis::Redis::new(config.redis_url.expose(), &specs) {
-                Ok(r) => Backend::Redis(Arc::new(r)),
-                Err(e) => {
-                    // Validated at load; should it still fail, limits stay on.
-                    tracing::error!(error = %e, "cannot use redis for rate limits; counting locally");
-                    Backend::Local(local::Local::new(&specs))
+            RateLimitBackend::Redis => {
+                match redis::Redis::new(config.redis_url.expose(), &specs, Arc::clone(&metering)) {
+                    Ok(r) => Backend::Redis(Arc::new(r)),
+                    Err(e) => {
+                        // Validated at load; should it still fail, limits stay on.
+                        tracing::error!(error = %e, "cannot use redis for rate limits; counting locally");
+                        Backend::Local(local::Local::new(&specs))
+                    }
                 }
-            },
+            }
         };
         Self {
             backend,
+            metering,
             named,
             default,
             routes,
@@ -225,6 +258,49 @@ impl RateLimits {
         let bucket = self.bucket(route, account, peer)?;
         let outcome = self.backend.check(&bucket).await;
         Some(Decision::new(&bucket, outcome))
+    }
+
+    /// The rate limit and the quotas of one request on the route at
+    /// `route`: the rate limit first (see [`RateLimits::check`]); if it
+    /// admits, `cost` is spent from every quota in `charges`, or from none
+    /// when one is exhausted. With Redis both are one round trip.
+    pub async fn admit(
+        &self,
+        route: usize,
+        account: Option<(Uuid, Option<RateSpec>)>,
+        peer: IpAddr,
+        charges: Charges,
+        cost: u64,
+    ) -> Admission<'_> {
+        let bucket = self.bucket(route, account, peer);
+        let (charges, n) = charges.to_array();
+        let charges = &charges[..n];
+        if let Backend::Redis(r) = &self.backend {
+            if !charges.is_empty() {
+                let (outcome, spending) = r.admit(bucket.as_ref(), charges, cost).await;
+                return Admission {
+                    limit: bucket.zip(outcome).map(|(b, o)| Decision::new(&b, o)),
+                    quota: spending.and_then(|s| quota_decision(charges, s)),
+                };
+            }
+        }
+        let limit = match &bucket {
+            Some(b) => Some(Decision::new(b, self.backend.check(b).await)),
+            None => None,
+        };
+        if limit.is_some_and(|d| !d.allowed) || charges.is_empty() {
+            return Admission { limit, quota: None };
+        }
+        let spending = self.metering.meter.spend(charges, cost);
+        Admission {
+            limit,
+            quota: quota_decision(charges, spending),
+        }
+    }
+
+    /// Quota spending and traffic counts.
+    pub fn metering(&self) -> &Arc<Metering> {
+        &self.metering
     }
 
     fn bucket(

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::local::Local;
 use super::{Bucket, Outcome, Subject};
 use crate::config::RateSpec;
+use crate::quota::{Charge, Metering, Spending};
 
 /// GCRA (the algorithm `governor` implements), in microseconds. KEYS[1]:
 /// the bucket, holding its theoretical arrival time; ARGV: emission
@@ -44,6 +45,83 @@ return {1, math.floor(diff / interval), -1}
     )
 });
 
+/// The rate limit and the quotas of one request, in one round trip.
+/// KEYS: the GCRA bucket (when ARGV[1] = 1), then one counter per quota.
+/// ARGV: has-bucket, emission interval (µs), burst, cost, quota count, then
+/// per quota: limit, the count to start from when Redis has none (what the
+/// store says was spent), time to live (ms; 0: none). Over the rate limit:
+/// nothing is spent. Within it, the bucket is spent; the quotas only when
+/// every one of them has room. Returns {rate_allowed, remaining,
+/// retry_after_us, exhausted quota (1-based; 0: none), [left per quota]}.
+static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local has_rate = ARGV[1] == '1'
+local cost = tonumber(ARGV[4])
+local nq = tonumber(ARGV[5])
+local first = 1
+local remaining = -1
+local now, new_tat
+if has_rate then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local interval = tonumber(ARGV[2])
+  local burst = tonumber(ARGV[3])
+  local tat = tonumber(redis.call('GET', KEYS[1])) or now
+  if tat < now then tat = now end
+  new_tat = tat + interval
+  local allow_at = new_tat - interval * burst
+  local diff = now - allow_at
+  if diff < 0 then
+    return {0, 0, allow_at - now, 0}
+  end
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+  remaining = math.floor(diff / interval)
+  first = 2
+end
+local spent = {}
+for i = 1, nq do
+  local key = KEYS[first + i - 1]
+  local limit = tonumber(ARGV[3 + 3 * i])
+  local cur = tonumber(redis.call('GET', key))
+  if cur == nil then
+    cur = tonumber(ARGV[4 + 3 * i])
+    local ttl = tonumber(ARGV[5 + 3 * i])
+    if ttl > 0 then
+      redis.call('SET', key, cur, 'PX', ttl)
+    else
+      redis.call('SET', key, cur)
+    end
+  end
+  if cur + cost > limit then
+    return {1, remaining, -1, i}
+  end
+  spent[i] = cur
+end
+local out = {1, remaining, -1, 0}
+for i = 1, nq do
+  local after = redis.call('INCRBY', KEYS[first + i - 1], cost)
+  out[4 + i] = tonumber(ARGV[3 + 3 * i]) - after
+end
+return out
+",
+    )
+});
+
+/// Spending decided by a replica while Redis was away, added on its
+/// return to the counters Redis still holds (one Redis lost meanwhile is
+/// seeded again from the store, which the spending has been flushed to).
+static RECONCILE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return -1
+",
+    )
+});
+
 /// The longest a check waits for Redis before falling back.
 const BUDGET: Duration = Duration::from_millis(150);
 /// How often an unreachable Redis is probed.
@@ -56,12 +134,17 @@ pub(super) struct Redis {
     healthy: AtomicBool,
     /// Checks answered by the local fallback (for metrics and `/readyz`).
     fallbacks: AtomicU64,
+    metering: Arc<Metering>,
 }
 
 impl Redis {
     /// A backend for `url`; connects on first use, so keygate starts (on
     /// local limits) even when Redis is down.
-    pub(super) fn new(url: &str, named: &[RateSpec]) -> redis::RedisResult<Self> {
+    pub(super) fn new(
+        url: &str,
+        named: &[RateSpec],
+        metering: Arc<Metering>,
+    ) -> redis::RedisResult<Self> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(200)))
             .set_response_timeout(Some(BUDGET))
@@ -73,7 +156,123 @@ impl Redis {
             fallback: Local::new(named),
             healthy: AtomicBool::new(true),
             fallbacks: AtomicU64::new(0),
+            metering,
         })
+    }
+
+    /// The rate limit (when `bucket` is set) and the quotas, in one round
+    /// trip; on the local fallback while Redis is unreachable. `None` for
+    /// the quotas: the rate limit refused first.
+    pub(super) async fn admit(
+        &self,
+        bucket: Option<&Bucket<'_>>,
+        charges: &[Charge],
+        cost: u64,
+    ) -> (Option<Outcome>, Option<Spending>) {
+        let meter = &self.metering.meter;
+        if self.healthy.load(Ordering::Relaxed) {
+            match self.shared_admit(bucket, charges, cost).await {
+                Ok(answer) => {
+                    if let (_, Some(Spending::Spent { .. })) = answer {
+                        // Redis decided; the store still learns what was spent.
+                        meter.record(charges, cost);
+                    }
+                    return answer;
+                }
+                Err(e) => self.set_healthy(false, Some(&e)),
+            }
+        }
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        let outcome = bucket.map(|b| self.fallback.check(b));
+        if matches!(outcome, Some(Outcome::Denied { .. })) {
+            return (outcome, None);
+        }
+        let spending = meter.spend(charges, cost);
+        if let Spending::Spent { .. } = spending {
+            meter.unshared(charges, cost);
+        }
+        (outcome, Some(spending))
+    }
+
+    async fn shared_admit(
+        &self,
+        bucket: Option<&Bucket<'_>>,
+        charges: &[Charge],
+        cost: u64,
+    ) -> Result<(Option<Outcome>, Option<Spending>), String> {
+        let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        let mut invocation = ADMIT.prepare_invoke();
+        match bucket {
+            Some(b) => {
+                invocation
+                    .key(key(b))
+                    .arg(1)
+                    .arg(interval_us(b))
+                    .arg(b.spec.burst.max(1));
+            }
+            None => {
+                invocation.arg(0).arg(1).arg(1);
+            }
+        }
+        invocation.arg(cost).arg(charges.len());
+        for c in charges {
+            let ttl = if c.window.end == i64::MAX {
+                0
+            } else {
+                // A day past the window's end: late spending still lands.
+                (c.window.end - now_ms).max(0) + 86_400_000
+            };
+            invocation
+                .key(quota_key(c))
+                .arg(c.limit)
+                .arg(self.metering.meter.spent(c.subject, c.window))
+                .arg(ttl);
+        }
+        let mut conn = self.conn.clone();
+        let answer = tokio::time::timeout(BUDGET, invocation.invoke_async::<Vec<i64>>(&mut conn))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let field = |i: usize| answer.get(i).copied().unwrap_or(-1);
+        let outcome = bucket.map(|_| match field(0) {
+            1 => Outcome::Allowed {
+                remaining: u32::try_from(field(1)).unwrap_or(0),
+            },
+            _ => Outcome::Denied {
+                wait: Duration::from_micros(u64::try_from(field(2)).unwrap_or(0)),
+            },
+        });
+        if field(0) != 1 {
+            return Ok((outcome, None));
+        }
+        let spending = match usize::try_from(field(3)).unwrap_or(0) {
+            0 => {
+                let (mut remaining, mut index) = (u64::MAX, 0);
+                for i in 0..charges.len() {
+                    let left = u64::try_from(field(4 + i)).unwrap_or(0);
+                    if left < remaining {
+                        (remaining, index) = (left, i);
+                    }
+                }
+                Spending::Spent { remaining, index }
+            }
+            exhausted => Spending::Exhausted(exhausted - 1),
+        };
+        Ok((outcome, Some(spending)))
+    }
+
+    /// Adds what was spent on the local fallback to Redis's counters.
+    async fn reconcile(&self) {
+        for (subject, window_start, amount) in self.metering.meter.take_unshared() {
+            let mut conn = self.conn.clone();
+            let mut invocation = RECONCILE.key(quota_key_of(subject, window_start));
+            invocation.arg(amount);
+            let done =
+                tokio::time::timeout(BUDGET, invocation.invoke_async::<i64>(&mut conn)).await;
+            if !matches!(done, Ok(Ok(_))) {
+                tracing::debug!("could not add fallback quota spending to redis");
+            }
+        }
     }
 
     pub(super) async fn check(&self, b: &Bucket<'_>) -> Outcome {
@@ -89,12 +288,8 @@ impl Redis {
 
     /// The check, in Redis.
     async fn shared(&self, b: &Bucket<'_>) -> Result<Outcome, String> {
-        let key = key(b);
-        let interval_us = i64::try_from(b.spec.per.as_micros() / u128::from(b.spec.count.max(1)))
-            .unwrap_or(i64::MAX)
-            .max(1);
-        let mut invocation = GCRA.key(key);
-        invocation.arg(interval_us).arg(b.spec.burst.max(1));
+        let mut invocation = GCRA.key(key(b));
+        invocation.arg(interval_us(b)).arg(b.spec.burst.max(1));
         let mut conn = self.conn.clone();
         let answer = tokio::time::timeout(
             BUDGET,
@@ -147,6 +342,7 @@ impl Redis {
                         let cmd = redis::cmd("PING");
                         let ping = cmd.query_async::<String>(&mut conn);
                         if let Ok(Ok(_)) = tokio::time::timeout(BUDGET, ping).await {
+                            self.reconcile().await;
                             self.set_healthy(true, None);
                         }
                     }
@@ -159,6 +355,21 @@ impl Redis {
     pub(super) fn housekeep(&self) {
         self.fallback.housekeep();
     }
+}
+
+fn interval_us(b: &Bucket<'_>) -> i64 {
+    i64::try_from(b.spec.per.as_micros() / u128::from(b.spec.count.max(1)))
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// `kg:q:<subject>:<window start>`: a window's counter, shared by replicas.
+fn quota_key(c: &Charge) -> String {
+    quota_key_of(c.subject, c.window.start)
+}
+
+fn quota_key_of(subject: uuid::Uuid, window_start: i64) -> String {
+    format!("kg:q:{subject}:{window_start}")
 }
 
 /// `kg:rl:<policy>:<spec>:<subject>`: the spec is part of the key, so a

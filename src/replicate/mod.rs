@@ -100,6 +100,10 @@ impl Syncer {
         }
         self.cache
             .set_restricted(&self.store.restricted_accounts().await?);
+        // The load above reads keys without their narrowing and quotas;
+        // the (few) accounts that have any are read again in full.
+        let narrowed = self.store.narrowed_accounts().await?;
+        self.apply_accounts(&narrowed).await?;
         let since = self.clock.now_ms().saturating_sub(self.token_horizon_ms);
         self.cache
             .set_dead(&self.store.dead_credentials(since).await?);
@@ -148,30 +152,36 @@ impl Syncer {
                 .collect();
             touched.sort_unstable();
             touched.dedup();
-            let state = self.store.auth_state_of(&touched).await?;
-            for id in &touched {
-                let keys: Vec<_> = state
-                    .keys
-                    .iter()
-                    .filter(|k| k.service_account_id == *id)
-                    .cloned()
-                    .collect();
-                let credentials: Vec<_> = state
-                    .credentials
-                    .iter()
-                    .filter(|c| c.service_account_id == *id)
-                    .cloned()
-                    .collect();
-                match state.accounts.iter().find(|a| a.id == *id) {
-                    Some(account) => self.cache.apply_account(account, &keys, &credentials),
-                    None => self.cache.evict(&keys, &credentials),
-                }
-            }
+            self.apply_accounts(&touched).await?;
             self.cache.freshness().set_revision(last);
             self.advanced.notify_one();
         }
         self.cache.freshness().mark_synced(self.clock.now_ms());
         Ok(self.cache.freshness().revision())
+    }
+
+    /// Replaces what the cache holds of each account with the store's.
+    async fn apply_accounts(&self, ids: &[Uuid]) -> store::Result<()> {
+        let state = self.store.auth_state_of(ids).await?;
+        for id in ids {
+            let keys: Vec<_> = state
+                .keys
+                .iter()
+                .filter(|k| k.service_account_id == *id)
+                .cloned()
+                .collect();
+            let credentials: Vec<_> = state
+                .credentials
+                .iter()
+                .filter(|c| c.service_account_id == *id)
+                .cloned()
+                .collect();
+            match state.accounts.iter().find(|a| a.id == *id) {
+                Some(account) => self.cache.apply_account(account, &keys, &credentials),
+                None => self.cache.evict(&keys, &credentials),
+            }
+        }
+        Ok(())
     }
 
     async fn reload_ring(&self) -> store::Result<()> {

@@ -7,6 +7,7 @@
 //! so nothing is ever half-written and every cache can catch up by revision.
 //! The store knows nothing of HTTP or of the cache.
 
+pub mod metering;
 pub mod model;
 mod postgres;
 pub(crate) mod sql;
@@ -15,6 +16,7 @@ mod sqlite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use metering::{Spend, Spent, Traffic};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;
@@ -70,6 +72,8 @@ pub enum Write {
         previous_updated_at: i64,
     },
     InsertKey(ApiKey),
+    /// A key's name and narrowing (quota, scopes, addresses).
+    UpdateKeyLimits(ApiKey),
     /// Revokes one key of an account (no-op if already revoked).
     RevokeKey {
         account_id: Uuid,
@@ -115,7 +119,7 @@ impl Write {
     fn account(&self) -> Option<Uuid> {
         match self {
             Write::InsertAccount(a) | Write::UpdateAccount { account: a, .. } => Some(a.id),
-            Write::InsertKey(k) => Some(k.service_account_id),
+            Write::InsertKey(k) | Write::UpdateKeyLimits(k) => Some(k.service_account_id),
             Write::RevokeKey { account_id, .. }
             | Write::RevokeAllKeys { account_id, .. }
             | Write::ExpireAllKeys { account_id, .. }
@@ -286,6 +290,20 @@ pub trait Store: Send + Sync + 'static {
     /// Records `last_used_at` for keys and their accounts (batched, best effort;
     /// not a change: authentication does not depend on it).
     async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()>;
+
+    /// Adds quota spending and traffic counts, in one transaction.
+    async fn record_metering(&self, spends: &[Spend], traffic: &[Traffic]) -> Result<()>;
+    /// What every quota window still open at `now_ms` has spent.
+    async fn quota_spent(&self, now_ms: i64) -> Result<Vec<Spent>>;
+    /// An account's traffic from one UTC day to another (day starts, ms).
+    async fn traffic_of(
+        &self,
+        account_id: Uuid,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<Traffic>>;
+    /// Accounts with a quota or a narrowing key or credential.
+    async fn narrowed_accounts(&self) -> Result<Vec<Uuid>>;
 
     async fn audit_events(
         &self,

@@ -13,6 +13,8 @@ pub struct Organization {
     pub id: Uuid,
     pub name: String,
     pub abbreviation: Option<String>,
+    /// The longest a key or credential made in it may live, seconds.
+    pub max_credential_lifetime: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -106,6 +108,7 @@ pub struct ServiceAccount {
     /// Free-form attributes an API dialect carries per account (Waldur's
     /// `email`, …): stored and echoed, never interpreted.
     pub metadata: Metadata,
+    pub quota: Option<Quota>,
 }
 
 /// A JSON object of string keys.
@@ -137,6 +140,7 @@ pub struct ApiKey {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub limits: CredentialLimits,
 }
 
 impl ApiKey {
@@ -246,6 +250,7 @@ pub struct ClientCredential {
     /// Tokens minted from it at or before this (unix ms) are dead: set when
     /// its secret is regenerated.
     pub tokens_not_before: Option<i64>,
+    pub limits: CredentialLimits,
 }
 
 impl ClientCredential {
@@ -275,3 +280,49 @@ pub struct RevokedToken {
 /// Change-feed topics for changes not about one account.
 pub const TOPIC_SIGNING_KEYS: &str = "signing_keys";
 pub const TOPIC_REVOCATIONS: &str = "revocations";
+
+/// How much an account, key or credential may spend: `limit` per UTC
+/// `period`. `reset_at` (unix ms) starts the current window afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+    /// A fixed number of uses, never renewed (a reset renews it).
+    None,
+}
+
+impl QuotaPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaPeriod::Day => "day",
+            QuotaPeriod::Month => "month",
+            QuotaPeriod::None => "none",
+        }
+    }
+}
+
+/// What a key or credential narrows of its account: fewer scopes, fewer
+/// addresses, its own quota. Default: nothing narrowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialLimits {
+    /// A subset of the account's scopes; `None`: the account's.
+    pub scopes: Option<Vec<String>>,
+    /// CIDRs the client address must be in; `None`: any.
+    pub allowed_cidrs: Option<Vec<ipnet::IpNet>>,
+    pub quota: Option<Quota>,
+}
+
+impl CredentialLimits {
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_none() && self.allowed_cidrs.is_none() && self.quota.is_none()
+    }
+}

@@ -70,6 +70,7 @@ pub const REQUEST_DURATION: &str = "keygate_request_duration_seconds";
 pub const UPSTREAM_DURATION: &str = "keygate_upstream_duration_seconds";
 pub const AUTH_DURATION: &str = "keygate_auth_duration_seconds";
 pub const RATE_LIMITED: &str = "keygate_rate_limited_total";
+pub const QUOTA_EXHAUSTED: &str = "keygate_quota_exhausted_total";
 pub const FAILED_AUTH_REFUSALS: &str = "keygate_failed_auth_refusals_total";
 pub const TOKENS_MINTED: &str = "keygate_tokens_minted_total";
 pub const STORE_ERRORS: &str = "keygate_store_errors_total";
@@ -118,6 +119,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         Kind::Counter,
         Unit::Count,
         "Requests refused with 429 by a rate limit, by listener and route.",
+    ),
+    (
+        QUOTA_EXHAUSTED,
+        Kind::Counter,
+        Unit::Count,
+        "Requests refused with 429 because a quota was spent, by listener and route.",
     ),
     (
         FAILED_AUTH_REFUSALS,

@@ -29,6 +29,7 @@ fn org() -> Organization {
         id: Uuid::now_v7(),
         name: format!("org-{}", Uuid::now_v7()),
         abbreviation: None,
+        max_credential_lifetime: None,
         created_at: 1,
         updated_at: 1,
     }
@@ -53,6 +54,7 @@ fn account(org: Uuid, name: &str) -> ServiceAccount {
         last_used_at: None,
         tokens_not_before: None,
         metadata: Default::default(),
+        quota: None,
     }
 }
 
@@ -246,6 +248,7 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
                 expires_at: (i % 5 == 0).then_some(4_102_444_900_000),
                 revoked_at: None,
                 last_used_at: None,
+                limits: Default::default(),
             };
             if i == 11 {
                 revoked = Some((a.id, key.id));

@@ -62,6 +62,8 @@ pub(crate) struct Harness {
     env: Vec<(String, String)>,
     pub(crate) client: HttpClient,
     names: AtomicUsize,
+    /// The clock keygate judges time by (default: the system's).
+    clock: Option<keygate::clock::SharedClock>,
 }
 
 impl Harness {
@@ -137,9 +139,24 @@ poll_interval = "{POLL}"
                 .collect(),
             client: new_client(),
             names: AtomicUsize::new(0),
+            clock: None,
         };
         harness.running = Some(harness.boot().await);
         harness
+    }
+
+    /// As [`Harness::start`] (SQLite), judging time by `clock`.
+    pub(crate) async fn start_clocked(
+        routes_toml_extra: &str,
+        clock: keygate::clock::SharedClock,
+    ) -> Harness {
+        let mut h = Self::start_on(None, routes_toml_extra).await;
+        if let Some(running) = h.running.take() {
+            running.shutdown().await;
+        }
+        h.clock = Some(clock);
+        h.running = Some(h.boot().await);
+        h
     }
 
     /// Another keygate on the same store and config (its own ports): a
@@ -197,7 +214,13 @@ poll_interval = "{POLL}"
             Ok(config) => config,
             Err(e) => panic!("test config refused: {e}\n{}", self.toml),
         };
-        match keygate::app::start(config).await {
+        let started = match &self.clock {
+            Some(clock) => {
+                keygate::app::start_with_clock(config, std::sync::Arc::clone(clock)).await
+            }
+            None => keygate::app::start(config).await,
+        };
+        match started {
             Ok(running) => running,
             Err(e) => panic!("keygate failed to start: {e:?}"),
         }

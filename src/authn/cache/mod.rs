@@ -12,9 +12,11 @@ mod freshness;
 mod hasher;
 mod intern;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use ipnet::IpNet;
 use uuid::Uuid;
 
 pub use freshness::Freshness;
@@ -23,9 +25,11 @@ use self::hasher::BuildIdentity;
 use self::intern::Interner;
 use super::principal::{AccountFacts, CredentialKind, Principal};
 use crate::config::RateSpec;
+use crate::scope::ScopeSet;
 use crate::secret::KeyHash;
 use crate::store::{
-    ApiKey, AuthEntry, ClientCredential, DeadCredential, RevokedToken, ServiceAccount,
+    ApiKey, AuthEntry, ClientCredential, CredentialLimits, DeadCredential, Quota, RevokedToken,
+    ServiceAccount,
 };
 
 /// What a JWT's account may still do; see [`Cache::token_allowed`].
@@ -71,6 +75,11 @@ pub struct Cache {
     /// credentials that stopped working, or whose secret was regenerated →
     /// which of the tokens minted from them are dead.
     dead: DashMap<Box<str>, Stopped>,
+    /// Quotas of accounts, keys and client credentials, by their id; only
+    /// those that have one.
+    quotas: DashMap<Uuid, Quota>,
+    /// Some quota was ever cached: until then requests skip the lookups.
+    has_quotas: AtomicBool,
     interner: Interner,
     freshness: Freshness,
 }
@@ -87,6 +96,8 @@ impl Cache {
             restricted: DashMap::new(),
             revoked: DashMap::new(),
             dead: DashMap::new(),
+            quotas: DashMap::new(),
+            has_quotas: AtomicBool::new(false),
             interner: Interner::default(),
             freshness: Freshness::new(max_staleness_ms),
         }
@@ -126,11 +137,13 @@ impl Cache {
                     not_before,
                 });
         }
+        self.set_quota(credential.id, credential.limits.quota);
         let principal = self.principal(
             account,
             CredentialKind::Client,
             credential.id,
             credential.expires_at,
+            &credential.limits,
         );
         self.clients.insert(
             credential.client_id.as_str().into(),
@@ -154,10 +167,18 @@ impl Cache {
         let open = account.closed_at.is_none() && account.enabled;
         for key in keys {
             if open && key.revoked_at.is_none() {
-                let p = self.principal(account, CredentialKind::ApiKey, key.id, key.expires_at);
+                let p = self.principal(
+                    account,
+                    CredentialKind::ApiKey,
+                    key.id,
+                    key.expires_at,
+                    &key.limits,
+                );
+                self.set_quota(key.id, key.limits.quota);
                 self.keys.insert(key.hash, Arc::new(p));
             } else {
                 self.keys.remove(&key.hash);
+                self.set_quota(key.id, None);
             }
             if let Some(at) = key.revoked_at.or(key.expires_at) {
                 self.stopped(key.id.to_string().into(), at);
@@ -168,21 +189,45 @@ impl Cache {
                 self.insert_client(c, account);
             } else {
                 self.clients.remove(c.client_id.as_str());
+                self.set_quota(c.id, None);
             }
             if let Some(at) = c.deleted_at.or(c.expires_at) {
                 self.stopped(c.client_id.as_str().into(), at);
             }
         }
+        self.set_quota(account.id, account.quota.filter(|_| open));
         self.restrict(account);
+    }
+
+    fn set_quota(&self, subject: Uuid, quota: Option<Quota>) {
+        match quota {
+            Some(q) => {
+                self.has_quotas.store(true, Ordering::Relaxed);
+                self.quotas.insert(subject, q);
+            }
+            None => {
+                self.quotas.remove(&subject);
+            }
+        }
+    }
+
+    /// The quota of an account, key or client credential, if it has one.
+    pub(crate) fn quota(&self, subject: &Uuid) -> Option<Quota> {
+        if !self.has_quotas.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.quotas.get(subject).map(|q| *q)
     }
 
     /// Evicts the given keys and credentials (their account is gone).
     pub fn evict(&self, keys: &[ApiKey], credentials: &[ClientCredential]) {
         for key in keys {
             self.keys.remove(&key.hash);
+            self.set_quota(key.id, None);
         }
         for c in credentials {
             self.clients.remove(c.client_id.as_str());
+            self.set_quota(c.id, None);
         }
     }
 
@@ -289,14 +334,30 @@ impl Cache {
         kind: CredentialKind,
         credential_id: Uuid,
         credential_expires_at: Option<i64>,
+        limits: &CredentialLimits,
     ) -> Principal {
-        let scopes = self.interner.intern(&account.scopes);
+        let scopes = match &limits.scopes {
+            None => self.interner.intern(&account.scopes),
+            // What the key may do: its own scopes that its account still
+            // covers (an account narrowed later narrows its keys too).
+            Some(own) => {
+                let account_scopes = ScopeSet::new(&account.scopes);
+                let kept: Vec<String> = own
+                    .iter()
+                    .filter(|s| account_scopes.covers(std::iter::once(s.as_str())))
+                    .cloned()
+                    .collect();
+                self.interner.intern(&kept)
+            }
+        };
+        let cidrs: Option<Arc<[IpNet]>> = limits.allowed_cidrs.as_deref().map(Arc::from);
         Principal::new(AccountFacts::from_account(
             account,
             kind,
             credential_id,
             credential_expires_at,
             scopes,
+            cidrs,
         ))
     }
 

@@ -53,6 +53,8 @@ pub struct Route {
     pub websocket: bool,
     /// A verified client certificate is required.
     pub client_cert: bool,
+    /// Quota each admitted request spends.
+    pub cost: u64,
 }
 
 /// A route's upstream, split for building request URIs.
@@ -105,6 +107,7 @@ impl Route {
             upstream_protocol: c.upstream_protocol,
             websocket: c.websocket,
             client_cert: c.client_cert,
+            cost: c.cost,
         })
     }
 

@@ -7,6 +7,7 @@
 //! statements in [`writes`].
 
 mod filter;
+mod metering;
 pub(crate) mod rows;
 pub(crate) mod stmt;
 mod writes;
@@ -393,6 +394,36 @@ impl<B: Backend> Store for SqlStore<B> {
         let text = self.first(stmt, |r| r.opt_text("page")).await?.flatten();
         let r = text.as_deref().map_or(Ok(Vec::new()), auth_entries_from);
         self.counted(r)
+    }
+
+    async fn record_metering(&self, spends: &[Spend], traffic: &[Traffic]) -> Result<()> {
+        if spends.is_empty() && traffic.is_empty() {
+            return Ok(());
+        }
+        self.run(metering::record(spends, traffic)).await
+    }
+
+    async fn quota_spent(&self, now_ms: i64) -> Result<Vec<Spent>> {
+        self.all(metering::open_windows(now_ms), metering::spent_from)
+            .await
+    }
+
+    async fn traffic_of(
+        &self,
+        account_id: Uuid,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<Traffic>> {
+        self.all(
+            metering::traffic_of(account_id, from_day, to_day),
+            metering::traffic_from,
+        )
+        .await
+    }
+
+    async fn narrowed_accounts(&self) -> Result<Vec<Uuid>> {
+        self.all(Stmt::new(metering::NARROWED_ACCOUNTS), |r| r.uuid("id"))
+            .await
     }
 
     async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()> {

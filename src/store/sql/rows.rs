@@ -11,11 +11,12 @@ use crate::store::*;
 pub(crate) const ACCOUNT_COLUMNS: &str =
     "a.id, a.organization_id, a.project_id, a.name, a.description, a.role, \
      a.scopes, a.enabled, a.expires_at, a.closed_at, a.rate_limit, a.created_by, a.created_at, \
-     a.updated_at, a.last_used_at, a.tokens_not_before, a.metadata";
+     a.updated_at, a.last_used_at, a.tokens_not_before, a.metadata, a.quota";
 pub(crate) const KEY_COLUMNS: &str =
     "k.id AS k_id, k.service_account_id AS k_account, k.name AS k_name, k.hash AS k_hash, \
      k.redacted AS k_redacted, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
-     k.revoked_at AS k_revoked_at, k.last_used_at AS k_last_used_at";
+     k.revoked_at AS k_revoked_at, k.last_used_at AS k_last_used_at, k.quota AS k_quota, \
+     k.scopes AS k_scopes, k.allowed_cidrs AS k_allowed_cidrs";
 
 /// Database errors into store errors; a unique violation is a name conflict
 /// (every unique index but the key hash's is on a name).
@@ -75,6 +76,7 @@ pub(crate) fn org_from(row: &impl Cols) -> Result<Organization> {
         id: row.uuid("id")?,
         name: row.text("name")?,
         abbreviation: row.opt_text("abbreviation")?,
+        max_credential_lifetime: row.opt_int("max_credential_lifetime")?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })
@@ -113,6 +115,7 @@ pub(crate) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
         tokens_not_before: row.opt_int("tokens_not_before")?,
         metadata: serde_json::from_str(&row.text("metadata")?)
             .map_err(|_| Error::Corrupt("malformed metadata"))?,
+        quota: quota_from(row.opt_text("quota")?)?,
     })
 }
 
@@ -181,6 +184,7 @@ pub(crate) fn key_from(row: &impl Cols) -> Result<ApiKey> {
         expires_at: row.opt_int("k_expires_at")?,
         revoked_at: row.opt_int("k_revoked_at")?,
         last_used_at: row.opt_int("k_last_used_at")?,
+        limits: limits_from(row, "k_")?,
     })
 }
 
@@ -241,7 +245,8 @@ pub(crate) const CREDENTIAL_COLUMNS: &str = "c.id AS c_id, c.client_id AS c_clie
      c.service_account_id AS c_account, c.name AS c_name, c.description AS c_description, \
      c.secret_hash AS c_secret_hash, c.created_at AS c_created_at, c.expires_at AS c_expires_at, \
      c.deleted_at AS c_deleted_at, c.last_used_at AS c_last_used_at, \
-     c.tokens_not_before AS c_tokens_not_before";
+     c.tokens_not_before AS c_tokens_not_before, c.quota AS c_quota, c.scopes AS c_scopes, \
+     c.allowed_cidrs AS c_allowed_cidrs";
 
 pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
     Ok(ClientCredential {
@@ -257,6 +262,7 @@ pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
         deleted_at: row.opt_int("c_deleted_at")?,
         last_used_at: row.opt_int("c_last_used_at")?,
         tokens_not_before: row.opt_int("c_tokens_not_before")?,
+        limits: limits_from(row, "c_")?,
     })
 }
 
@@ -279,4 +285,39 @@ pub(crate) fn signing_key_from(row: &impl Cols) -> Result<SigningKeyRecord> {
 pub(crate) fn der_b64(der: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+fn quota_from(text: Option<String>) -> Result<Option<Quota>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|_| Error::Corrupt("malformed quota")))
+        .transpose()
+}
+
+/// A key's or credential's narrowing, from its `<prefix>quota`,
+/// `<prefix>scopes` and `<prefix>allowed_cidrs` columns.
+fn limits_from(row: &impl Cols, prefix: &str) -> Result<CredentialLimits> {
+    let json = |col: &str| row.opt_text(&format!("{prefix}{col}"));
+    Ok(CredentialLimits {
+        quota: quota_from(json("quota")?)?,
+        scopes: json("scopes")?
+            .map(|t| serde_json::from_str(&t).map_err(|_| Error::Corrupt("malformed scopes")))
+            .transpose()?,
+        allowed_cidrs: json("allowed_cidrs")?
+            .map(|t| serde_json::from_str(&t).map_err(|_| Error::Corrupt("malformed cidrs")))
+            .transpose()?,
+    })
+}
+
+pub(crate) fn quota_json(q: Option<&Quota>) -> Option<String> {
+    q.and_then(|q| serde_json::to_string(q).ok())
+}
+
+/// The three narrowing columns of a key or credential, as bound values.
+pub(crate) fn limits_json(l: &CredentialLimits) -> [Option<String>; 3] {
+    [
+        quota_json(l.quota.as_ref()),
+        l.scopes.as_deref().map(scopes_json),
+        l.allowed_cidrs
+            .as_ref()
+            .and_then(|c| serde_json::to_string(c).ok()),
+    ]
 }

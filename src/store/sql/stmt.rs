@@ -125,6 +125,11 @@ impl Stmt {
         self
     }
 
+    pub(crate) fn args<A: Into<Arg>>(mut self, all: impl IntoIterator<Item = A>) -> Self {
+        self.args.extend(all.into_iter().map(Into::into));
+        self
+    }
+
     /// Appends SQL that introduces the next placeholder, bound to `a`.
     pub(crate) fn push_arg(&mut self, sql: &str, a: impl Into<Arg>) {
         self.args.push(a.into());

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::rows::{der_b64, scopes_json};
+use super::rows::{der_b64, limits_json, quota_json, scopes_json};
 use super::stmt::Stmt;
 use crate::store::{Replica, Write, WriteBatch};
 
@@ -13,22 +13,25 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
     match w {
         Write::InsertOrganization(o) => one(
             Stmt::new(
-                "INSERT INTO organizations (id, name, abbreviation, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO organizations (id, name, abbreviation, created_at, updated_at, \
+                 max_credential_lifetime) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .arg(o.id)
             .arg(&o.name)
             .arg(&o.abbreviation)
             .arg(o.created_at)
-            .arg(o.updated_at),
+            .arg(o.updated_at)
+            .arg(o.max_credential_lifetime),
         ),
         Write::UpdateOrganization(o) => one(
             Stmt::new(
-                "UPDATE organizations SET name = $1, abbreviation = $2, updated_at = $3 WHERE id = $4",
+                "UPDATE organizations SET name = $1, abbreviation = $2, updated_at = $3, \
+                 max_credential_lifetime = $4 WHERE id = $5",
             )
             .arg(&o.name)
             .arg(&o.abbreviation)
             .arg(o.updated_at)
+            .arg(o.max_credential_lifetime)
             .arg(o.id)
             .or_not_found(),
         ),
@@ -69,8 +72,8 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             Stmt::new(
                 "INSERT INTO service_accounts (id, organization_id, project_id, name, description, role, \
                  scopes, enabled, expires_at, closed_at, rate_limit, created_by, created_at, updated_at, \
-                 last_used_at, tokens_not_before, metadata) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 last_used_at, tokens_not_before, metadata, quota) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .arg(a.id)
             .arg(a.organization_id)
@@ -88,7 +91,8 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(a.updated_at)
             .arg(a.last_used_at)
             .arg(a.tokens_not_before)
-            .arg(serde_json::Value::Object(a.metadata.clone()).to_string()),
+            .arg(serde_json::Value::Object(a.metadata.clone()).to_string())
+            .arg(quota_json(a.quota.as_ref())),
         ),
         // Optimistic concurrency: only over the row this write was based on.
         Write::UpdateAccount {
@@ -98,8 +102,8 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             Stmt::new(
                 "UPDATE service_accounts SET name = $1, description = $2, role = $3, scopes = $4, \
                  enabled = $5, expires_at = $6, closed_at = $7, rate_limit = $8, updated_at = $9, \
-                 tokens_not_before = $10, metadata = $11 \
-                 WHERE id = $12 AND updated_at = $13 AND closed_at IS NULL",
+                 tokens_not_before = $10, metadata = $11, quota = $12 \
+                 WHERE id = $13 AND updated_at = $14 AND closed_at IS NULL",
             )
             .arg(&a.name)
             .arg(&a.description)
@@ -112,6 +116,7 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(a.updated_at)
             .arg(a.tokens_not_before)
             .arg(serde_json::Value::Object(a.metadata.clone()).to_string())
+            .arg(quota_json(a.quota.as_ref()))
             .arg(a.id)
             .arg(*previous_updated_at)
             .or_stale(),
@@ -119,7 +124,8 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
         Write::InsertKey(k) => one(
             Stmt::new(
                 "INSERT INTO api_keys (id, service_account_id, name, hash, redacted, created_at, \
-                 expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 expires_at, revoked_at, last_used_at, quota, scopes, allowed_cidrs) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .arg(k.id)
             .arg(k.service_account_id)
@@ -129,7 +135,19 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(k.created_at)
             .arg(k.expires_at)
             .arg(k.revoked_at)
-            .arg(k.last_used_at),
+            .arg(k.last_used_at)
+            .args(limits_json(&k.limits)),
+        ),
+        Write::UpdateKeyLimits(k) => one(
+            Stmt::new(
+                "UPDATE api_keys SET name = $1, quota = $2, scopes = $3, allowed_cidrs = $4 \
+                 WHERE id = $5 AND service_account_id = $6 AND revoked_at IS NULL",
+            )
+            .arg(&k.name)
+            .args(limits_json(&k.limits))
+            .arg(k.id)
+            .arg(k.service_account_id)
+            .or_not_found(),
         ),
         Write::RevokeKey {
             account_id,
@@ -164,8 +182,9 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
         Write::InsertCredential(c) => one(
             Stmt::new(
                 "INSERT INTO client_credentials (id, client_id, service_account_id, name, description, \
-                 secret_hash, created_at, expires_at, deleted_at, last_used_at, tokens_not_before) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 secret_hash, created_at, expires_at, deleted_at, last_used_at, tokens_not_before, \
+                 quota, scopes, allowed_cidrs) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .arg(c.id)
             .arg(&c.client_id)
@@ -177,18 +196,21 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(c.expires_at)
             .arg(c.deleted_at)
             .arg(c.last_used_at)
-            .arg(c.tokens_not_before),
+            .arg(c.tokens_not_before)
+            .args(limits_json(&c.limits)),
         ),
         Write::UpdateCredential(c) => one(
             Stmt::new(
                 "UPDATE client_credentials SET name = $1, description = $2, secret_hash = $3, \
-                 expires_at = $4, tokens_not_before = $5 WHERE id = $6 AND deleted_at IS NULL",
+                 expires_at = $4, tokens_not_before = $5, quota = $6, scopes = $7, \
+                 allowed_cidrs = $8 WHERE id = $9 AND deleted_at IS NULL",
             )
             .arg(&c.name)
             .arg(&c.description)
             .arg(c.secret_hash.to_hex())
             .arg(c.expires_at)
             .arg(c.tokens_not_before)
+            .args(limits_json(&c.limits))
             .arg(c.id)
             .or_not_found(),
         ),

@@ -184,6 +184,7 @@ async fn create(
         organization_id: project.organization_id,
         project_id: Some(project.id),
         key: (!only_account).then(|| NewKey {
+            limits: Default::default(),
             name: Some(name.clone()),
             expires_at,
         }),
@@ -247,6 +248,7 @@ async fn create_key(
         }
     }
     let new = NewKey {
+        limits: Default::default(),
         name: Some(body.name.unwrap_or_else(|| "Secret key".into())),
         expires_at: expiry(body.expires_in_seconds, s.manager.now())?,
     };

@@ -234,6 +234,7 @@ async fn create_credential(
 ) -> Result<Response> {
     let a = account(&s, &actor, &org, &sa).await?;
     let new = NewCredential {
+        limits: Default::default(),
         name: Some(body.required_name()?),
         description: body.description.flatten(),
         expires_at: None,
@@ -263,6 +264,7 @@ async fn update_credential(
 ) -> Result<Response> {
     let (a, c) = credential(&s, &actor, &ids).await?;
     let patch = CredentialPatch {
+        limits: Default::default(),
         name: body.name,
         description: body.description,
         expires_at: None,
