@@ -43,6 +43,8 @@ mod jwt;
 mod jwt_limits;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/narrowing.rs"]
+mod narrowing;
 #[path = "integration/oauth.rs"]
 mod oauth;
 #[path = "integration/oauth_clients.rs"]
@@ -59,6 +61,8 @@ mod protocols;
 mod proxy;
 #[path = "integration/quotas.rs"]
 mod quotas;
+#[path = "integration/quotas_fleet.rs"]
+mod quotas_fleet;
 #[path = "integration/ratelimit.rs"]
 mod ratelimit;
 #[path = "integration/replicas.rs"]

@@ -3,6 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::narrowing::QuotaOn;
 use super::validate::{valid_description, valid_expiry, valid_metadata, valid_name, valid_scopes};
 use super::{
     from_store, Actor, Audit, Authority, Error, IssuedCredential, IssuedKey, Manager,
@@ -169,7 +170,9 @@ impl Manager {
             last_used_at: None,
             tokens_not_before: None,
             metadata: valid_metadata(new.metadata)?,
-            quota: self.delegable_quota(actor, new.quota).await?,
+            quota: self
+                .delegable_quota(actor, new.quota, QuotaOn::Account)
+                .await?,
         };
         let mut writes = vec![Write::InsertAccount(account.clone())];
         let issued = match new.key {
@@ -250,7 +253,13 @@ impl Manager {
         }
         if patch.quota.quota.is_some() || patch.quota.reset {
             account.quota = self
-                .patched_quota(actor, account.quota, patch.quota, self.now())
+                .patched_quota(
+                    actor,
+                    account.quota,
+                    patch.quota,
+                    self.now(),
+                    QuotaOn::Account,
+                )
                 .await?;
             changed.insert("quota".into(), json!(account.quota));
         }

@@ -17,6 +17,14 @@ const MAX_QUOTA: u64 = 1_000_000_000_000;
 /// CIDRs one credential may list.
 const MAX_CIDRS: usize = 100;
 
+/// What a quota is set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum QuotaOn {
+    Account,
+    /// A key or client credential (it spends its account's too).
+    Credential,
+}
+
 /// A quota as a caller sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaInput {
@@ -50,14 +58,17 @@ pub struct LimitsPatch {
 }
 
 impl Manager {
-    /// `q` validated, and allowed to `actor`.
+    /// `q` validated, and allowed to `actor`. On an account, no quota
+    /// means unlimited; on a key or credential, only "nothing beyond the
+    /// account's", which any manager may leave.
     pub(super) async fn delegable_quota(
         &self,
         actor: &Actor,
         q: Option<QuotaInput>,
+        on: QuotaOn,
     ) -> Result<Option<Quota>> {
         let quota = q.map(valid_quota).transpose()?;
-        if actor.admin {
+        if actor.admin || (quota.is_none() && on == QuotaOn::Credential) {
             return Ok(quota);
         }
         // SECURITY: what an owner hands out never outspends the owner.
@@ -83,23 +94,17 @@ impl Manager {
         current: Option<Quota>,
         patch: QuotaPatch,
         now: i64,
+        on: QuotaOn,
     ) -> Result<Option<Quota>> {
         let mut quota = match patch.quota {
-            Some(q) => self.delegable_quota(actor, q).await?,
+            Some(q) => self.delegable_quota(actor, q, on).await?,
             None => current,
         };
         if patch.reset {
-            // SECURITY: a reset hands out a fresh window: an owner may reset
-            // only what it could set anew.
-            if let Some(q) = quota {
-                self.delegable_quota(
-                    actor,
-                    Some(QuotaInput {
-                        limit: q.limit,
-                        period: q.period,
-                    }),
-                )
-                .await?;
+            // SECURITY: a reset hands out a fresh window, as often as it is
+            // asked for: spending without bound. That is for platform admins.
+            if !actor.admin {
+                return Err(Error::Forbidden("only platform admins may reset a quota"));
             }
             quota = quota.map(|q| Quota {
                 reset_at: Some(now),
@@ -122,7 +127,9 @@ impl Manager {
                 .map(|s| narrower_scopes(account, s))
                 .transpose()?,
             allowed_cidrs: input.allowed_cidrs.map(valid_cidrs).transpose()?,
-            quota: self.delegable_quota(actor, input.quota).await?,
+            quota: self
+                .delegable_quota(actor, input.quota, QuotaOn::Credential)
+                .await?,
         })
     }
 
@@ -141,7 +148,13 @@ impl Manager {
             limits.allowed_cidrs = cidrs.map(valid_cidrs).transpose()?;
         }
         limits.quota = self
-            .patched_quota(actor, limits.quota, patch.quota, self.now())
+            .patched_quota(
+                actor,
+                limits.quota,
+                patch.quota,
+                self.now(),
+                QuotaOn::Credential,
+            )
             .await?;
         Ok(limits)
     }

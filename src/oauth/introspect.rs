@@ -130,6 +130,10 @@ fn describe(s: &OAuthState, caller: &Requester, token: &str) -> Value {
             if let Some(p) = &c.project_id {
                 out["project_id"] = json!(p);
             }
+            if !c.allowed_cidrs.is_empty() {
+                out["allowed_cidrs"] = json!(c.allowed_cidrs);
+            }
+            quota_remaining(s, &v.principal, &mut out);
             out
         }
         Some(Inspected::ApiKey(p)) if caller.may_see(&p.organization_id) => {
@@ -148,9 +152,24 @@ fn describe(s: &OAuthState, caller: &Requester, token: &str) -> Value {
             if p.expires_at != i64::MAX {
                 out["exp"] = json!(p.expires_at / 1000);
             }
+            quota_remaining(s, &p, &mut out);
             out
         }
         _ => inactive,
+    }
+}
+
+/// `keygate_quota_remaining`: what the least-left quota the credential
+/// spends from still holds (absent when none applies).
+fn quota_remaining(s: &OAuthState, p: &crate::authn::Principal, out: &mut Value) {
+    let (charges, n) = s.authn.charges(p, s.clock.now_ms()).to_array();
+    let meter = &s.limits.metering().meter;
+    let remaining = charges[..n]
+        .iter()
+        .map(|c| c.limit.saturating_sub(meter.spent(c.subject, c.window)))
+        .min();
+    if let Some(r) = remaining {
+        out["keygate_quota_remaining"] = json!(r);
     }
 }
 

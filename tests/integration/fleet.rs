@@ -18,7 +18,7 @@ use crate::support::{dead_port, header, pg_schema_url, Harness};
 /// limiter instead.
 const LIFT_BUDGET: (&str, &str) = ("KEYGATE_RATE_LIMIT__FAILED_AUTH", "1000000/s");
 
-fn redis_url() -> Option<String> {
+pub(crate) fn redis_url() -> Option<String> {
     let url = std::env::var("KEYGATE_TEST_REDIS_URL").ok();
     if url.is_none() {
         eprintln!("KEYGATE_TEST_REDIS_URL unset: skipping the shared-limit tests");
@@ -27,7 +27,7 @@ fn redis_url() -> Option<String> {
 }
 
 /// How long until `addr` answers `want` for `key` (polling every 2 ms).
-async fn until(h: &Harness, addr: SocketAddr, key: &str, want: StatusCode) -> Duration {
+pub(crate) async fn until(h: &Harness, addr: SocketAddr, key: &str, want: StatusCode) -> Duration {
     let auth = format!("Bearer {key}");
     let started = Instant::now();
     loop {
@@ -247,13 +247,13 @@ async fn two_replicas_on_one_redis_admit_the_configured_rate_together() {
 }
 
 /// A Redis of the test's own, on a spare port, that it can kill.
-struct PrivateRedis {
-    port: u16,
+pub(crate) struct PrivateRedis {
+    pub(crate) port: u16,
     child: Child,
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> PrivateRedis {
+    pub(crate) fn start(port: u16) -> PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -269,7 +269,7 @@ impl PrivateRedis {
         PrivateRedis { port, child }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -285,7 +285,7 @@ impl Drop for PrivateRedis {
 /// counted one's bucket is untouched) and waits until both count in Redis: the
 /// first check connects and loads the script, and if that is slow the replica
 /// counts locally meanwhile.
-async fn warm_up(h: &Harness, replica: &keygate::app::Running) {
+pub(crate) async fn warm_up(h: &Harness, replica: &keygate::app::Running) {
     let org = h.create_org("warm-up").await;
     let (_, key) = h.create_account(&org, &["orders:read"]).await;
     until(h, replica.public_addr(), &key, StatusCode::OK).await;
@@ -303,7 +303,7 @@ async fn warm_up(h: &Harness, replica: &keygate::app::Running) {
     }
 }
 
-async fn limit_state(h: &Harness) -> String {
+pub(crate) async fn limit_state(h: &Harness) -> String {
     let (_, _, ready) = h.admin("GET", "/readyz", None).await;
     ready["rate_limit"]["state"]
         .as_str()
@@ -363,7 +363,7 @@ async fn without_redis_limits_fall_back_to_local_and_sharing_resumes_after() {
     b.shutdown().await;
 }
 
-async fn limit_state_of(h: &Harness, replica: &keygate::app::Running) -> String {
+pub(crate) async fn limit_state_of(h: &Harness, replica: &keygate::app::Running) -> String {
     let auth = format!("Bearer {}", h.admin_key);
     let (_, _, ready) = h
         .send_to(

@@ -1,0 +1,143 @@
+//! Quotas across a fleet: on the Redis backend, replicas spend one quota
+//! exactly (one round trip with the rate limit); with Redis gone each keeps
+//! counting locally, and what it spent meanwhile is not forgotten.
+
+use std::net::SocketAddr;
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::fleet::{limit_state, redis_url, until, warm_up, PrivateRedis};
+use crate::quotas::key_with;
+use crate::support::{dead_port, pg_schema_url, Harness};
+
+/// A route with a rate limit, so a quota and a limit meet in one script.
+const METERED: &str = r#"
+[[routes]]
+name = "metered"
+prefix = "/metered"
+upstream = "http://{UPSTREAM}"
+rate_limit = "1000/s"
+"#;
+
+/// Requests to `/pass` with `key`, alternating between `replicas`; how many
+/// were admitted.
+async fn admitted(h: &Harness, replicas: &[SocketAddr], key: &str, n: usize) -> usize {
+    admitted_on(h, replicas, "/pass/q", key, n).await
+}
+
+async fn admitted_on(
+    h: &Harness,
+    replicas: &[SocketAddr],
+    path: &str,
+    key: &str,
+    n: usize,
+) -> usize {
+    let auth = format!("Bearer {key}");
+    let mut ok = 0;
+    for i in 0..n {
+        let addr = replicas[i % replicas.len()];
+        let (status, _, body) = h
+            .send_to(addr, "GET", path, &[("authorization", &auth)])
+            .await;
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(body["error"]["code"], "quota_exhausted"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_spend_one_quota_exactly() {
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    // A PostgreSQL store when there is one, as a fleet runs.
+    let store = pg_schema_url().await;
+    let env = [
+        ("KEYGATE_RATE_LIMIT__BACKEND", "redis"),
+        ("KEYGATE_RATE_LIMIT__REDIS_URL", redis.as_str()),
+    ];
+    let h = Harness::start_with(store, METERED, &env).await;
+    let b = h.boot_replica().await;
+    let org = h.create_org("fleet").await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let (_, key) = key_with(
+        &h,
+        &account,
+        json!({"quota": {"limit": 10, "period": "day"}}),
+    )
+    .await;
+    until(&h, b.public_addr(), &key, StatusCode::OK).await;
+    // `until` spent one; the fleet has 9 left, alternating replicas.
+    warm_up(&h, &b).await;
+    let both = [h.public_addr(), b.public_addr()];
+    assert_eq!(admitted(&h, &both, &key, 30).await, 9);
+    // And concurrently: a fresh key, 20 at once on each replica.
+    let (_, key) = key_with(
+        &h,
+        &account,
+        json!({"quota": {"limit": 15, "period": "none"}}),
+    )
+    .await;
+    until(&h, b.public_addr(), &key, StatusCode::OK).await;
+    let (x, y) = tokio::join!(
+        async {
+            let mut n = 0;
+            for _ in 0..20 {
+                n += admitted_on(&h, &[h.public_addr()], "/metered/a", &key, 1).await;
+            }
+            n
+        },
+        async {
+            let mut n = 0;
+            for _ in 0..20 {
+                n += admitted_on(&h, &[b.public_addr()], "/metered/b", &key, 1).await;
+            }
+            n
+        }
+    );
+    assert_eq!(x + y, 14, "15 in all, one spent by `until`: {x} + {y}");
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_run_loses_no_spending() {
+    if redis_url().is_none() {
+        return;
+    }
+    let port = dead_port().await;
+    let mut redis = PrivateRedis::start(port);
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let env = [
+        ("KEYGATE_RATE_LIMIT__BACKEND", "redis"),
+        ("KEYGATE_RATE_LIMIT__REDIS_URL", url.as_str()),
+    ];
+    let h = Harness::start_with(None, "", &env).await;
+    let org = h.create_org("fleet").await;
+    let (account, _) = h.create_account(&org, &[]).await;
+    let (_, key) = key_with(
+        &h,
+        &account,
+        json!({"quota": {"limit": 10, "period": "none"}}),
+    )
+    .await;
+    let me = [h.public_addr()];
+    assert_eq!(admitted(&h, &me, &key, 4).await, 4);
+    assert_eq!(limit_state(&h).await, "shared");
+
+    redis.kill();
+    // Counting goes on here while Redis is away…
+    assert_eq!(admitted(&h, &me, &key, 3).await, 3);
+    assert_eq!(limit_state(&h).await, "fallback");
+    // …and when Redis is back (empty), it starts from what was spent.
+    let _redis = PrivateRedis::start(port);
+    let started = std::time::Instant::now();
+    while limit_state(&h).await != "shared" {
+        assert!(started.elapsed().as_secs() < 10, "never resumed sharing");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(admitted(&h, &me, &key, 6).await, 3, "4 + 3 spent of 10");
+}
