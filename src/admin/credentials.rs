@@ -156,6 +156,7 @@ pub(super) async fn create(
             quota: b.quota,
         }
         .into(),
+        explicit_expiry: true,
     };
     let w = s.manager.create_credential(&actor, id, new).await?;
     Ok(written(

@@ -357,6 +357,7 @@ pub(super) async fn issue_key(
             quota: b.quota,
         }
         .into(),
+        explicit_expiry: true,
     };
     let w = s.manager.issue_key(&actor, id, new).await?;
     Ok(written(

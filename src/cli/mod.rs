@@ -6,6 +6,7 @@
 mod check;
 mod client;
 mod init;
+pub mod quota;
 
 pub use check::check;
 pub use init::init;
@@ -65,6 +66,9 @@ pub enum Command {
     /// JWT signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCmd),
+    /// Quotas of accounts, keys and credentials, and usage.
+    #[command(subcommand)]
+    Quota(quota::QuotaCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,7 +205,22 @@ pub enum AccountCmd {
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
     /// Issue an additional API key; prints it once.
-    Issue { account: String },
+    Issue {
+        account: String,
+        /// A scope of the account's the key may use; repeat for several
+        /// (default: all of the account's).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A CIDR the key may be used from; repeat for several.
+        #[arg(long = "allowed-cidr")]
+        cidrs: Vec<String>,
+        /// The key's own quota, e.g. `1000/day`.
+        #[arg(long, value_parser = quota::parse_quota)]
+        quota: Option<Value>,
+        /// RFC 3339 time after which the key stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
     /// List an account's live keys (redacted).
     List { account: String },
     /// Issue a new key and retire the old ones after a grace period.
@@ -292,10 +311,21 @@ pub async fn run_admin(cli: &Cli) -> i32 {
         Command::Account(AccountCmd::Close { id }) => {
             ("DELETE", format!("/v1/service-accounts/{id}"), None)
         }
-        Command::Key(KeyCmd::Issue { account }) => (
+        Command::Key(KeyCmd::Issue {
+            account,
+            scopes,
+            cidrs,
+            quota,
+            expires_at,
+        }) => (
             "POST",
             format!("/v1/service-accounts/{account}/api-keys"),
-            Some(json!({})),
+            Some(json!({
+                "scopes": (!scopes.is_empty()).then_some(scopes),
+                "allowed_cidrs": (!cidrs.is_empty()).then_some(cidrs),
+                "quota": quota,
+                "expires_at": expires_at,
+            })),
         ),
         Command::Key(KeyCmd::List { account }) => (
             "GET",
@@ -343,6 +373,13 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             format!("/v1/service-accounts/{account}/credentials/{credential}"),
             None,
         ),
+        Command::Quota(cmd) => match quota::request(cmd) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
         Command::SigningKey(SigningKeyCmd::List) => ("GET", "/v1/signing-keys".into(), None),
         Command::SigningKey(SigningKeyCmd::Rotate { activate_after }) => (
             "POST",
@@ -392,46 +429,4 @@ pub fn program_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serve_logs_auto_unless_told() {
-        let cli = Cli::try_parse_from(["keygate", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("not serve")
-        };
-        // The environment may set KEYGATE_LOG_FORMAT; the flag is what is tested.
-        if std::env::var_os("KEYGATE_LOG_FORMAT").is_none() {
-            assert_eq!(args.log_format, LogChoice::Auto);
-        }
-        let cli = Cli::try_parse_from(["keygate", "serve", "--log-format", "text"]).unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("not serve")
-        };
-        assert_eq!(args.log_format, LogChoice::Text);
-    }
-
-    #[test]
-    fn init_defaults_to_the_working_directory() {
-        let cli = Cli::try_parse_from(["keygate", "init"]).unwrap();
-        let Command::Init(args) = cli.command else {
-            panic!("not init")
-        };
-        assert_eq!(args.dir, std::path::PathBuf::from("."));
-        let cli = Cli::try_parse_from(["keygate", "init", "--dir", "demo"]).unwrap();
-        let Command::Init(args) = cli.command else {
-            panic!("not init")
-        };
-        assert_eq!(args.dir, std::path::PathBuf::from("demo"));
-    }
-
-    #[test]
-    fn check_names_its_file() {
-        let cli = Cli::try_parse_from(["keygate", "check", "--config", "k.toml"]).unwrap();
-        let Command::Check(args) = cli.command else {
-            panic!("not check")
-        };
-        assert_eq!(args.config, std::path::PathBuf::from("k.toml"));
-    }
-}
+mod tests;

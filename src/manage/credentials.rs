@@ -17,6 +17,8 @@ pub struct NewCredential {
     pub description: Option<String>,
     pub expires_at: Option<String>,
     pub limits: LimitsInput,
+    /// As [`super::NewKey::explicit_expiry`].
+    pub explicit_expiry: bool,
 }
 
 #[derive(Debug, Default)]
@@ -156,15 +158,15 @@ impl Manager {
         new: NewCredential,
     ) -> Result<IssuedCredential> {
         let account_id = account.id;
-        let expires_at = valid_expiry(new.expires_at)?;
+        let mut expires_at = valid_expiry(new.expires_at)?;
         if expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
-        within_lifetime(
-            self.lifetime_cap(account.organization_id).await?,
-            expires_at,
-            now,
-        )?;
+        let cap = self.lifetime_cap(account.organization_id).await?;
+        if expires_at.is_none() && !new.explicit_expiry {
+            expires_at = cap.map(|c| now.saturating_add(c));
+        }
+        within_lifetime(cap, expires_at, now)?;
         let limits = self.valid_limits(actor, account, new.limits).await?;
         let secret = self.format.generate_secret();
         Ok(IssuedCredential {

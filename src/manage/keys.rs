@@ -16,6 +16,10 @@ pub struct NewKey {
     pub name: Option<String>,
     pub expires_at: Option<String>,
     pub limits: LimitsInput,
+    /// The caller's API has an expiry field: under an organization's
+    /// longest lifetime it must be given. A key issued without one (with
+    /// an account, by a dialect) gets the longest lifetime instead.
+    pub explicit_expiry: bool,
 }
 
 /// A change of a key: its name and its narrowing.
@@ -51,7 +55,10 @@ impl Manager {
     ) -> Result<IssuedKey> {
         let limits = self.valid_limits(actor, account, new.limits).await?;
         let cap = self.lifetime_cap(account.organization_id).await?;
-        let issued = self.fresh_key(account.id, now, new.name, new.expires_at, limits)?;
+        let mut issued = self.fresh_key(account.id, now, new.name, new.expires_at, limits)?;
+        if issued.key.expires_at.is_none() && !new.explicit_expiry {
+            issued.key.expires_at = cap.map(|c| now.saturating_add(c));
+        }
         within_lifetime(cap, issued.key.expires_at, now)?;
         Ok(issued)
     }

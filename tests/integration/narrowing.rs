@@ -185,16 +185,17 @@ async fn an_organization_bounds_how_long_its_keys_and_credentials_live() {
     assert_eq!(s, StatusCode::CREATED, "{org}");
     assert_eq!(org["max_credential_lifetime"], "30d");
     let org_id = org["id"].as_str().unwrap();
-    // An account's first key must carry an expiry within it.
-    let (s, _, err) = h
+    // A key issued with an account (no expiry field there) lives the
+    // longest allowed.
+    let (s, _, first) = h
         .admin(
             "POST",
             "/v1/service-accounts",
-            Some(json!({"organization_id": org_id, "name": "a"})),
+            Some(json!({"organization_id": org_id, "name": "first"})),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
-    assert_eq!(err["error"]["param"], "expires_at", "{err}");
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert!(first["api_key"]["expires_at"].is_string(), "{first}");
     let (s, _, body) = h
         .admin(
             "POST",
@@ -218,8 +219,10 @@ async fn an_organization_bounds_how_long_its_keys_and_credentials_live() {
             b
         };
         let url = format!("/v1/service-accounts/{account}/{path}");
+        // Here the caller can give one, and must.
         let (s, _, err) = h.admin("POST", &url, Some(body(json!({})))).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {err}");
+        assert_eq!(err["error"]["param"], "expires_at", "{err}");
         let (s, _, err) = h
             .admin("POST", &url, Some(body(json!({"expires_at": at(60)}))))
             .await;
@@ -330,4 +333,44 @@ async fn an_owner_hands_out_quotas_only_within_its_own() {
         StatusCode::FORBIDDEN,
         "a reset is spending without bound: {err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_client_address_is_the_forwarded_one() {
+    let h = Harness::start_with(
+        None,
+        "",
+        &[("KEYGATE_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#)],
+    )
+    .await;
+    let org = h.create_org("acme").await;
+    let (account, _) = h.create_account(&org, &[]).await;
+    let (s, _, key) = h
+        .admin(
+            "POST",
+            &format!("/v1/service-accounts/{account}/api-keys"),
+            Some(json!({"allowed_cidrs": ["10.0.0.0/8"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    let auth = format!("Bearer {}", key["value"].as_str().unwrap());
+    let via = |xff: &'static str| {
+        let (h, auth) = (&h, auth.clone());
+        async move {
+            h.proxy(
+                "GET",
+                "/pass/x",
+                &[("authorization", &auth), ("x-forwarded-for", xff)],
+            )
+            .await
+            .0
+        }
+    };
+    // The trusted proxy (loopback) says who the client is.
+    assert_eq!(via("10.1.2.3").await, StatusCode::OK);
+    assert_eq!(via("192.0.2.7").await, StatusCode::FORBIDDEN);
+    // A client cannot slip an address in front of the one the proxy saw.
+    assert_eq!(via("10.1.2.3, 192.0.2.7").await, StatusCode::FORBIDDEN);
+    // An IPv4 client seen as IPv4-mapped IPv6 is still in 10.0.0.0/8.
+    assert_eq!(via("::ffff:10.9.9.9").await, StatusCode::OK);
 }

@@ -122,3 +122,56 @@ async fn cli_verbs_manage_accounts_and_print_the_key_once() {
     assert!(!ok);
     assert!(err.contains("404") && err.contains("not found"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_verbs_issue_narrowed_keys_and_manage_quotas() {
+    let h = Harness::start("").await;
+    let org = h.create_org("cli-quotas").await;
+    let (account, _) = h
+        .create_account(&org, &["orders:read", "orders:write"])
+        .await;
+    let (ok, key, err) = cli(
+        &h,
+        &[
+            "key",
+            "issue",
+            &account,
+            "--scope",
+            "orders:read",
+            "--allowed-cidr",
+            "127.0.0.0/8",
+            "--quota",
+            "2/day",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(key["scopes"], serde_json::json!(["orders:read"]));
+    assert_eq!(key["quota"]["limit"], 2);
+    let value = key["value"].as_str().unwrap().to_string();
+    let key_id = key["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        h.bearer("POST", "/orders/1", &value).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(h.bearer("GET", "/orders/1", &value).await.0, StatusCode::OK);
+    assert_eq!(h.bearer("GET", "/orders/2", &value).await.0, StatusCode::OK);
+    assert_eq!(
+        h.bearer("GET", "/orders/3", &value).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let (ok, _, err) = cli(&h, &["quota", "reset", &account, "--key", &key_id]).await;
+    assert!(ok, "{err}");
+    assert_eq!(h.bearer("GET", "/orders/4", &value).await.0, StatusCode::OK);
+    let (ok, body, err) = cli(&h, &["quota", "set", &account, "10/month"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(body["quota"]["period"], "month");
+    let (ok, usage, err) = cli(&h, &["quota", "usage", &account]).await;
+    assert!(ok, "{err}");
+    assert_eq!(usage["service_account_id"], account.as_str());
+    // A quota that does not parse is refused before any request, naming why.
+    let (ok, _, err) = cli(&h, &["quota", "set", &account, "10/week"]).await;
+    assert!(!ok);
+    assert!(err.contains("week"), "{err}");
+}

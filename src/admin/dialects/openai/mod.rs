@@ -185,6 +185,7 @@ async fn create(
         project_id: Some(project.id),
         key: (!only_account).then(|| NewKey {
             limits: Default::default(),
+            explicit_expiry: false,
             name: Some(name.clone()),
             expires_at,
         }),
@@ -249,6 +250,7 @@ async fn create_key(
     }
     let new = NewKey {
         limits: Default::default(),
+        explicit_expiry: false,
         name: Some(body.name.unwrap_or_else(|| "Secret key".into())),
         expires_at: expiry(body.expires_in_seconds, s.manager.now())?,
     };

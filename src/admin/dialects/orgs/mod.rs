@@ -235,6 +235,7 @@ async fn create_credential(
     let a = account(&s, &actor, &org, &sa).await?;
     let new = NewCredential {
         limits: Default::default(),
+        explicit_expiry: false,
         name: Some(body.required_name()?),
         description: body.description.flatten(),
         expires_at: None,
