@@ -179,11 +179,15 @@ impl Meter {
     /// flight is now part of it. Windows that ended before `now_ms` go.
     pub fn settle(&self, flushed: &[Spend], totals: &[Spent], now_ms: i64) {
         for t in totals {
-            self.counters
+            let c = self
+                .counters
                 .entry((t.subject, t.window_start))
-                .or_default()
-                .stored
-                .store(t.spent, Ordering::Release);
+                .or_default();
+            c.stored.store(t.spent, Ordering::Release);
+            c.end.store(
+                u64::try_from(t.window_end).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         }
         for s in flushed {
             if let Some(c) = self.counters.get(&(s.subject, s.window_start)) {
@@ -192,9 +196,7 @@ impl Meter {
         }
         let now = u64::try_from(now_ms).unwrap_or(0);
         self.counters.retain(|_, c| {
-            let end = c.end.load(Ordering::Relaxed);
-            // An entry made by `settle` alone has no end yet: kept.
-            end == 0 || end > now || c.unflushed.load(Ordering::Relaxed) > 0
+            c.end.load(Ordering::Relaxed) > now || c.unflushed.load(Ordering::Relaxed) > 0
         });
     }
 
@@ -277,6 +279,7 @@ mod tests {
         let total = Spent {
             subject: c[0].subject,
             window_start: 0,
+            window_end: 1000,
             spent: 4,
         };
         m.settle(&flushed, &[total], 10);

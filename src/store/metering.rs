@@ -21,6 +21,7 @@ pub struct Spend {
 pub struct Spent {
     pub subject: Uuid,
     pub window_start: i64,
+    pub window_end: i64,
     pub spent: u64,
 }
 

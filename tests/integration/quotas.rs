@@ -394,3 +394,57 @@ async fn a_key_can_do_less_than_its_account_and_only_from_its_addresses() {
         assert!(said.contains(param), "{body}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_for_other_proxies_spend_quotas_and_judge_the_original_client() {
+    let h = Harness::start_with(None, "", &[("KEYGATE_DECISION__LISTEN", "127.0.0.1:0")]).await;
+    let org = h.create_org("acme").await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let (_, key) = key_with(
+        &h,
+        &account,
+        json!({"allowed_cidrs": ["203.0.113.0/24"], "quota": {"limit": 2, "period": "day"}}),
+    )
+    .await;
+    let auth = format!("Bearer {key}");
+    let ask = |client: &'static str| {
+        let (h, auth) = (&h, auth.clone());
+        async move {
+            let headers = [
+                ("authorization", auth.as_str()),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/orders/1"),
+                ("x-forwarded-for", client),
+            ];
+            crate::support::send(
+                &h.client,
+                h.decision_addr(),
+                "GET",
+                "/authz",
+                &headers,
+                Vec::new(),
+            )
+            .await
+        }
+    };
+    // The asking proxy names the original client: that is who is judged.
+    let (s, _, body) = ask("198.51.100.9").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "address_not_allowed");
+    assert_eq!(ask("203.0.113.7").await.0, StatusCode::OK);
+    let (s, hdrs, _) = ask("203.0.113.8").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        header(&hdrs, "ratelimit").contains(r#""quota";r=0"#),
+        "{hdrs:?}"
+    );
+    let (s, _, body) = ask("203.0.113.7").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exhausted");
+    // What was decided is spent: the proxy refuses the same key too (from
+    // loopback it is refused for its address first).
+    assert_eq!(
+        h.bearer("GET", "/orders/1", &key).await.0,
+        StatusCode::FORBIDDEN
+    );
+}

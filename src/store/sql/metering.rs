@@ -43,14 +43,17 @@ pub(super) fn record(spends: &[Spend], traffic: &[Traffic]) -> Vec<Stmt> {
 
 /// Every window still open at `now_ms`.
 pub(super) fn open_windows(now_ms: i64) -> Stmt {
-    Stmt::new("SELECT subject_id, window_start, spent FROM quota_spend WHERE window_end > $1")
-        .arg(now_ms)
+    Stmt::new(
+        "SELECT subject_id, window_start, window_end, spent FROM quota_spend WHERE window_end > $1",
+    )
+    .arg(now_ms)
 }
 
 pub(super) fn spent_from(row: &impl Cols) -> Result<Spent> {
     Ok(Spent {
         subject: row.uuid("subject_id")?,
         window_start: row.int("window_start")?,
+        window_end: row.int("window_end")?,
         spent: u64::try_from(row.int("spent")?).map_err(|_| Error::Corrupt("negative spend"))?,
     })
 }
