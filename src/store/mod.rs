@@ -7,6 +7,7 @@
 //! so nothing is ever half-written and every cache can catch up by revision.
 //! The store knows nothing of HTTP or of the cache.
 
+pub mod events;
 pub mod model;
 mod postgres;
 pub(crate) mod sql;
@@ -15,6 +16,7 @@ mod sqlite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use events::*;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;
@@ -108,6 +110,19 @@ pub enum Write {
         at: i64,
     },
     RevokeToken(RevokedToken),
+    InsertWebhook(Webhook),
+    UpdateWebhook(Webhook),
+    /// Deletes a webhook and its deliveries.
+    DeleteWebhook {
+        id: Uuid,
+    },
+    /// Records that a key's expiry warning at `threshold` was given; refused
+    /// (stale) when it already was, so the warning's batch commits once.
+    WarnExpiry {
+        key_id: Uuid,
+        threshold: &'static str,
+        at: i64,
+    },
 }
 
 impl Write {
@@ -215,7 +230,7 @@ pub struct AccountFilter {
 /// Persistence for everything keygate manages: one SQL implementation
 /// ([`SqlStore`]) over SQLite or PostgreSQL.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EventStore + Send + Sync + 'static {
     /// Commits a batch atomically and returns its new revision.
     async fn write(&self, batch: WriteBatch) -> Result<i64>;
 
