@@ -65,6 +65,51 @@ pub enum Command {
     /// JWT signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCmd),
+    /// Webhooks: events out of keygate, signed per Standard Webhooks.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
+    /// Print the regular expression of keygate's API keys and client
+    /// secrets, for secret scanners (GitHub custom patterns, gitleaks,
+    /// trufflehog). Needs no running keygate.
+    #[command(name = "secret-pattern")]
+    SecretPattern(SecretPatternArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretPatternArgs {
+    /// The key prefix (`[keys] prefix`).
+    #[arg(long, env = "KEYGATE_KEYS__PREFIX", default_value = "kg")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Subscribe a URL to events; prints the signing secret once.
+    Create {
+        #[arg(long)]
+        url: String,
+        /// An event type, a family (`api_key.*`) or `*`; repeat for several.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        /// Only this organization's events.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// List webhooks (never their secrets).
+    List,
+    /// Change a webhook's URL or events.
+    Update {
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        /// Replaces the events; repeat for several.
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
+    /// Delete a webhook and its deliveries.
+    Delete { id: String },
+    /// The deliveries log of a webhook.
+    Deliveries { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,7 +270,9 @@ pub async fn run_admin(cli: &Cli) -> i32 {
     };
     let c = client::AdminClient::new(&cli.admin_url, key);
     let (method, path, body): (&str, String, Option<Value>) = match &cli.command {
-        Command::Serve(_) | Command::Init(_) | Command::Check(_) => return 2,
+        Command::Serve(_) | Command::Init(_) | Command::Check(_) | Command::SecretPattern(_) => {
+            return 2
+        }
         Command::Org(OrgCmd::Create { name, abbreviation }) => (
             "POST",
             "/v1/organizations".into(),
@@ -344,6 +391,25 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             None,
         ),
         Command::SigningKey(SigningKeyCmd::List) => ("GET", "/v1/signing-keys".into(), None),
+        Command::Webhook(WebhookCmd::Create { url, events, org }) => (
+            "POST",
+            "/v1/webhooks".into(),
+            Some(json!({ "url": url, "events": events, "organization_id": org })),
+        ),
+        Command::Webhook(WebhookCmd::List) => ("GET", "/v1/webhooks?limit=100".into(), None),
+        Command::Webhook(WebhookCmd::Update { id, url, events }) => (
+            "PATCH",
+            format!("/v1/webhooks/{id}"),
+            Some(json!({ "url": url, "events": (!events.is_empty()).then_some(events) })),
+        ),
+        Command::Webhook(WebhookCmd::Delete { id }) => {
+            ("DELETE", format!("/v1/webhooks/{id}"), None)
+        }
+        Command::Webhook(WebhookCmd::Deliveries { id }) => (
+            "GET",
+            format!("/v1/webhooks/{id}/deliveries?limit=100"),
+            None,
+        ),
         Command::SigningKey(SigningKeyCmd::Rotate { activate_after }) => (
             "POST",
             "/v1/signing-keys/rotate".into(),
@@ -424,6 +490,26 @@ mod tests {
             panic!("not init")
         };
         assert_eq!(args.dir, std::path::PathBuf::from("demo"));
+    }
+
+    #[test]
+    fn webhook_create_takes_repeated_events() {
+        let cli = Cli::try_parse_from([
+            "keygate",
+            "webhook",
+            "create",
+            "--url",
+            "https://x.example/h",
+            "--event",
+            "api_key.*",
+            "--event",
+            "service_account.disabled",
+        ])
+        .unwrap();
+        let Command::Webhook(WebhookCmd::Create { events, .. }) = cli.command else {
+            panic!("not webhook create")
+        };
+        assert_eq!(events, ["api_key.*", "service_account.disabled"]);
     }
 
     #[test]
