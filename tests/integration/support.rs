@@ -62,6 +62,9 @@ pub(crate) struct Harness {
     env: Vec<(String, String)>,
     pub(crate) client: HttpClient,
     names: AtomicUsize,
+    /// The clock every replica of this harness runs on (the system's unless
+    /// a test injects one).
+    clock: Option<keygate::clock::SharedClock>,
 }
 
 impl Harness {
@@ -91,6 +94,16 @@ impl Harness {
         store_url: Option<String>,
         routes_toml_extra: &str,
         env: &[(&str, &str)],
+    ) -> Harness {
+        Self::start_clocked(store_url, routes_toml_extra, env, None).await
+    }
+
+    /// As [`Harness::start_with`], on `clock` (tests that move time).
+    pub(crate) async fn start_clocked(
+        store_url: Option<String>,
+        routes_toml_extra: &str,
+        env: &[(&str, &str)],
+        clock: Option<keygate::clock::SharedClock>,
     ) -> Harness {
         let (upstream_addr, upstream_hits) = spawn_upstream().await;
         let dir = tempfile::tempdir().unwrap();
@@ -137,6 +150,7 @@ poll_interval = "{POLL}"
                 .collect(),
             client: new_client(),
             names: AtomicUsize::new(0),
+            clock,
         };
         harness.running = Some(harness.boot().await);
         harness
@@ -197,7 +211,11 @@ poll_interval = "{POLL}"
             Ok(config) => config,
             Err(e) => panic!("test config refused: {e}\n{}", self.toml),
         };
-        match keygate::app::start(config).await {
+        let clock = self
+            .clock
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(keygate::clock::SystemClock));
+        match keygate::app::start_with_clock(config, clock).await {
             Ok(running) => running,
             Err(e) => panic!("keygate failed to start: {e:?}"),
         }
@@ -217,6 +235,15 @@ poll_interval = "{POLL}"
             );
         }
         self.running = Some(self.boot().await);
+    }
+
+    /// Graceful shutdown of this harness's own replica, with no restart
+    /// (replicas from [`Harness::boot_replica`] keep running).
+    pub(crate) async fn stop(&mut self) {
+        self.client = new_client();
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
     }
 
     fn running(&self) -> &Running {
