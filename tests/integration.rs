@@ -37,6 +37,8 @@ mod decision_tls;
 mod dialects;
 #[path = "integration/events.rs"]
 mod events;
+#[path = "integration/events_figures.rs"]
+mod events_figures;
 #[path = "integration/events_fleet.rs"]
 mod events_fleet;
 #[path = "integration/fleet.rs"]
