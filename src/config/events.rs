@@ -20,6 +20,7 @@ pub(super) const EVENTS_KEYS: &[&str] = &[
     "concurrency",
     "per_target",
     "expiry_check_interval",
+    "keep_deliveries",
 ];
 
 pub(super) const SECRET_SCANNING_KEYS: &[&str] =
@@ -37,6 +38,7 @@ pub(crate) struct RawEvents {
     pub(crate) concurrency: u32,
     pub(crate) per_target: u32,
     pub(crate) expiry_check_interval: String,
+    pub(crate) keep_deliveries: String,
 }
 
 impl Default for RawEvents {
@@ -51,6 +53,7 @@ impl Default for RawEvents {
             concurrency: 32,
             per_target: 4,
             expiry_check_interval: "5m".into(),
+            keep_deliveries: "30d".into(),
         }
     }
 }
@@ -102,6 +105,9 @@ pub struct EventsConfig {
     pub per_target: usize,
     /// How often keys about to expire are looked for.
     pub expiry_check_interval: Duration,
+    /// Delivered and failed deliveries are forgotten this long after they
+    /// were enqueued (the deliveries log does not grow without end).
+    pub keep_deliveries: Duration,
 }
 
 /// What a reported live key comes to.
@@ -141,7 +147,14 @@ pub(super) fn events(p: &mut Problems, e: &RawEvents) -> EventsConfig {
         concurrency: e.concurrency as usize,
         per_target: e.per_target as usize,
         expiry_check_interval: p.duration("events.expiry_check_interval", &e.expiry_check_interval),
+        keep_deliveries: p.duration("events.keep_deliveries", &e.keep_deliveries),
     };
+    if c.keep_deliveries < c.retry_for {
+        p.push(
+            "events.keep_deliveries",
+            "must be at least events.retry_for",
+        );
+    }
     if c.retry_first > Duration::from_secs(5) {
         p.push("events.retry_first", "must be at most 5s");
     }
@@ -269,4 +282,55 @@ pub(crate) fn parse_public_keys(doc: &[u8]) -> Result<Vec<ScanningKey>, String> 
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn problems(toml: &str) -> String {
+        match Config::from_toml(toml, &Default::default()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_hold_and_bad_settings_are_named_all_at_once() {
+        let c = Config::from_toml("", &Default::default()).unwrap();
+        assert!(!c.events.allow_insecure_targets);
+        assert!(c.secret_scanning.is_none());
+        let text = problems(
+            "[events]\nretry_first = \"10s\"\nlease = \"5s\"\ntimeout = \"10s\"\n\
+             concurrency = 0\nkeep_deliveries = \"1h\"\nnope = 1\n",
+        );
+        assert!(text.contains("events.nope: unknown key"), "{text}");
+        let text = problems(
+            "[events]\nretry_first = \"10s\"\nlease = \"5s\"\ntimeout = \"10s\"\n\
+             concurrency = 0\nkeep_deliveries = \"1h\"\n",
+        );
+        for key in [
+            "events.retry_first",
+            "events.lease",
+            "events.concurrency",
+            "events.per_target",
+            "events.keep_deliveries",
+        ] {
+            assert!(text.contains(key), "{key} not named in {text}");
+        }
+        let text = problems("[secret_scanning]\naction = \"shrug\"\n");
+        assert!(text.contains("secret_scanning.action"), "{text}");
+        assert!(text.contains("secret_scanning.public_keys_file"), "{text}");
+    }
+
+    #[test]
+    fn a_public_keys_document_needs_p256_keys() {
+        assert!(super::parse_public_keys(b"{}").is_err());
+        assert!(super::parse_public_keys(br#"{"public_keys": []}"#).is_err());
+        // An Ed25519 SPKI in PEM: a public key, not a P-256 one.
+        let ed = r#"{"public_keys": [{"key_identifier": "a", "is_current": true, "key":
+            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n"}]}"#;
+        let err = super::parse_public_keys(ed.as_bytes()).unwrap_err();
+        assert!(err.contains("not an ECDSA P-256 key"), "{err}");
+    }
 }

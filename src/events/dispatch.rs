@@ -26,6 +26,8 @@ use crate::store::{self, Attempt, Claim, Delivery, DeliveryStatus, Store, Webhoo
 use crate::telemetry::metrics::{self, Metrics};
 
 const EVENTS_PAGE: u32 = 500;
+/// How often old deliveries are forgotten (`keep_deliveries`).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The longest wait between two retries, whatever the doubling says.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -89,8 +91,16 @@ impl Dispatcher {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut poll = tokio::time::interval(self.config.poll_interval);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
         loop {
             tokio::select! {
+                _ = prune.tick() => {
+                    let keep = i64::try_from(self.config.keep_deliveries.as_millis()).unwrap_or(i64::MAX / 2);
+                    if let Err(e) = self.store.prune_deliveries(self.clock.now_ms() - keep).await {
+                        tracing::warn!(error = %e, "old webhook deliveries could not be pruned");
+                    }
+                    continue;
+                }
                 changed = applied.changed() => {
                     if changed.is_err() {
                         // The syncer is gone: keep polling.

@@ -158,6 +158,8 @@ pub trait EventStore: Send + Sync {
     async fn finish(&self, id: Uuid, replica: Uuid, at: i64, attempt: Attempt) -> Result<()>;
     /// Hands a claimed delivery back untried.
     async fn release(&self, id: Uuid, replica: Uuid) -> Result<()>;
+    /// Forgets delivered and failed deliveries enqueued before `before`.
+    async fn prune_deliveries(&self, before: i64) -> Result<()>;
     /// A webhook's deliveries, by id (oldest first).
     async fn deliveries(&self, webhook_id: Uuid, page: Keyset) -> Result<Vec<Delivery>>;
 

@@ -162,8 +162,9 @@ async fn a_failing_receiver_is_retried_with_the_same_id_until_it_answers() {
     h.create_org("retried").await;
     let got = r.wait_for(3, Duration::from_secs(10)).await;
     assert!(got.iter().all(|g| g.id == got[0].id && g.verifies(&secret)));
-    // The first retry comes within retry_first (100 ms, plus a poll).
-    assert!(got[1].at - got[0].at < Duration::from_millis(800));
+    // The first retry comes within retry_first (here 100 ms; the contract
+    // is 5 s), plus a poll; the slack is for a loaded machine.
+    assert!(got[1].at - got[0].at < Duration::from_secs(2));
     let log = log_until(&h, &hook, |d| {
         d.first().is_some_and(|d| d["status"] == "delivered")
     })

@@ -271,6 +271,14 @@ impl<B: Backend> EventStore for SqlStore<B> {
         self.run(vec![stmt]).await
     }
 
+    async fn prune_deliveries(&self, before: i64) -> Result<()> {
+        let stmt = Stmt::new(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1",
+        )
+        .arg(before);
+        self.run(vec![stmt]).await
+    }
+
     async fn deliveries(&self, webhook_id: Uuid, page: Keyset) -> Result<Vec<Delivery>> {
         let mut stmt =
             Stmt::new("SELECT * FROM webhook_deliveries WHERE webhook_id = $1").arg(webhook_id);
