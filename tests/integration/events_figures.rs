@@ -69,8 +69,28 @@ async fn figures_leak_report_to_refusal() {
         None
     };
     let org = h.create_org("leaks").await;
-    let (mut here, mut there) = (Vec::new(), Vec::new());
+    let (mut here, mut there, mut revoked) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..SAMPLES / 2 {
+        // The same refusal through the admin API, interleaved: the baseline.
+        let (account, key) = h.create_account(&org, &["orders:read"]).await;
+        let (_, _, keys) = h
+            .admin(
+                "GET",
+                &format!("/v1/service-accounts/{account}/api-keys"),
+                None,
+            )
+            .await;
+        let key_id = keys["data"][0]["id"].as_str().unwrap().to_string();
+        let started = Instant::now();
+        let path = format!("/v1/service-accounts/{account}/api-keys/{key_id}");
+        let (status, ..) = h.admin("DELETE", &path, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            h.key_status(StatusCode::UNAUTHORIZED, &key).await,
+            StatusCode::UNAUTHORIZED
+        );
+        revoked.push(started.elapsed());
+
         let (_, key) = h.create_account(&org, &["orders:read"]).await;
         let body =
             serde_json::to_vec(&serde_json::json!([{ "token": key, "type": "keygate_api_key" }]))
@@ -105,6 +125,10 @@ async fn figures_leak_report_to_refusal() {
         }
     }
     summary("leak report sent → refused at this replica's proxy", here);
+    summary(
+        "admin revocation sent → refused at this replica's proxy (baseline)",
+        revoked,
+    );
     if pg {
         summary(
             "leak report sent → refused at the other replica's proxy (PostgreSQL)",
