@@ -85,7 +85,7 @@ async fn every_committed_change_is_delivered_signed_and_in_order_and_none_for_a_
     assert!(!got.to_string().contains(&secret));
 
     let org = h.create_org("events").await;
-    let (id, _) = h.create_account(&org, &["orders:read"]).await;
+    let (id, key) = h.create_account(&org, &["orders:read"]).await;
     let name = h
         .admin("GET", &format!("/v1/service-accounts/{id}"), None)
         .await
@@ -130,6 +130,8 @@ async fn every_committed_change_is_delivered_signed_and_in_order_and_none_for_a_
     );
     let mut revisions = Vec::new();
     for g in &got {
+        // Never a secret: the key is shown once, to its creator, not to receivers.
+        assert!(!String::from_utf8_lossy(&g.body).contains(&key[3..]));
         assert!(g.verifies(&secret), "signature of {} does not verify", g.id);
         assert!(!g.verifies("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
         let body = g.json();
