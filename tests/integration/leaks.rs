@@ -273,3 +273,22 @@ fn a_keys_file_that_is_not_github_s_document_is_refused_at_start() {
         keygate::config::Config::from_toml("[secret_scanning]\n", &Default::default()).unwrap_err();
     assert!(err.to_string().contains("is required"), "{err}");
 }
+
+#[test]
+fn keygate_secret_pattern_prints_the_key_format_for_scanners() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["secret-pattern", "--prefix", "acme"])
+        .env_remove("KEYGATE_KEYS__PREFIX")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pattern = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(pattern.trim(), r"\bacmes?_[0-9A-Za-z]{32}_[0-9A-Za-z]{6}\b");
+    // A key of that prefix has exactly that shape.
+    let key = keygate::secret::ApiKeyFormat::new("acme").generate_key();
+    let (prefix, rest) = key.value.split_once('_').unwrap();
+    let (random, checksum) = rest.split_once('_').unwrap();
+    assert_eq!(prefix, "acme");
+    assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(checksum.len() == 6 && checksum.bytes().all(|b| b.is_ascii_alphanumeric()));
+}
