@@ -270,13 +270,14 @@ impl Dispatcher {
             };
         let at = self.clock.now_ms();
         let attempt = self.judge(&d, &outcome, at);
-        match &attempt {
-            Attempt::Delivered { .. } => self.counters.delivered.increment(1),
-            Attempt::Retry { .. } => self.counters.retried.increment(1),
-            Attempt::Failed { .. } => self.counters.failed.increment(1),
+        // One outcome per attempt; giving up is always `failed`.
+        match (&attempt, &outcome) {
+            (Attempt::Failed { .. }, _) => self.counters.failed.increment(1),
+            (_, Outcome::Refused(_)) => self.counters.refused.increment(1),
+            (Attempt::Delivered { .. }, _) => self.counters.delivered.increment(1),
+            (Attempt::Retry { .. }, _) => self.counters.retried.increment(1),
         }
         if let Outcome::Refused(why) = &outcome {
-            self.counters.refused.increment(1);
             tracing::warn!(webhook = %hook.id, reason = %why, "webhook target refused at delivery");
         }
         tracing::debug!(webhook = %hook.id, event = %d.event_id, ?outcome, "webhook attempt");

@@ -95,7 +95,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         WEBHOOK_ATTEMPTS,
         Kind::Counter,
         Unit::Count,
-        "Webhook delivery attempts by this replica, by outcome (delivered, retried, failed: given up after the retry window, refused: target not allowed).",
+        "Webhook delivery attempts by this replica, by outcome: delivered, retried, refused (target not allowed at delivery; retried), failed (given up after the retry window).",
     ),
     (
         LEAK_REPORTS,
