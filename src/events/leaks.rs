@@ -96,7 +96,13 @@ impl Leaks {
                     target_type: "api_key",
                     target_id: key.id,
                     organization_id: Some(account.organization_id),
-                    details: self.details(r, account.id, &key.redacted, live, !writes.is_empty()),
+                    details: self.details(
+                        r,
+                        account.id,
+                        ("redacted_value", &key.redacted),
+                        live,
+                        !writes.is_empty(),
+                    ),
                 };
                 (writes, audit)
             }
@@ -119,7 +125,7 @@ impl Leaks {
                     details: self.details(
                         r,
                         account.id,
-                        &credential.client_id,
+                        ("client_id", &credential.client_id),
                         live,
                         !writes.is_empty(),
                     ),
@@ -141,19 +147,20 @@ impl Leaks {
         &self,
         r: &Report<'_>,
         account: uuid::Uuid,
-        which: &str,
+        (label, which): (&str, &str),
         live: bool,
         revoked: bool,
     ) -> serde_json::Value {
         let clip = |s: Option<&str>| s.map(|s| s.chars().take(MAX_FIELD).collect::<String>());
-        json!({
+        let mut details = json!({
             "service_account_id": account,
-            "redacted_value": which,
             "url": clip(r.url),
             "source": clip(r.source),
             "was_live": live,
             "revoked": revoked,
             "reporter": "github",
-        })
+        });
+        details[label] = json!(which);
+        details
     }
 }

@@ -292,3 +292,29 @@ fn keygate_secret_pattern_prints_the_key_format_for_scanners() {
     assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_alphanumeric()));
     assert!(checksum.len() == 6 && checksum.bytes().all(|b| b.is_ascii_alphanumeric()));
 }
+
+#[tokio::test]
+async fn a_leaked_client_secret_ends_its_credential() {
+    let gh = GitHub::new();
+    let h = Harness::start(&gh.config("")).await;
+    let (_, id, secret) = crate::oauth::client(&h, &["orders:read"]).await;
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let (status, ..) = h.form("/oauth2/token", &form, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = tokens(&[&secret]);
+    let (status, answer) = report(&h, &body, &gh.id, &gh.sign(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer[0]["label"], "true_positive");
+    let (status, _, refused) = h.form("/oauth2/token", &form, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(refused["error"], "invalid_client");
+    let (_, _, audit) = h.admin("GET", "/v1/audit-events?limit=100", None).await;
+    let leaked = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "credential.leaked")
+        .cloned()
+        .unwrap_or_else(|| panic!("no credential.leaked in {audit}"));
+    assert!(!leaked.to_string().contains(&secret));
+}
