@@ -347,3 +347,41 @@ async fn an_owner_manages_only_its_organization_s_webhooks_and_hears_only_its_ev
         "heard another organization"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_s_url_is_held_to_the_policy_when_changed_too() {
+    let h = Harness::start("").await;
+    // A public address literal: no DNS needed. Subscribed to an event that
+    // never fires here, so nothing is sent to it.
+    let (status, _, hook) = h
+        .admin(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({ "url": "https://93.184.215.14/k", "events": ["quota.exhausted"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let path = format!("/v1/webhooks/{}", hook["id"].as_str().unwrap());
+    for url in [
+        "https://127.0.0.1/k",
+        "http://93.184.215.14/k",
+        "https://[fe80::1]/k",
+    ] {
+        let (status, _, body) = h.admin("PATCH", &path, Some(json!({ "url": url }))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+    }
+    let (status, _, body) = h
+        .admin(
+            "PATCH",
+            &path,
+            Some(json!({ "events": ["api_key.*", "api_key.*"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!(["api_key.*"]));
+    assert_eq!(body["url"], "https://93.184.215.14/k");
+    let (status, ..) = h.admin("DELETE", &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, ..) = h.admin("GET", &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
