@@ -318,3 +318,35 @@ async fn a_leaked_client_secret_ends_its_credential() {
         .unwrap_or_else(|| panic!("no credential.leaked in {audit}"));
     assert!(!leaked.to_string().contains(&secret));
 }
+
+/// SECURITY: a token whose checksum fails is answered without the store —
+/// shown with the store cut off: garbage is still labelled at once, while
+/// a well-formed token (which needs the lookup) is a 503 GitHub retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_is_labelled_without_the_store() {
+    let Some(url) = crate::support::pg_schema_url().await else {
+        return;
+    };
+    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let cable = crate::support::Cable::to(pg).await;
+    let via_cable = url.replace("127.0.0.1:5432", &cable.addr.to_string());
+    let gh = GitHub::new();
+    let h = Harness::start_with(Some(via_cable), &gh.config(""), &[]).await;
+    let real = keygate::secret::ApiKeyFormat::new("kg").generate_key();
+    let mut typo = real.value.as_bytes().to_vec();
+    typo[10] = if typo[10] == b'x' { b'y' } else { b'x' };
+    let typo = String::from_utf8(typo).unwrap();
+    cable.cut();
+    let garbage = tokens(&["kg_garbage", &typo, "ghp_notours"]);
+    let (status, answer) = report(&h, &garbage, &gh.id, &gh.sign(&garbage)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["label"] == "false_positive"));
+    let lookup = tokens(&[&real.value]);
+    let (status, _) = report(&h, &lookup, &gh.id, &gh.sign(&lookup)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    cable.restore();
+}
