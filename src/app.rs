@@ -22,6 +22,7 @@ use crate::authn::{Authenticator, Cache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::decision::{self, Decider};
+use crate::events::leaks::Leaks;
 use crate::jwt::upstream::UpstreamTokens;
 use crate::jwt::{signing, KeyRing, Minter, Verifier};
 use crate::listener::{
@@ -32,6 +33,7 @@ use crate::proxy::{self, Proxy, RouteTable};
 use crate::ratelimit::RateLimits;
 use crate::replicate::Syncer;
 use crate::secret::ApiKeyFormat;
+use crate::secret_scanning;
 use crate::store::{self, Store};
 use crate::telemetry::metrics::{self, Metrics};
 
@@ -231,6 +233,12 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
     if let Some(watch) = limits.watcher(rx.clone()) {
         tasks.push(tokio::spawn(watch));
     }
+    let webhooks = Arc::new(crate::events::webhooks::Webhooks::new(
+        Arc::clone(&manager),
+        crate::events::target::Policy {
+            allow_insecure: config.events.allow_insecure_targets,
+        },
+    ));
     let state = AdminState::new(admin::Inner {
         manager: Arc::clone(&manager),
         authn: Arc::clone(&authn),
@@ -241,6 +249,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         tokens: config.tokens.clone(),
         metrics: Arc::clone(&metrics),
         metrics_token: config.admin.metrics_token.clone(),
+        webhooks,
     });
     let router = admin::router(state);
     tasks.push(tokio::spawn(admin.serve(
@@ -295,6 +304,27 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&clock),
         rx.clone(),
     )));
+    let dispatcher = crate::events::Dispatcher::new(
+        Arc::clone(&store),
+        config.events.clone(),
+        syncer.replica_id(),
+        Arc::clone(&clock),
+        &metrics,
+    )
+    .map_err(|e| StartError::Upstream(format!("webhook delivery TLS: {e}")))?;
+    tasks.push(tokio::spawn(
+        Arc::new(dispatcher).run(syncer.applied(), rx.clone()),
+    ));
+    tasks.push(tokio::spawn(crate::events::quota::run(
+        Arc::clone(&manager),
+        Arc::clone(limits.metering()),
+        rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::events::expiry::run(
+        Arc::clone(&manager),
+        config.events.expiry_check_interval,
+        rx.clone(),
+    )));
 
     let oauth = crate::oauth::router(Arc::new(crate::oauth::OAuthState {
         minter: Arc::clone(&minter),
@@ -303,6 +333,18 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         limits: Arc::clone(&limits),
         clock: Arc::clone(&clock),
     }));
+    // GitHub's secret-scanning partner endpoint, beside the OAuth ones.
+    let scanning = config.secret_scanning.is_some();
+    let oauth = match &config.secret_scanning {
+        Some(sc) => oauth.merge(secret_scanning::router(Arc::new(
+            secret_scanning::Scanning::new(
+                sc,
+                Leaks::new(Arc::clone(&manager), &config.keys.prefix, sc.action),
+                &metrics,
+            ),
+        ))),
+        None => oauth,
+    };
     let proxy = Arc::new(
         Proxy::new(
             &config,
@@ -361,7 +403,9 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
                 // The OAuth endpoints are an edge of their own, served
                 // beside the routes; they charge failures to the client's
                 // address.
-                let beside = crate::oauth::owns(req.uri().path()).then(|| {
+                let path = req.uri().path();
+                let owned = crate::oauth::owns(path) || (scanning && path == secret_scanning::PATH);
+                let beside = owned.then(|| {
                     let client = ClientAddr(conn.client(req.headers()));
                     req.extensions_mut().insert(client);
                     oauth.clone()

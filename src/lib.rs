@@ -15,8 +15,10 @@
 //!   authenticator every listener calls;
 //! - [`ratelimit`]: which limit applies, and its backend;
 //! - [`manage`]: the management rules, free of HTTP; [`replicate`]: the
-//!   store's changes into the cache and key ring;
-//! - edges: [`listener`] (transport), [`proxy`], [`oauth`], [`admin`];
+//!   store's changes into the cache and key ring; [`events`]: the change
+//!   feed out to webhooks, expiry warnings, leaked secrets revoked;
+//! - edges: [`listener`] (transport), [`proxy`], [`oauth`], [`admin`],
+//!   [`secret_scanning`] (GitHub's partner endpoint);
 //! - [`app`] wires them; [`cli`] is the admin client.
 
 pub mod addr;
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod decision;
+pub mod events;
 pub mod jwt;
 pub mod listener;
 pub mod manage;
@@ -37,5 +40,6 @@ pub mod ratelimit;
 pub mod replicate;
 pub mod scope;
 pub mod secret;
+pub mod secret_scanning;
 pub mod store;
 pub mod telemetry;

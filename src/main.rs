@@ -36,6 +36,10 @@ async fn main() -> ExitCode {
             let env: HashMap<String, String> = std::env::vars().collect();
             exit(keygate::cli::check(args, &env))
         }
+        Command::SecretPattern(args) => {
+            println!("{}", keygate::secret::scanner_pattern(&args.prefix));
+            ExitCode::SUCCESS
+        }
         _ => exit(keygate::cli::run_admin(&cli).await),
     }
 }

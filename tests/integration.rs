@@ -6,6 +6,8 @@
 
 #[path = "integration/pki.rs"]
 mod pki;
+#[path = "integration/receiver.rs"]
+mod receiver;
 #[path = "integration/servers.rs"]
 mod servers;
 #[path = "integration/support.rs"]
@@ -33,6 +35,12 @@ mod decision_nginx;
 mod decision_tls;
 #[path = "integration/dialects.rs"]
 mod dialects;
+#[path = "integration/events.rs"]
+mod events;
+#[path = "integration/events_figures.rs"]
+mod events_figures;
+#[path = "integration/events_fleet.rs"]
+mod events_fleet;
 #[path = "integration/fleet.rs"]
 mod fleet;
 #[path = "integration/hardening.rs"]
@@ -41,6 +49,8 @@ mod hardening;
 mod jwt;
 #[path = "integration/jwt_limits.rs"]
 mod jwt_limits;
+#[path = "integration/leaks.rs"]
+mod leaks;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
 #[path = "integration/narrowing.rs"]

@@ -16,6 +16,7 @@ mod signing_keys;
 mod system;
 mod usage;
 mod views;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ pub struct Inner {
     pub metrics: Arc<crate::telemetry::metrics::Metrics>,
     /// `admin.metrics_token`: what a scrape must present, if anything.
     pub metrics_token: Option<crate::config::Secret>,
+    /// Webhook subscriptions (`/v1/webhooks`).
+    pub webhooks: Arc<crate::events::webhooks::Webhooks>,
 }
 
 impl std::ops::Deref for AdminState {
@@ -121,6 +124,9 @@ fn v1() -> OpenApiRouter<AdminState> {
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(system::audit_events))
         .routes(routes!(system::replicas))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
 }
 
 /// The OpenAPI 3.1 document of the `/v1` API, as served at `/openapi.json`.

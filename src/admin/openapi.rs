@@ -16,7 +16,7 @@ use super::error::{ErrorBody, ErrorDetail};
     info(
         title = "keygate admin API",
         description = "Organizations, projects, service accounts, their API keys and OAuth client \
-                       credentials, signing keys, audit events and replicas. Authenticate with \
+                       credentials, signing keys, audit events, replicas and webhooks. Authenticate with \
                        `Authorization: Bearer <admin or owner API key, or a keygate JWT>`. Every \
                        write answers `X-Keygate-Revision`. Errors are \
                        `{\"error\":{\"type\",\"code\",\"message\",\"param\"}}`.",
@@ -33,6 +33,7 @@ use super::error::{ErrorBody, ErrorDetail};
         (name = "signing-keys", description = "The keys JWTs are signed with, published at /.well-known/jwks.json"),
         (name = "audit"),
         (name = "replicas"),
+        (name = "webhooks", description = "Events out of keygate, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)"),
     )
 )]
 pub struct AdminApi;

@@ -258,6 +258,7 @@ impl Authenticator {
         let charge = |subject: Uuid| {
             self.cache.quota(&subject).map(|q| crate::quota::Charge {
                 subject,
+                account: p.account_id,
                 limit: q.limit,
                 window: crate::quota::window(&q, now_ms),
             })

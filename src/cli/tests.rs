@@ -40,3 +40,23 @@ fn check_names_its_file() {
     };
     assert_eq!(args.config, std::path::PathBuf::from("k.toml"));
 }
+
+#[test]
+fn webhook_create_takes_repeated_events() {
+    let cli = Cli::try_parse_from([
+        "keygate",
+        "webhook",
+        "create",
+        "--url",
+        "https://x.example/h",
+        "--event",
+        "api_key.*",
+        "--event",
+        "service_account.disabled",
+    ])
+    .unwrap();
+    let Command::Webhook(WebhookCmd::Create { events, .. }) = cli.command else {
+        panic!("not webhook create")
+    };
+    assert_eq!(events, ["api_key.*", "service_account.disabled"]);
+}

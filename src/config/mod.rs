@@ -3,6 +3,7 @@
 //! takes these typed values; nothing re-parses strings at run time.
 
 mod env;
+mod events;
 mod problems;
 mod raw;
 mod routes;
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+pub use events::{EventsConfig, LeakAction, ScanningKey, SecretScanningConfig};
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,6 +31,10 @@ pub struct Config {
     pub keys: KeysConfig,
     pub rate_limit: RateLimitConfig,
     pub routes: Vec<RouteConfig>,
+    /// Webhook delivery.
+    pub events: EventsConfig,
+    /// The GitHub secret-scanning partner endpoint, when configured.
+    pub secret_scanning: Option<SecretScanningConfig>,
     /// From `KEYGATE_ADMIN_KEY`: the bootstrap platform admin's key, used only
     /// when the store has no admin yet.
     pub bootstrap_admin_key: Option<Secret>,
@@ -293,6 +300,8 @@ const SECTIONS: &[&str] = &[
     "tokens",
     "keys",
     "rate_limit",
+    "events",
+    "secret_scanning",
 ];
 
 impl Config {

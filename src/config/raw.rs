@@ -18,6 +18,8 @@ pub(crate) struct Raw {
     pub(crate) keys: RawKeys,
     pub(crate) rate_limit: RawRateLimit,
     pub(crate) routes: Vec<RawRoute>,
+    pub(crate) events: super::events::RawEvents,
+    pub(crate) secret_scanning: Option<super::events::RawSecretScanning>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,6 +49,8 @@ const KNOWN: &[(&str, &[&str])] = &[
         "rate_limit",
         &["backend", "redis_url", "default", "failed_auth"],
     ),
+    ("events", super::events::EVENTS_KEYS),
+    ("secret_scanning", super::events::SECRET_SCANNING_KEYS),
 ];
 
 const ROUTE_KEYS: &[&str] = &[
@@ -334,6 +336,8 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
         }
     }
     upstream_audiences(&mut p, &routes, &tokens.issuer);
+    let events = super::events::events(&mut p, &raw.events);
+    let secret_scanning = super::events::secret_scanning(&mut p, raw.secret_scanning.as_ref());
 
     if !p.0.is_empty() {
         return Err(ConfigError { problems: p.0 });
@@ -354,6 +358,8 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
         keys,
         rate_limit,
         routes,
+        events,
+        secret_scanning,
         bootstrap_admin_key: bootstrap,
     })
 }

@@ -130,7 +130,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(param: &'static str, message: impl Into<String>) -> Self {
         Error::Invalid {
             param,
             message: message.into(),
@@ -142,7 +142,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Store failures become "unavailable" (retryable) or "internal"; the cause is
 /// logged once here, at the edge of the domain.
-fn from_store(e: store::Error, what: &'static str) -> Error {
+pub(crate) fn from_store(e: store::Error, what: &'static str) -> Error {
     match e {
         store::Error::Conflict(param) => Error::Conflict {
             code: "duplicate_name",
@@ -249,7 +249,8 @@ impl Manager {
 
     /// Commits a batch, then applies it to this process's cache at once, so a
     /// revocation through this replica is effective before the call returns.
-    async fn commit(
+    /// The one write funnel: `events` writes through it too.
+    pub(crate) async fn commit(
         &self,
         actor: Option<&Actor>,
         what: &'static str,
@@ -280,7 +281,7 @@ impl Manager {
 
     /// Paging helper: fetch one more than asked to learn whether more
     /// items lie beyond the page in the direction read.
-    fn page(cursor: Cursor, limit: Option<u32>) -> Result<store::Keyset> {
+    pub(crate) fn page(cursor: Cursor, limit: Option<u32>) -> Result<store::Keyset> {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(Error::invalid(
@@ -301,7 +302,7 @@ impl Manager {
     }
 
     /// `data` (ascending, up to one more than the page holds) as a page.
-    fn listing<T>(mut data: Vec<T>, page: store::Keyset) -> Listing<T> {
+    pub(crate) fn listing<T>(mut data: Vec<T>, page: store::Keyset) -> Listing<T> {
         let size = (page.limit - 1) as usize;
         let beyond = data.len() > size;
         if page.before.is_some() {
@@ -362,10 +363,10 @@ impl Manager {
 }
 
 /// What the audit log records for one write.
-struct Audit {
-    action: &'static str,
-    target_type: &'static str,
-    target_id: Uuid,
-    organization_id: Option<Uuid>,
-    details: serde_json::Value,
+pub(crate) struct Audit {
+    pub(crate) action: &'static str,
+    pub(crate) target_type: &'static str,
+    pub(crate) target_id: Uuid,
+    pub(crate) organization_id: Option<Uuid>,
+    pub(crate) details: serde_json::Value,
 }

@@ -21,6 +21,8 @@ use crate::store::{Spend, Spent};
 pub struct Charge {
     /// The account, key or client credential whose quota it is.
     pub subject: Uuid,
+    /// The account it belongs to (the subject itself for an account's).
+    pub account: Uuid,
     pub limit: u64,
     pub window: Window,
 }
@@ -60,6 +62,9 @@ pub enum Spending {
 #[derive(Default)]
 pub struct Meter {
     counters: DashMap<(Uuid, i64), Counter, foldhash::fast::RandomState>,
+    /// Windows found spent since the last [`Meter::take_exhausted`], each
+    /// once (by subject and window start).
+    exhausted: DashMap<(Uuid, i64), Charge, foldhash::fast::RandomState>,
 }
 
 impl Meter {
@@ -91,6 +96,29 @@ impl Meter {
             }
         }
         Spending::Spent { remaining, index }
+    }
+
+    /// Notes that `c`'s window is spent, for the `quota.exhausted` event.
+    /// Cheap after the first time: one map lookup.
+    pub fn note_exhausted(&self, c: &Charge) {
+        let key = (c.subject, c.window.start);
+        if !self.exhausted.contains_key(&key) {
+            self.exhausted.insert(key, *c);
+        }
+    }
+
+    /// The windows found spent since the last call. Each is kept as
+    /// reported (not reported again) until its window ends.
+    pub fn take_exhausted(&self, now_ms: i64) -> Vec<Charge> {
+        let mut out = Vec::new();
+        self.exhausted.retain(|_, c| {
+            if c.limit > 0 {
+                out.push(*c);
+                c.limit = 0; // reported
+            }
+            c.window.end > now_ms
+        });
+        out
     }
 
     /// Notes spending decided here while the shared backend was away, to be
@@ -220,6 +248,7 @@ mod tests {
     fn charge(subject: u128, limit: u64) -> Charge {
         Charge {
             subject: Uuid::from_u128(subject),
+            account: Uuid::from_u128(subject),
             limit,
             window: Window {
                 start: 0,

@@ -52,6 +52,7 @@ impl Charges {
     pub fn to_array(self) -> ([Charge; 2], usize) {
         let mut out = [Charge {
             subject: uuid::Uuid::nil(),
+            account: uuid::Uuid::nil(),
             limit: 0,
             window: Window { start: 0, end: 0 },
         }; 2];

@@ -278,6 +278,9 @@ impl RateLimits {
         if let Backend::Redis(r) = &self.backend {
             if !charges.is_empty() {
                 let (outcome, spending) = r.admit(bucket.as_ref(), charges, cost).await;
+                if let Some(s) = spending {
+                    self.note_spent(charges, s);
+                }
                 return Admission {
                     limit: bucket.zip(outcome).map(|(b, o)| Decision::new(&b, o)),
                     quota: spending.and_then(|s| quota_decision(charges, s)),
@@ -292,9 +295,26 @@ impl RateLimits {
             return Admission { limit, quota: None };
         }
         let spending = self.metering.meter.spend(charges, cost);
+        self.note_spent(charges, spending);
         Admission {
             limit,
             quota: quota_decision(charges, spending),
+        }
+    }
+
+    /// A quota this spending left empty, or found empty, is noted for the
+    /// `quota.exhausted` event.
+    fn note_spent(&self, charges: &[Charge], spending: Spending) {
+        let i = match spending {
+            Spending::Exhausted(i)
+            | Spending::Spent {
+                remaining: 0,
+                index: i,
+            } => i,
+            Spending::Spent { .. } => return,
+        };
+        if let Some(c) = charges.get(i) {
+            self.metering.meter.note_exhausted(c);
         }
     }
 

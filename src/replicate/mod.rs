@@ -40,6 +40,9 @@ pub struct Syncer {
     /// Signalled when the applied revision moves: the heartbeat then tells
     /// the fleet soon, so `GET /v1/replicas?revision=N` can answer.
     advanced: tokio::sync::Notify,
+    /// The revision this replica has applied, for whoever acts on new
+    /// changes (the webhook dispatcher).
+    applied: watch::Sender<i64>,
 }
 
 impl Syncer {
@@ -69,11 +72,17 @@ impl Syncer {
             token_horizon_ms,
             applying: Mutex::new(()),
             advanced: tokio::sync::Notify::new(),
+            applied: watch::channel(0).0,
         }
     }
 
     pub fn replica_id(&self) -> Uuid {
         self.replica.id
+    }
+
+    /// Changes whenever this replica applies a newer revision.
+    pub fn applied(&self) -> watch::Receiver<i64> {
+        self.applied.subscribe()
     }
 
     /// Loads every live key, then whatever changed meanwhile. The caller
@@ -155,6 +164,7 @@ impl Syncer {
             self.apply_accounts(&touched).await?;
             self.cache.freshness().set_revision(last);
             self.advanced.notify_one();
+            self.applied.send_replace(last);
         }
         self.cache.freshness().mark_synced(self.clock.now_ms());
         Ok(self.cache.freshness().revision())

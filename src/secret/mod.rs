@@ -146,6 +146,14 @@ impl ApiKeyFormat {
     }
 }
 
+/// The regular expression of keys and client secrets with `prefix`
+/// (`kg_…` and `kgs_…`), for secret scanners: the prefix, 32 base62
+/// characters, and the 6-character checksum that lets the issuer refuse a
+/// false match offline. Works in RE2, PCRE, Go and Hyperscan syntax.
+pub fn scanner_pattern(prefix: &str) -> String {
+    format!(r"\b{prefix}s?_[0-9A-Za-z]{{{RANDOM_LEN}}}_[0-9A-Za-z]{{{CHECKSUM_LEN}}}\b")
+}
+
 fn generate(prefix: &str) -> Generated {
     let mut rng = rand::thread_rng();
     let mut random = [0u8; RANDOM_LEN];
@@ -241,6 +249,14 @@ mod tests {
         let h = KeyHash::of("x");
         assert_eq!(KeyHash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(KeyHash::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn the_scanner_pattern_reads_as_the_format() {
+        assert_eq!(
+            scanner_pattern("kg"),
+            r"\bkgs?_[0-9A-Za-z]{32}_[0-9A-Za-z]{6}\b"
+        );
     }
 
     proptest! {

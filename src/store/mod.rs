@@ -7,6 +7,7 @@
 //! so nothing is ever half-written and every cache can catch up by revision.
 //! The store knows nothing of HTTP or of the cache.
 
+pub mod events;
 pub mod metering;
 pub mod model;
 mod postgres;
@@ -16,6 +17,7 @@ mod sqlite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use events::*;
 pub use metering::{Spend, Spent, Traffic};
 pub use model::*;
 pub use postgres::PostgresStore;
@@ -74,6 +76,14 @@ pub enum Write {
     InsertKey(ApiKey),
     /// A key's name and narrowing (quota, scopes, addresses).
     UpdateKeyLimits(ApiKey),
+    /// A quota window was spent: recorded once per window, so the
+    /// `quota.exhausted` event is given once across the fleet.
+    QuotaExhausted {
+        account_id: Uuid,
+        subject_id: Uuid,
+        window_start: i64,
+        at: i64,
+    },
     /// Revokes one key of an account (no-op if already revoked).
     RevokeKey {
         account_id: Uuid,
@@ -112,6 +122,19 @@ pub enum Write {
         at: i64,
     },
     RevokeToken(RevokedToken),
+    InsertWebhook(Webhook),
+    UpdateWebhook(Webhook),
+    /// Deletes a webhook and its deliveries.
+    DeleteWebhook {
+        id: Uuid,
+    },
+    /// Records that a key's expiry warning at `threshold` was given; refused
+    /// (stale) when it already was, so the warning's batch commits once.
+    WarnExpiry {
+        key_id: Uuid,
+        threshold: &'static str,
+        at: i64,
+    },
 }
 
 impl Write {
@@ -120,6 +143,7 @@ impl Write {
         match self {
             Write::InsertAccount(a) | Write::UpdateAccount { account: a, .. } => Some(a.id),
             Write::InsertKey(k) | Write::UpdateKeyLimits(k) => Some(k.service_account_id),
+            Write::QuotaExhausted { account_id, .. } => Some(*account_id),
             Write::RevokeKey { account_id, .. }
             | Write::RevokeAllKeys { account_id, .. }
             | Write::ExpireAllKeys { account_id, .. }
@@ -219,7 +243,7 @@ pub struct AccountFilter {
 /// Persistence for everything keygate manages: one SQL implementation
 /// ([`SqlStore`]) over SQLite or PostgreSQL.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EventStore + Send + Sync + 'static {
     /// Commits a batch atomically and returns its new revision.
     async fn write(&self, batch: WriteBatch) -> Result<i64>;
 

@@ -93,6 +93,7 @@ impl Postgres {
 
 impl Backend for Postgres {
     type Row = PgRow;
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const STRING_AGG: &'static str = "string_agg";
 
     async fn fetch(&self, stmt: Stmt) -> Result<Vec<PgRow>> {

@@ -76,6 +76,7 @@ impl Sqlite {
 
 impl Backend for Sqlite {
     type Row = SqliteRow;
+    const SKIP_LOCKED: &'static str = "";
     const STRING_AGG: &'static str = "group_concat";
 
     async fn fetch(&self, stmt: Stmt) -> Result<Vec<SqliteRow>> {

@@ -81,6 +81,8 @@ pub const RATE_LIMIT_FALLBACK: &str = "keygate_rate_limit_fallback_checks_total"
 pub const WEBSOCKET_TUNNELS: &str = "keygate_websocket_tunnels";
 pub const TLS_HANDSHAKE_FAILURES: &str = "keygate_tls_handshake_failures_total";
 pub const BUILD_INFO: &str = "keygate_build_info";
+pub const WEBHOOK_ATTEMPTS: &str = "keygate_webhook_attempts_total";
+pub const LEAK_REPORTS: &str = "keygate_leaked_tokens_total";
 
 enum Kind {
     Counter,
@@ -90,6 +92,18 @@ enum Kind {
 
 /// Every series: name, type, unit, help.
 const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
+    (
+        WEBHOOK_ATTEMPTS,
+        Kind::Counter,
+        Unit::Count,
+        "Webhook delivery attempts by this replica, by outcome: delivered, retried, refused (target not allowed at delivery; retried), failed (given up after the retry window).",
+    ),
+    (
+        LEAK_REPORTS,
+        Kind::Counter,
+        Unit::Count,
+        "Tokens reported by a secret-scanning partner, by label (true_positive, false_positive).",
+    ),
     (
         REQUESTS,
         Kind::Counter,

@@ -86,6 +86,10 @@ poll_interval = "200ms"
 issuer = "http://127.0.0.1:{public}"
 [rate_limit]
 failed_auth = "6000/m burst 1000"
+[events]
+allow_insecure_targets = true
+retry_first = "200ms"
+poll_interval = "100ms"
 
 [[routes]]
 name = "echo"

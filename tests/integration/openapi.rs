@@ -40,6 +40,12 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/signing-keys/rotate"),
     ("get", "/v1/audit-events"),
     ("get", "/v1/replicas"),
+    ("get", "/v1/webhooks"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("patch", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
 ];
 
 const METHODS: &[&str] = &[

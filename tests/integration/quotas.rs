@@ -51,7 +51,7 @@ async fn status_of(h: &Harness, path: &str, key: &str) -> (StatusCode, http::Hea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_quota_counts_down_refuses_then_turns_with_the_utc_day() {
     let clock = ManualClock::new(keygate::clock::SystemClock.now_ms());
-    let h = Harness::start_clocked("", Arc::clone(&clock) as _).await;
+    let h = Harness::start_clocked(None, "", &[], Some(Arc::clone(&clock) as _)).await;
     let org = h.create_org("acme").await;
     let (account, _) = h.create_account(&org, &[]).await;
     let (_, key) = key_with(

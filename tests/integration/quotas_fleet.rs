@@ -141,3 +141,85 @@ async fn redis_killed_mid_run_loses_no_spending() {
     }
     assert_eq!(admitted(&h, &me, &key, 6).await, 3, "4 + 3 spent of 10");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_exhausted_is_one_event_per_window_across_replicas() {
+    use crate::events::{brisk, subscribe};
+    use crate::receiver::{Answer, Receiver};
+
+    let h = Harness::start_with(pg_schema_url().await, &brisk(), &[]).await;
+    let b = h.boot_replica().await;
+    let r = Receiver::start(Answer::FailFirst(0)).await;
+    let (_, secret) = subscribe(&h, &r.url(), &["quota.*", "service_account.updated"]).await;
+    let org = h.create_org("fleet").await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let (key_id, key) = key_with(
+        &h,
+        &account,
+        json!({"quota": {"limit": 2, "period": "day"}}),
+    )
+    .await;
+    until(&h, b.public_addr(), &key, StatusCode::OK).await;
+    // Spent on one replica, then refused on both, again and again.
+    let both = [h.public_addr(), b.public_addr()];
+    admitted(&h, &both, &key, 10).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while r.got().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no quota.exhausted delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Both replicas noticed (each refused); the store takes one event per
+    // window, whichever replica writes first. A later change of the same
+    // account is delivered after anything written before it: once it is
+    // here, any second quota.exhausted would be too.
+    admitted(&h, &both, &key, 4).await;
+    let (status, ..) = h
+        .admin(
+            "PATCH",
+            &format!("/v1/service-accounts/{account}"),
+            Some(json!({"description": "barrier"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    while !r
+        .got()
+        .iter()
+        .any(|g| g.kind() == "service_account.updated")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "barrier never delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got: Vec<_> = r
+        .got()
+        .into_iter()
+        .filter(|g| g.kind() == "quota.exhausted")
+        .collect();
+    assert_eq!(
+        got.len(),
+        1,
+        "{:?}",
+        got.iter().map(|g| g.json()).collect::<Vec<_>>()
+    );
+    let event = got[0].json();
+    assert!(got[0].verifies(&secret));
+    assert_eq!(event["type"], "quota.exhausted", "{event}");
+    assert_eq!(
+        event["data"]["service_account_id"],
+        account.as_str(),
+        "{event}"
+    );
+    assert_eq!(event["data"]["limit"], 2, "{event}");
+    assert_eq!(event["data"]["owner"], "credential", "{event}");
+    assert_eq!(
+        event["data"]["id"],
+        key_id.as_str(),
+        "the key's quota: {event}"
+    );
+    b.shutdown().await;
+}

@@ -62,7 +62,8 @@ pub(crate) struct Harness {
     env: Vec<(String, String)>,
     pub(crate) client: HttpClient,
     names: AtomicUsize,
-    /// The clock keygate judges time by (default: the system's).
+    /// The clock every replica of this harness runs on (the system's unless
+    /// a test injects one).
     clock: Option<keygate::clock::SharedClock>,
 }
 
@@ -93,6 +94,16 @@ impl Harness {
         store_url: Option<String>,
         routes_toml_extra: &str,
         env: &[(&str, &str)],
+    ) -> Harness {
+        Self::start_clocked(store_url, routes_toml_extra, env, None).await
+    }
+
+    /// As [`Harness::start_with`], on `clock` (tests that move time).
+    pub(crate) async fn start_clocked(
+        store_url: Option<String>,
+        routes_toml_extra: &str,
+        env: &[(&str, &str)],
+        clock: Option<keygate::clock::SharedClock>,
     ) -> Harness {
         let (upstream_addr, upstream_hits) = spawn_upstream().await;
         let dir = tempfile::tempdir().unwrap();
@@ -139,24 +150,10 @@ poll_interval = "{POLL}"
                 .collect(),
             client: new_client(),
             names: AtomicUsize::new(0),
-            clock: None,
+            clock,
         };
         harness.running = Some(harness.boot().await);
         harness
-    }
-
-    /// As [`Harness::start`] (SQLite), judging time by `clock`.
-    pub(crate) async fn start_clocked(
-        routes_toml_extra: &str,
-        clock: keygate::clock::SharedClock,
-    ) -> Harness {
-        let mut h = Self::start_on(None, routes_toml_extra).await;
-        if let Some(running) = h.running.take() {
-            running.shutdown().await;
-        }
-        h.clock = Some(clock);
-        h.running = Some(h.boot().await);
-        h
     }
 
     /// Another keygate on the same store and config (its own ports): a
@@ -214,13 +211,11 @@ poll_interval = "{POLL}"
             Ok(config) => config,
             Err(e) => panic!("test config refused: {e}\n{}", self.toml),
         };
-        let started = match &self.clock {
-            Some(clock) => {
-                keygate::app::start_with_clock(config, std::sync::Arc::clone(clock)).await
-            }
-            None => keygate::app::start(config).await,
-        };
-        match started {
+        let clock = self
+            .clock
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(keygate::clock::SystemClock));
+        match keygate::app::start_with_clock(config, clock).await {
             Ok(running) => running,
             Err(e) => panic!("keygate failed to start: {e:?}"),
         }
@@ -240,6 +235,15 @@ poll_interval = "{POLL}"
             );
         }
         self.running = Some(self.boot().await);
+    }
+
+    /// Graceful shutdown of this harness's own replica, with no restart
+    /// (replicas from [`Harness::boot_replica`] keep running).
+    pub(crate) async fn stop(&mut self) {
+        self.client = new_client();
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
     }
 
     fn running(&self) -> &Running {

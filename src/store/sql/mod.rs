@@ -6,6 +6,7 @@
 //! notifies other replicas. Row mapping lives in [`rows`], the write
 //! statements in [`writes`].
 
+mod events;
 mod filter;
 mod metering;
 pub(crate) mod rows;
@@ -31,6 +32,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The aggregate that joins text with a separator:
     /// `group_concat` (SQLite) or `string_agg` (PostgreSQL).
     const STRING_AGG: &'static str;
+
+    /// What makes a claiming subquery skip rows another transaction holds:
+    /// `FOR UPDATE SKIP LOCKED` (PostgreSQL); nothing on SQLite, whose one
+    /// writer already serialises claims.
+    const SKIP_LOCKED: &'static str;
 
     /// Rows of one query.
     fn fetch(&self, stmt: Stmt) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;

@@ -138,6 +138,21 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(k.last_used_at)
             .args(limits_json(&k.limits)),
         ),
+        Write::QuotaExhausted {
+            subject_id,
+            window_start,
+            at,
+            ..
+        } => one(
+            Stmt::new(
+                "INSERT INTO quota_exhaustions (subject_id, window_start, at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subject_id, window_start) DO NOTHING",
+            )
+            .arg(*subject_id)
+            .arg(*window_start)
+            .arg(*at)
+            .or_stale(),
+        ),
         Write::UpdateKeyLimits(k) => one(
             Stmt::new(
                 "UPDATE api_keys SET name = $1, quota = $2, scopes = $3, allowed_cidrs = $4 \
@@ -262,6 +277,10 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(&t.jti)
             .arg(t.expires_at),
         ),
+        Write::InsertWebhook(_)
+        | Write::UpdateWebhook(_)
+        | Write::DeleteWebhook { .. }
+        | Write::WarnExpiry { .. } => super::events::statements(w),
     }
 }
 
@@ -285,10 +304,14 @@ pub(super) fn audit(batch: &WriteBatch) -> Stmt {
 /// The change-feed row of a batch; returns its revision.
 pub(super) fn change(batch: &WriteBatch) -> Stmt {
     let accounts: Vec<String> = batch.accounts().iter().map(Uuid::to_string).collect();
-    Stmt::new("INSERT INTO changes (at, accounts, topics) VALUES ($1, $2, $3) RETURNING revision")
-        .arg(batch.audit.at)
-        .arg(serde_json::to_string(&accounts).unwrap_or_else(|_| "[]".into()))
-        .arg(serde_json::to_string(&batch.topics()).unwrap_or_else(|_| "[]".into()))
+    Stmt::new(
+        "INSERT INTO changes (at, accounts, topics, audit_id) VALUES ($1, $2, $3, $4) \
+         RETURNING revision",
+    )
+    .arg(batch.audit.at)
+    .arg(serde_json::to_string(&accounts).unwrap_or_else(|_| "[]".into()))
+    .arg(serde_json::to_string(&batch.topics()).unwrap_or_else(|_| "[]".into()))
+    .arg(batch.audit.id)
 }
 
 /// `last_used_at` of a key (or client credential, ids never collide) and its

@@ -37,3 +37,12 @@ CREATE TABLE usage_daily (
     spent      BIGINT NOT NULL,
     PRIMARY KEY (account_id, day, route, outcome)
 );
+
+-- `quota.exhausted` is given once per quota window across the fleet: the
+-- row's key refuses a second one.
+CREATE TABLE quota_exhaustions (
+    subject_id   TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    at           BIGINT NOT NULL,
+    PRIMARY KEY (subject_id, window_start)
+);
