@@ -21,6 +21,7 @@ use crate::admin::{self, AdminState};
 use crate::authn::{Authenticator, Cache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::console;
 use crate::decision::{self, Decider};
 use crate::jwt::upstream::UpstreamTokens;
 use crate::jwt::{signing, KeyRing, Minter, Verifier};
@@ -242,7 +243,18 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         metrics: Arc::clone(&metrics),
         metrics_token: config.admin.metrics_token.clone(),
     });
-    let router = admin::router(state);
+    let console = console::ConsoleState::new(console::Console {
+        manager: Arc::clone(&manager),
+        authn: Arc::clone(&authn),
+        clock: Arc::clone(&clock),
+        replica_id: syncer.replica_id(),
+        tokens: config.tokens.clone(),
+        sessions: console::Sessions::new(
+            config.admin.console_session_ttl,
+            config.admin.tls.is_some(),
+        ),
+    });
+    let router = admin::router(state).merge(console::router(console));
     tasks.push(tokio::spawn(admin.serve(
         options(admin_tls),
         move |conn: Arc<ConnInfo>| {

@@ -26,6 +26,7 @@ pub mod authn;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod decision;
 pub mod jwt;
 pub mod listener;

@@ -287,9 +287,12 @@ pub trait Store: Send + Sync + 'static {
     /// not a change: authentication does not depend on it).
     async fn record_usage(&self, used: &[(Uuid, Uuid, i64)]) -> Result<()>;
 
+    /// Audit events, of one organization and about one account when given
+    /// (the account acted, was acted on, or its key or credential was).
     async fn audit_events(
         &self,
         organization_id: Option<Uuid>,
+        account_id: Option<Uuid>,
         page: Keyset,
     ) -> Result<Vec<AuditEvent>>;
 
