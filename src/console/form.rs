@@ -100,8 +100,15 @@ impl<T: DeserializeOwned> FromRequest<ConsoleState> for Posted<T> {
 }
 
 /// `Origin`, when the browser sends one (every browser does on a POST),
-/// must be the console's own: `scheme://host` of this request.
+/// must be the console's own: `scheme://host` of this request; and the
+/// browser's own `Sec-Fetch-Site`, when sent, must say `same-origin`.
 pub(super) fn same_origin(headers: &HeaderMap, scheme: Option<Scheme>) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() != b"same-origin")
+    {
+        return false;
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -203,5 +210,16 @@ mod tests {
         assert!(!same_origin(&h, Some(Scheme::Http)));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h, Some(Scheme::Http)));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8081"),
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(
+            !same_origin(&h, Some(Scheme::Http)),
+            "a sibling site is another site"
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&h, Some(Scheme::Http)));
     }
 }

@@ -119,7 +119,9 @@ pub fn router(state: ConsoleState) -> Router {
 /// console's own stylesheet and script may load (no inline script or
 /// style, so an injected tag does nothing); no site may frame it; forms
 /// post only to the console; no page is stored by the browser or a proxy
-/// (it may show a secret shown once); no referrer leaves it.
+/// (it may show a secret shown once); no referrer leaves it (`same-origin`,
+/// not `no-referrer`: under `no-referrer` browsers send `Origin: null` on
+/// the console's own forms, and the origin check needs the real one).
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
@@ -137,7 +139,7 @@ async fn harden(mut res: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(

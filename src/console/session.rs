@@ -20,6 +20,8 @@ use dashmap::DashMap;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
+use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::{layout, ConsoleState};
 use crate::authn::{Principal, Refusal};
@@ -48,9 +50,21 @@ pub struct Sessions {
     /// the id's hash, so neither a lookup's timing nor a memory dump gives
     /// away an id that could be replayed.
     map: DashMap<[u8; 32], Session>,
+    /// Session → (account, the secret to show once on that account's page).
+    once: DashMap<[u8; 32], (Uuid, Once)>,
     ttl_ms: i64,
     /// Whether the admin listener speaks TLS (the cookie is then `Secure`).
     secure: bool,
+}
+
+/// A secret a write just made, kept for the one page that shows it (the
+/// page after the write's redirect), then dropped and zeroed.
+pub(super) enum Once {
+    Key(Zeroizing<String>),
+    Secret {
+        client_id: String,
+        secret: Zeroizing<String>,
+    },
 }
 
 /// A caller with a live session: who it is, and its CSRF token.
@@ -81,6 +95,7 @@ impl Sessions {
     pub fn new(ttl: std::time::Duration, secure: bool) -> Self {
         Self {
             map: DashMap::new(),
+            once: DashMap::new(),
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4),
             secure,
         }
@@ -98,6 +113,7 @@ impl Sessions {
     ) -> Result<HeaderValue, OpenError> {
         if self.map.len() >= MAX_SESSIONS {
             self.map.retain(|_, s| s.expires_at > now);
+            self.once.retain(|id, _| self.map.contains_key(id));
             if self.map.len() >= MAX_SESSIONS {
                 return Err(OpenError::Full);
             }
@@ -119,8 +135,28 @@ impl Sessions {
 
     /// Ends the session (sign-out); answers the `Set-Cookie` that clears it.
     pub(super) fn end(&self, signed: &Signed) -> Option<HeaderValue> {
-        self.map.remove(&signed.id);
+        self.forget(&signed.id);
         self.clearing()
+    }
+
+    /// Keeps `secret` for the next view of `account`'s page in this session.
+    pub(super) fn show_once(&self, signed: &Signed, account: Uuid, secret: Once) {
+        self.keep(signed.id, account, secret);
+    }
+
+    /// The secret kept for `account`'s page, if any; it is shown once.
+    pub(super) fn take_once(&self, signed: &Signed, account: Uuid) -> Option<Once> {
+        self.take(&signed.id, account)
+    }
+
+    fn keep(&self, id: [u8; 32], account: Uuid, secret: Once) {
+        self.once.insert(id, (account, secret));
+    }
+
+    fn take(&self, id: &[u8; 32], account: Uuid) -> Option<Once> {
+        self.once
+            .remove_if(id, |_, (a, _)| *a == account)
+            .map(|(_, (_, secret))| secret)
     }
 
     /// The `Set-Cookie` that makes the browser forget its session.
@@ -148,7 +184,7 @@ impl Sessions {
                 continue;
             };
             if session.expires_at <= now {
-                self.map.remove(&id);
+                self.forget(&id);
                 return Found::Ended;
             }
             return Found::Live(id, session);
@@ -162,6 +198,7 @@ impl Sessions {
 
     fn forget(&self, id: &[u8; 32]) {
         self.map.remove(id);
+        self.once.remove(id);
     }
 
     /// Live sessions (for tests and the sign-in sweep).
@@ -270,6 +307,20 @@ mod tests {
             Found::Ended
         ));
         assert_eq!(sessions.len(), 0, "an expired session is forgotten");
+    }
+
+    #[test]
+    fn a_secret_is_shown_once_and_only_on_its_accounts_page() {
+        let sessions = Sessions::new(std::time::Duration::from_secs(60), false);
+        let id = hashed("s");
+        let (mine, other) = (Uuid::now_v7(), Uuid::now_v7());
+        sessions.keep(id, mine, Once::Key(Zeroizing::new("kg_x".into())));
+        assert!(sessions.take(&id, other).is_none(), "not another page's");
+        assert!(matches!(sessions.take(&id, mine), Some(Once::Key(k)) if *k == "kg_x"));
+        assert!(sessions.take(&id, mine).is_none(), "shown once");
+        sessions.keep(id, mine, Once::Key(Zeroizing::new("kg_y".into())));
+        sessions.forget(&id);
+        assert!(sessions.take(&id, mine).is_none(), "gone with the session");
     }
 
     #[test]

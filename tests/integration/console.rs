@@ -96,7 +96,7 @@ fn assert_hardened(headers: &http::HeaderMap, what: &str) {
         "nosniff",
         "{what}"
     );
-    assert_eq!(header(headers, "referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header(headers, "referrer-policy"), "same-origin", "{what}");
     assert_eq!(header(headers, "x-frame-options"), "DENY", "{what}");
 }
 

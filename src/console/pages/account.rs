@@ -8,25 +8,15 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use super::super::form::{optional, scopes, time, Posted};
 use super::super::layout::{self, button_form, csrf, form_name, Ctx, Field, Nav};
-use super::super::session::Signed;
+use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
 use super::id;
 use crate::clock::rfc3339;
 use crate::manage::{self, AccountPatch};
 use crate::store::{ApiKey, ClientCredential, ServiceAccount};
-
-/// A secret made by the write that led here: shown on this page once.
-pub(in crate::console) enum Shown {
-    Key(Zeroizing<String>),
-    Secret {
-        client_id: String,
-        secret: Zeroizing<String>,
-    },
-}
 
 #[derive(Deserialize)]
 pub(in crate::console) struct DoneQuery {
@@ -43,6 +33,11 @@ fn done(code: Option<&str>) -> Ctx {
         Some("closed") => "Account closed: every key and credential is revoked.",
         Some("revoked") => "API key revoked.",
         Some("deleted") => "Credential deleted.",
+        Some("created") => "Service account created.",
+        Some("issued") => "API key issued.",
+        Some("rotated") => "Keys rotated: the new key is below.",
+        Some("credential") => "Client credential created.",
+        Some("regenerated") => "Secret regenerated.",
         _ => return Ctx::default(),
     };
     Ctx::done(text)
@@ -61,7 +56,6 @@ pub(in crate::console) async fn show(
                 &signed,
                 account,
                 done(q.done.as_deref()),
-                None,
                 StatusCode::OK,
             )
             .await
@@ -70,14 +64,13 @@ pub(in crate::console) async fn show(
     }
 }
 
-/// The account's page, with a notice, a secret to show once, or a refused
-/// form to refill.
+/// The account's page, with a notice, the secret a write just made (shown
+/// this once), or a refused form to refill.
 pub(in crate::console) async fn render(
     s: &ConsoleState,
     signed: &Signed,
     account: Uuid,
     ctx: Ctx,
-    shown: Option<Shown>,
     status: StatusCode,
 ) -> Response {
     let actor = &signed.actor;
@@ -96,14 +89,15 @@ pub(in crate::console) async fn render(
     let state = a.state(now).as_str();
     let writable = s.manager.may_change(actor, &a) && a.closed_at.is_none();
     let base = format!("/console/service-accounts/{}", a.id);
+    let shown = s.sessions.take_once(signed, a.id);
     let body = html! {
         @match &shown {
-            Some(Shown::Key(value)) => (layout::secret_once(
+            Some(Once::Key(value)) => (layout::secret_once(
                 "New API key",
                 value,
                 "Copy it now: keygate keeps only its hash and will not show it again.",
             )),
-            Some(Shown::Secret { client_id, secret }) => {
+            Some(Once::Secret { client_id, secret }) => {
                 p { "Client id: " code { (client_id) } }
                 (layout::secret_once(
                     "New client secret",
@@ -309,7 +303,7 @@ pub(super) async fn refused(
         return layout::failure(&p.signed, &e);
     }
     let (status, ctx) = Ctx::refused(&e, p.draft);
-    render(s, &p.signed, account, ctx, None, status).await
+    render(s, &p.signed, account, ctx, status).await
 }
 
 pub(in crate::console) async fn edit(

@@ -3,15 +3,15 @@
 //! destructive one asks first.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::super::form::{optional, time, Posted};
-use super::super::layout::{self, Ctx};
+use super::super::layout;
+use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
-use super::account::{refused, render, Nothing, Shown};
+use super::account::{refused, Nothing};
 use super::{id, NoSuchPage};
 use crate::manage::{self, NewCredential, NewKey};
 
@@ -21,6 +21,19 @@ pub(in crate::console) struct KeyForm {
     name: Option<String>,
     #[serde(default)]
     expires_at: Option<String>,
+}
+
+/// After a write that made a secret: keep it for the account's page, and
+/// go there (a reload of that page shows it no more).
+pub(super) fn shown(
+    s: &ConsoleState,
+    signed: &Signed,
+    account: Uuid,
+    secret: Once,
+    done: &str,
+) -> Response {
+    s.sessions.show_once(signed, account, secret);
+    layout::see_other(&format!("/console/service-accounts/{account}?done={done}"))
 }
 
 fn ids(account: &str, other: Option<&str>) -> Result<(Uuid, Option<Uuid>), NoSuchPage> {
@@ -43,11 +56,7 @@ pub(in crate::console) async fn issue_key(
         expires_at: time(p.form.expires_at.clone()),
     };
     match s.manager.issue_key(&p.signed.actor, account, new).await {
-        Ok(w) => {
-            let ctx = Ctx::done("API key issued.");
-            let shown = Some(Shown::Key(w.value.value));
-            render(&s, &p.signed, account, ctx, shown, StatusCode::CREATED).await
-        }
+        Ok(w) => shown(&s, &p.signed, account, Once::Key(w.value.value), "issued"),
         Err(e) => refused(&s, p, account, e).await,
     }
 }
@@ -101,19 +110,13 @@ pub(in crate::console) async fn rotate(
         );
     }
     match s.manager.rotate_key(&p.signed.actor, account, grace).await {
-        Ok(w) => {
-            let (_, key) = w.value;
-            let ctx = Ctx::done("Keys rotated: the new key is below.");
-            render(
-                &s,
-                &p.signed,
-                account,
-                ctx,
-                Some(Shown::Key(key.value)),
-                StatusCode::OK,
-            )
-            .await
-        }
+        Ok(w) => shown(
+            &s,
+            &p.signed,
+            account,
+            Once::Key(w.value.1.value),
+            "rotated",
+        ),
         Err(e) => refused(&s, p, account, e).await,
     }
 }
@@ -171,21 +174,11 @@ pub(in crate::console) async fn create_credential(
         .await
     {
         Ok(w) => {
-            let issued = w.value;
-            let shown = Shown::Secret {
-                client_id: issued.credential.client_id.clone(),
-                secret: issued.secret,
+            let secret = Once::Secret {
+                client_id: w.value.credential.client_id.clone(),
+                secret: w.value.secret,
             };
-            let ctx = Ctx::done("Client credential created.");
-            render(
-                &s,
-                &p.signed,
-                account,
-                ctx,
-                Some(shown),
-                StatusCode::CREATED,
-            )
-            .await
+            shown(&s, &p.signed, account, secret, "credential")
         }
         Err(e) => refused(&s, p, account, e).await,
     }
@@ -219,13 +212,11 @@ pub(in crate::console) async fn regenerate(
         .await
     {
         Ok(w) => {
-            let issued = w.value;
-            let shown = Shown::Secret {
-                client_id: issued.credential.client_id.clone(),
-                secret: issued.secret,
+            let secret = Once::Secret {
+                client_id: w.value.credential.client_id.clone(),
+                secret: w.value.secret,
             };
-            let ctx = Ctx::done("Secret regenerated.");
-            render(&s, &p.signed, account, ctx, Some(shown), StatusCode::OK).await
+            shown(&s, &p.signed, account, secret, "regenerated")
         }
         Err(e) => refused(&s, p, account, e).await,
     }

@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use super::super::form::{optional, scopes, time, Posted};
 use super::super::layout::{self, csrf, form_name, select, Ctx, Field, Nav};
-use super::super::session::Signed;
+use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
+use super::account_writes::shown;
 use super::orgs::pager;
-use super::{account, query_id, NoSuchPage};
+use super::{query_id, NoSuchPage};
 use crate::manage::{accounts_state, Cursor, NewAccount, NewKey};
 use crate::store::{AccountFilter, ServiceAccount};
 
@@ -272,16 +273,16 @@ pub(in crate::console) async fn create(
     match s.manager.create_account(&p.signed.actor, new).await {
         Ok(w) => {
             let created = w.value;
-            let shown = created.key.map(|k| account::Shown::Key(k.value));
-            account::render(
-                &s,
-                &p.signed,
-                created.account.id,
-                Ctx::done("Service account created."),
-                shown,
-                StatusCode::CREATED,
-            )
-            .await
+            match created.key {
+                Some(k) => {
+                    let key = Once::Key(k.value);
+                    shown(&s, &p.signed, created.account.id, key, "created")
+                }
+                None => layout::see_other(&format!(
+                    "/console/service-accounts/{}?done=created",
+                    created.account.id
+                )),
+            }
         }
         Err(e) => {
             let (status, ctx) = Ctx::refused(&e, p.draft);
