@@ -90,6 +90,12 @@ pub(in crate::console) async fn render(
     let writable = s.manager.may_change(actor, &a) && a.closed_at.is_none();
     let base = format!("/console/service-accounts/{}", a.id);
     let shown = s.sessions.take_once(signed, a.id);
+    let org_name = s
+        .manager
+        .organization(actor, a.organization_id)
+        .await
+        .map(|o| o.name)
+        .ok();
     let body = html! {
         @match &shown {
             Some(Once::Key(value)) => (layout::secret_once(
@@ -107,7 +113,7 @@ pub(in crate::console) async fn render(
             }
             None => {}
         }
-        (facts(&a, state))
+        (facts(&a, state, org_name.as_deref()))
         p { a href={ "/console/audit?account=" (a.id) } { "Audit log of this account" } }
         @if writable { (state_actions(signed, &a, &base)) }
         h2 { "API keys" }
@@ -151,12 +157,14 @@ pub(in crate::console) async fn render(
     )
 }
 
-fn facts(a: &ServiceAccount, state: &str) -> Markup {
+fn facts(a: &ServiceAccount, state: &str, org_name: Option<&str>) -> Markup {
     html! {
         dl.facts {
             dt { "Id" } dd { code { (a.id) } }
             dt { "State" } dd { span class={ "state state-" (state) } { (state) } }
-            dt { "Organization" } dd { a href={ "/console/organizations/" (a.organization_id) } { code { (a.organization_id) } } }
+            dt { "Organization" } dd { a href={ "/console/organizations/" (a.organization_id) } {
+                @if let Some(n) = org_name { (n) } @else { code { (a.organization_id) } }
+            } }
             dt { "Project" } dd { @if let Some(p) = a.project_id { code { (p) } } @else { "—" } }
             dt { "Role" } dd { (a.role.as_str()) }
             dt { "Scopes" } dd { @if a.scopes.is_empty() { "none" } @else { (a.scopes.join(" ")) } }

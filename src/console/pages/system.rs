@@ -83,7 +83,7 @@ pub(in crate::console) async fn audit(
                                     code { (e.target_id) }
                                 }
                             }
-                            td { @if let Some(a) = e.actor_id { code { (a) } } @else { "keygate" } }
+                            td { @if let Some(by) = e.actor_id { a href={ "/console/service-accounts/" (by) } { code { (by) } } } @else { "keygate" } }
                             td { code { (e.details.to_string()) } }
                         }
                     }
