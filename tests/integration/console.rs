@@ -374,3 +374,56 @@ async fn console_form_with_a_bad_value_names_the_field_and_writes_nothing() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Attacks on what the console shows and takes: a name holding markup is
+/// shown as text (an injected script would not run anyway: the CSP allows
+/// no inline script), and a keygate JWT — valid on /v1 — does not open a
+/// console session (a session re-checks a key, which a token is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_escapes_what_users_typed_and_takes_keys_not_tokens() {
+    let h = Harness::start("").await;
+    let org = h.create_org("acme").await;
+    let evil = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>";
+    let (account, owner_key) = h
+        .create_account_with(json!({
+            "organization_id": org, "name": "boss", "role": "owner",
+            "description": evil, "scopes": ["orders:read"],
+        }))
+        .await;
+    let s = sign_in(&h, &h.admin_key).await;
+    let (status, _, body) = h
+        .admin_with(
+            "GET",
+            &format!("/console/service-accounts/{account}"),
+            &[("cookie", &s.cookie)],
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = text(&body);
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img src=x"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+
+    let form = format!(
+        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token={owner_key}\
+         &subject_token_type=urn:keygate:params:oauth:token-type:api_key"
+    );
+    let (status, _, token) = h.form("/oauth2/token", &form, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let jwt = token["access_token"].as_str().unwrap();
+    assert_eq!(
+        h.admin_as(jwt, "GET", "/v1/organizations", None).await.0,
+        StatusCode::OK,
+        "the token is good on /v1"
+    );
+    let (status, headers, body) = sign_in_status(&h, jwt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("Sign in with an API key, not a token."));
+    assert!(header(&headers, "set-cookie").is_empty());
+}
