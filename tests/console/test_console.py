@@ -4,7 +4,10 @@ that no request left the admin listener's origin (conftest.py)."""
 
 from __future__ import annotations
 
+import base64
 import re
+import urllib.error
+import urllib.request
 
 from playwright.sync_api import expect
 
@@ -243,3 +246,53 @@ def test_sign_in_by_keyboard_alone(page, keygate):
     page.keyboard.press("Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+def test_edit_an_account_and_make_a_client_credential(page, keygate, unique):
+    _, org = keygate.api("POST", "/v1/organizations", {"name": unique("org")})
+    _, acct = keygate.api(
+        "POST",
+        "/v1/service-accounts",
+        {"organization_id": org["id"], "name": "editable", "scopes": ["orders:read"]},
+    )
+    sign_in(page, keygate.admin_key)
+    page.goto(f"/console/service-accounts/{acct['id']}")
+    edit = form_of(page, "Save changes")
+    edit.get_by_label("Description").fill("nightly billing run")
+    edit.get_by_label("Scopes").fill("orders:read, invoices:write")
+    edit.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_have_text("Changes saved.")
+    _, now = keygate.api("GET", f"/v1/service-accounts/{acct['id']}")
+    assert now["description"] == "nightly billing run"
+    assert sorted(now["scopes"]) == ["invoices:write", "orders:read"]
+
+    create = form_of(page, "Create credential")
+    create.get_by_label("Credential name").fill("github-actions")
+    create.get_by_role("button", name="Create credential").click()
+    secret = shown_secret(page)
+    assert secret.startswith("kgs_")
+    row = page.get_by_role("row").filter(has_text="github-actions")
+    client_id = row.locator("code").inner_text()
+    # The secret works at the token endpoint; once regenerated, it does not.
+    def token(secret: str) -> int:
+        req = urllib.request.Request(
+            f"{keygate.public_url}/oauth2/token",
+            data=b"grant_type=client_credentials",
+            method="POST",
+        )
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        req.add_header("authorization", f"Basic {basic}")
+        req.add_header("content-type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert token(secret) == 200
+    row.get_by_role("button", name="Regenerate secret").click()
+    page.get_by_role("button", name="Regenerate secret").click()
+    fresh = shown_secret(page)
+    assert fresh != secret
+    assert token(secret) == 401
+    assert token(fresh) == 200

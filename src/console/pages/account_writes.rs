@@ -13,7 +13,7 @@ use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
 use super::account::{refused, Nothing};
 use super::{id, NoSuchPage};
-use crate::manage::{self, NewCredential, NewKey};
+use crate::manage::{self, IssuedCredential, NewCredential, NewKey};
 
 #[derive(Deserialize)]
 pub(in crate::console) struct KeyForm {
@@ -36,10 +36,17 @@ pub(super) fn shown(
     layout::see_other(&format!("/console/service-accounts/{account}?done={done}"))
 }
 
-fn ids(account: &str, other: Option<&str>) -> Result<(Uuid, Option<Uuid>), NoSuchPage> {
-    let account = id(account)?;
-    let other = other.map(id).transpose()?;
-    Ok((account, other))
+/// A client secret just made, to show once.
+fn once(issued: IssuedCredential) -> Once {
+    Once::Secret {
+        client_id: issued.credential.client_id.clone(),
+        secret: issued.secret,
+    }
+}
+
+/// An account's id and the id of one of its keys or credentials.
+fn ids(account: &str, other: &str) -> Result<(Uuid, Uuid), NoSuchPage> {
+    Ok((id(account)?, id(other)?))
 }
 
 pub(in crate::console) async fn issue_key(
@@ -126,9 +133,8 @@ pub(in crate::console) async fn revoke_key(
     Path((account, key)): Path<(String, String)>,
     p: Posted<Nothing>,
 ) -> Response {
-    let (account, key) = match ids(&account, Some(&key)) {
-        Ok((a, Some(k))) => (a, k),
-        Ok(_) => return layout::not_found(),
+    let (account, key) = match ids(&account, &key) {
+        Ok(ids) => ids,
         Err(r) => return r.into_response(),
     };
     let base = format!("/console/service-accounts/{account}");
@@ -173,13 +179,7 @@ pub(in crate::console) async fn create_credential(
         .create_credential(&p.signed.actor, account, new)
         .await
     {
-        Ok(w) => {
-            let secret = Once::Secret {
-                client_id: w.value.credential.client_id.clone(),
-                secret: w.value.secret,
-            };
-            shown(&s, &p.signed, account, secret, "credential")
-        }
+        Ok(w) => shown(&s, &p.signed, account, once(w.value), "credential"),
         Err(e) => refused(&s, p, account, e).await,
     }
 }
@@ -189,9 +189,8 @@ pub(in crate::console) async fn regenerate(
     Path((account, credential)): Path<(String, String)>,
     p: Posted<Nothing>,
 ) -> Response {
-    let (account, credential) = match ids(&account, Some(&credential)) {
-        Ok((a, Some(c))) => (a, c),
-        Ok(_) => return layout::not_found(),
+    let (account, credential) = match ids(&account, &credential) {
+        Ok(ids) => ids,
         Err(r) => return r.into_response(),
     };
     let base = format!("/console/service-accounts/{account}");
@@ -211,13 +210,7 @@ pub(in crate::console) async fn regenerate(
         .regenerate_secret(&p.signed.actor, account, credential)
         .await
     {
-        Ok(w) => {
-            let secret = Once::Secret {
-                client_id: w.value.credential.client_id.clone(),
-                secret: w.value.secret,
-            };
-            shown(&s, &p.signed, account, secret, "regenerated")
-        }
+        Ok(w) => shown(&s, &p.signed, account, once(w.value), "regenerated"),
         Err(e) => refused(&s, p, account, e).await,
     }
 }
@@ -227,9 +220,8 @@ pub(in crate::console) async fn delete_credential(
     Path((account, credential)): Path<(String, String)>,
     p: Posted<Nothing>,
 ) -> Response {
-    let (account, credential) = match ids(&account, Some(&credential)) {
-        Ok((a, Some(c))) => (a, c),
-        Ok(_) => return layout::not_found(),
+    let (account, credential) = match ids(&account, &credential) {
+        Ok(ids) => ids,
         Err(r) => return r.into_response(),
     };
     let base = format!("/console/service-accounts/{account}");
