@@ -1,12 +1,13 @@
 //! What every console page shares: the page shell (navigation, who is
-//! signed in, "Sign out"), notices, labelled form fields that refill and
-//! name the field at fault, the confirmation step of destructive actions,
-//! and the few whole-page answers (sign-in redirect, not found, refused).
+//! signed in, "Sign out"), notices, the confirmation step of destructive
+//! actions, and the few whole-page answers (sign-in redirect, not found,
+//! refused). The form controls are in [`super::controls`].
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
+use super::controls::csrf;
 use super::form::Draft;
 use super::session::Signed;
 use crate::clock::rfc3339;
@@ -69,14 +70,14 @@ impl Ctx {
     }
 
     /// The value to show in field `name` of form `form`.
-    fn value(&self, form: &str, name: &str) -> Option<&str> {
+    pub(super) fn value(&self, form: &str, name: &str) -> Option<&str> {
         self.refill
             .as_ref()
             .filter(|d| d.form == form)
             .and_then(|d| d.get(name))
     }
 
-    fn invalid(&self, form: &str, name: &str) -> bool {
+    pub(super) fn invalid(&self, form: &str, name: &str) -> bool {
         self.param == Some(name) && self.refill.as_ref().is_some_and(|d| d.form == form)
     }
 }
@@ -209,122 +210,6 @@ pub(super) fn shell(title: &str, top: Markup, ctx: &Ctx, body: Markup) -> Markup
                     (body)
                 }
             }
-        }
-    }
-}
-
-/// The session's CSRF token, for every form.
-pub(super) fn csrf(signed: &Signed) -> Markup {
-    html! { input type="hidden" name="csrf" value=(signed.csrf); }
-}
-
-/// The form's own name, so a refused one is the one refilled.
-pub(super) fn form_name(name: &str) -> Markup {
-    html! { input type="hidden" name="form" value=(name); }
-}
-
-/// A labelled input of form `form`, refilled and marked when refused.
-pub(super) struct Field<'a> {
-    pub(super) form: &'a str,
-    pub(super) name: &'a str,
-    pub(super) label: &'a str,
-    pub(super) kind: &'a str,
-    pub(super) value: Option<&'a str>,
-    pub(super) hint: Option<&'a str>,
-    pub(super) required: bool,
-}
-
-impl<'a> Field<'a> {
-    pub(super) fn text(form: &'a str, name: &'a str, label: &'a str) -> Self {
-        Self {
-            form,
-            name,
-            label,
-            kind: "text",
-            value: None,
-            hint: None,
-            required: false,
-        }
-    }
-
-    pub(super) fn kind(mut self, kind: &'a str) -> Self {
-        self.kind = kind;
-        self
-    }
-
-    pub(super) fn value(mut self, value: Option<&'a str>) -> Self {
-        self.value = value;
-        self
-    }
-
-    pub(super) fn hint(mut self, hint: &'a str) -> Self {
-        self.hint = Some(hint);
-        self
-    }
-
-    pub(super) fn required(mut self) -> Self {
-        self.required = true;
-        self
-    }
-
-    pub(super) fn render(&self, ctx: &Ctx) -> Markup {
-        let id = format!("{}-{}", self.form, self.name);
-        let invalid = ctx.invalid(self.form, self.name);
-        let hint_id = format!("{id}-hint");
-        let error_id = format!("{id}-error");
-        let described = match (self.hint.is_some(), invalid) {
-            (true, true) => Some(format!("{hint_id} {error_id}")),
-            (true, false) => Some(hint_id.clone()),
-            (false, true) => Some(error_id.clone()),
-            (false, false) => None,
-        };
-        let value = ctx.value(self.form, self.name).or(self.value);
-        html! {
-            div.field {
-                label for=(id) { (self.label) }
-                @if let Some(h) = self.hint { span.hint id=(hint_id) { (h) } }
-                input id=(id) type=(self.kind) name=(self.name) value=[value]
-                    required[self.required] aria-invalid=[invalid.then_some("true")]
-                    aria-describedby=[described];
-                @if invalid {
-                    span.field-error id=(error_id) {
-                        @if let Some(n) = &ctx.notice { (n.text) }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A `<select>` of form `form`; `options` are (value, text).
-pub(super) fn select(
-    ctx: &Ctx,
-    form: &str,
-    name: &str,
-    label: &str,
-    options: &[(String, String)],
-    selected: Option<&str>,
-) -> Markup {
-    let id = format!("{form}-{name}");
-    let selected = ctx.value(form, name).or(selected);
-    html! {
-        div.field {
-            label for=(id) { (label) }
-            select id=(id) name=(name) aria-invalid=[ctx.invalid(form, name).then_some("true")] {
-                @for (value, text) in options {
-                    option value=(value) selected[selected == Some(value.as_str())] { (text) }
-                }
-            }
-        }
-    }
-}
-
-/// A one-button form posting to `action` (its confirmation comes next).
-pub(super) fn button_form(signed: &Signed, action: &str, label: &str, danger: bool) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            (csrf(signed))
-            button.danger[danger] type="submit" { (label) }
         }
     }
 }

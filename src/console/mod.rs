@@ -9,6 +9,7 @@
 //! `manage`'s, who is calling is the authenticator's.
 
 mod assets;
+mod controls;
 mod form;
 mod layout;
 mod pages;

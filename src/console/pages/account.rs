@@ -9,8 +9,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::super::controls::{button_form, csrf, form_name, Field};
 use super::super::form::{optional, scopes, time, Posted};
-use super::super::layout::{self, button_form, csrf, form_name, Ctx, Field, Nav};
+use super::super::layout::{self, Ctx, Nav};
 use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
 use super::id;

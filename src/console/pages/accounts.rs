@@ -8,8 +8,9 @@ use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::super::controls::{csrf, form_name, select, Field};
 use super::super::form::{optional, scopes, time, Posted};
-use super::super::layout::{self, csrf, form_name, select, Ctx, Field, Nav};
+use super::super::layout::{self, Ctx, Nav};
 use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
 use super::account_writes::shown;

@@ -7,8 +7,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::super::controls::{csrf, form_name, Field};
 use super::super::form::{optional, Posted};
-use super::super::layout::{self, csrf, form_name, Ctx, Field, Nav};
+use super::super::layout::{self, Ctx, Nav};
 use super::super::session::Signed;
 use super::super::ConsoleState;
 use super::{id, query_id};

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
+use super::super::controls::{csrf, form_name, Field};
 use super::super::form::Posted;
-use super::super::layout::{self, csrf, form_name, Ctx, Field, Nav};
+use super::super::layout::{self, Ctx, Nav};
 use super::super::session::Signed;
 use super::super::ConsoleState;
 use super::orgs::pager;
@@ -114,9 +115,11 @@ pub(in crate::console) async fn replicas(
     }
     let newest = replicas.iter().map(|r| r.revision).max().unwrap_or(own);
     let now = s.clock.now_ms();
+    let staleness = s.authn.cache().freshness().staleness_ms(now).max(0);
     let ctx = Ctx::default();
     let body = html! {
         p { "The newest revision applied is " strong { (newest) } ". A replica behind it has not yet applied every write (a revocation takes effect on a replica when it has)." }
+        p { "This replica last heard from the store " strong { (staleness / 1000) " s" } " ago (past " code { "store.max_staleness" } " it refuses every credential)." }
         div.table-wrap {
             table {
                 thead { tr {
