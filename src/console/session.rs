@@ -111,12 +111,12 @@ impl Sessions {
         name: &str,
         now: i64,
     ) -> Result<HeaderValue, OpenError> {
+        // Every sign-in sweeps ended sessions (and a secret no page took),
+        // so neither outlives its session for long.
+        self.map.retain(|_, s| s.expires_at > now);
+        self.once.retain(|id, _| self.map.contains_key(id));
         if self.map.len() >= MAX_SESSIONS {
-            self.map.retain(|_, s| s.expires_at > now);
-            self.once.retain(|id, _| self.map.contains_key(id));
-            if self.map.len() >= MAX_SESSIONS {
-                return Err(OpenError::Full);
-            }
+            return Err(OpenError::Full);
         }
         let id = random_token();
         let expires_at = (now.saturating_add(self.ttl_ms)).min(actor.expires_at);
