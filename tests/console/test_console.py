@@ -257,7 +257,7 @@ def test_edit_an_account_and_make_a_client_credential(page, keygate, unique):
     )
     sign_in(page, keygate.admin_key)
     page.goto(f"/console/service-accounts/{acct['id']}")
-    edit = form_of(page, "Save changes")
+    edit = page.get_by_role("form", name="Edit")
     edit.get_by_label("Description").fill("nightly billing run")
     edit.get_by_label("Scopes").fill("orders:read, invoices:write")
     edit.get_by_role("button", name="Save changes").click()
@@ -266,7 +266,7 @@ def test_edit_an_account_and_make_a_client_credential(page, keygate, unique):
     assert now["description"] == "nightly billing run"
     assert sorted(now["scopes"]) == ["invoices:write", "orders:read"]
 
-    create = form_of(page, "Create credential")
+    create = page.get_by_role("form", name="Create a client credential")
     create.get_by_label("Credential name").fill("github-actions")
     create.get_by_role("button", name="Create credential").click()
     secret = shown_secret(page)

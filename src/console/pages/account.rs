@@ -120,16 +120,16 @@ pub(in crate::console) async fn render(
         h2 { "API keys" }
         (keys_table(signed, &keys, &base, writable))
         @if writable {
-            form.panel method="post" action={ (base) "/keys" } {
-                h3 { "Issue another key" }
+            form.panel method="post" action={ (base) "/keys" } aria-labelledby="h-issue-another-key" {
+                h3 #h-issue-another-key { "Issue another key" }
                 (csrf(signed))
                 (form_name("key"))
                 (Field::text("key", "name", "Key name").hint("Optional.").render(&ctx))
                 (Field::text("key", "expires_at", "Key expires at (UTC)").kind("datetime-local").hint("Optional.").render(&ctx))
                 button type="submit" { "Issue key" }
             }
-            form.panel method="post" action={ (base) "/rotate" } {
-                h3 { "Rotate keys" }
+            form.panel method="post" action={ (base) "/rotate" } aria-labelledby="h-rotate-keys" {
+                h3 #h-rotate-keys { "Rotate keys" }
                 (csrf(signed))
                 (form_name("rotate"))
                 (Field::text("rotate", "grace_period_seconds", "Grace period (seconds)").kind("number")
@@ -142,8 +142,8 @@ pub(in crate::console) async fn render(
         h2 { "Client credentials" }
         (credentials_table(signed, &credentials, &base, writable))
         @if writable {
-            form.panel method="post" action={ (base) "/credentials" } {
-                h3 { "Create a client credential" }
+            form.panel method="post" action={ (base) "/credentials" } aria-labelledby="h-create-a-client-credential" {
+                h3 #h-create-a-client-credential { "Create a client credential" }
                 (csrf(signed))
                 (form_name("credential"))
                 (Field::text("credential", "name", "Credential name").required().render(&ctx))
@@ -272,8 +272,8 @@ fn edit_form(signed: &Signed, a: &ServiceAccount, base: &str, ctx: &Ctx) -> Mark
         .expires_at
         .map(|e| rfc3339(e).chars().take(16).collect::<String>());
     html! {
-        form.panel method="post" action=(base) {
-            h2 { "Edit" }
+        form.panel method="post" action=(base) aria-labelledby="h-edit" {
+            h2 #h-edit { "Edit" }
             (csrf(signed))
             (form_name("edit"))
             (Field::text("edit", "name", "Name").value(Some(&a.name)).required().render(ctx))

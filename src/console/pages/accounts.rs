@@ -149,8 +149,8 @@ async fn render(
         .collect();
     let selected_org = f.org.map(|o| o.to_string());
     let body = html! {
-        form.panel method="get" action="/console/service-accounts" {
-            h2 { "Filter" }
+        form.panel method="get" action="/console/service-accounts" aria-labelledby="h-filter" {
+            h2 #h-filter { "Filter" }
             (select(&ctx, "filter", "organization_id", "Organization", &filter_orgs, selected_org.as_deref()))
             (select(&ctx, "filter", "state", "State", &state_options, f.state.as_deref()))
             @if let Some(p) = f.project { input type="hidden" name="project_id" value=(p); }
@@ -173,8 +173,8 @@ async fn render(
         }
         (pager(&f.query(), f.after.is_some(), next))
         @if !org_options.is_empty() {
-            form.panel method="post" action="/console/service-accounts" {
-                h2 { "Create a service account" }
+            form.panel method="post" action="/console/service-accounts" aria-labelledby="h-create-a-service-account" {
+                h2 #h-create-a-service-account { "Create a service account" }
                 (csrf(signed))
                 (form_name("account"))
                 (select(&ctx, "account", "organization_id", "Organization", &org_options, selected_org.as_deref()))

@@ -75,8 +75,8 @@ async fn render_list(
         }
         (pager("/console/organizations?", after.is_some(), next))
         @if signed.actor.admin {
-            form.panel method="post" action="/console/organizations" {
-                h2 { "Create an organization" }
+            form.panel method="post" action="/console/organizations" aria-labelledby="h-create-an-organization" {
+                h2 #h-create-an-organization { "Create an organization" }
                 (csrf(signed))
                 (form_name("org"))
                 (Field::text("org", "name", "Name").required().render(&ctx))
@@ -203,8 +203,8 @@ async fn render_org(
         }
         (pager(&base, after.is_some(), next))
         @if s.manager.may_create_in(actor, o.id) && actor.project_id.is_none() {
-            form.panel method="post" action={ "/console/organizations/" (o.id) "/projects" } {
-                h2 { "Create a project" }
+            form.panel method="post" action={ "/console/organizations/" (o.id) "/projects" } aria-labelledby="h-create-a-project" {
+                h2 #h-create-a-project { "Create a project" }
                 (csrf(signed))
                 (form_name("project"))
                 (Field::text("project", "name", "Name").required().render(&ctx))

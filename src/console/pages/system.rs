@@ -54,7 +54,7 @@ pub(in crate::console) async fn audit(
     let ctx = Ctx::default();
     let account_text = account.map(|a| a.to_string());
     let body = html! {
-        form.panel method="get" action="/console/audit" {
+        form.panel method="get" action="/console/audit" aria-label="Filter the audit log" {
             (Field::text("audit", "account", "Service account id")
                 .value(account_text.as_deref())
                 .hint("Only what this account did, or what was done to it, its keys and credentials.")
@@ -161,6 +161,12 @@ async fn render_keys(s: &ConsoleState, signed: &Signed, ctx: Ctx, status: Status
         Err(e) => return layout::failure(signed, &e),
     };
     let now = s.clock.now_ms();
+    // The key that signs now: the newest active one (as the key ring picks).
+    let signer = keys
+        .iter()
+        .filter(|k| k.activates_at <= now && k.retires_at.is_none_or(|r| r > now))
+        .max_by_key(|k| (k.activates_at, &k.kid))
+        .map(|k| &k.kid);
     let body = html! {
         div.table-wrap {
             table {
@@ -173,7 +179,7 @@ async fn render_keys(s: &ConsoleState, signed: &Signed, ctx: Ctx, status: Status
                         tr {
                             td { code { (k.kid) } }
                             td { (k.algorithm) }
-                            td { @if k.activates_at > now { "published, not signing yet" } @else if k.retires_at.is_some() { "retiring: verifies only" } @else { "signing" } }
+                            td { @if k.activates_at > now { "published, not signing yet" } @else if Some(&k.kid) == signer { "signing" } @else { "verifies only, until it retires" } }
                             td { (layout::when(k.created_at)) }
                             td { (layout::when(k.activates_at)) }
                             td { (layout::when_or(k.retires_at, "—")) }
@@ -182,8 +188,8 @@ async fn render_keys(s: &ConsoleState, signed: &Signed, ctx: Ctx, status: Status
                 }
             }
         }
-        form.panel method="post" action="/console/signing-keys/rotate" {
-            h2 { "Rotate" }
+        form.panel method="post" action="/console/signing-keys/rotate" aria-labelledby="h-rotate" {
+            h2 #h-rotate { "Rotate" }
             (csrf(signed))
             (form_name("rotate"))
             (Field::text("rotate", "activate_after_seconds", "Activate after (seconds)").kind("number").value(Some("120"))
