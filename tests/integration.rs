@@ -27,6 +27,8 @@ mod attacks_second;
 mod attacks_tokens;
 #[path = "integration/console.rs"]
 mod console;
+#[path = "integration/console_pages.rs"]
+mod console_pages;
 #[path = "integration/decision.rs"]
 mod decision;
 #[path = "integration/decision_nginx.rs"]
