@@ -78,7 +78,10 @@ pub(super) struct Signed {
 
 /// Why no session could be opened.
 pub(super) enum OpenError {
+    /// As many sessions as a replica keeps are open.
     Full,
+    /// The cookie could not be written (never, for the ids made here).
+    Cookie,
 }
 
 fn random_token() -> String {
@@ -120,6 +123,8 @@ impl Sessions {
         }
         let id = random_token();
         let expires_at = (now.saturating_add(self.ttl_ms)).min(actor.expires_at);
+        let max_age = (expires_at - now).max(0) / 1000;
+        let cookie = self.cookie(&id, max_age).map_err(|_| OpenError::Cookie)?;
         self.map.insert(
             hashed(&id),
             Session {
@@ -129,8 +134,7 @@ impl Sessions {
                 expires_at,
             },
         );
-        let max_age = (expires_at - now).max(0) / 1000;
-        self.cookie(&id, max_age).map_err(|_| OpenError::Full)
+        Ok(cookie)
     }
 
     /// Ends the session (sign-out); answers the `Set-Cookie` that clears it.

@@ -97,8 +97,9 @@ pub(in crate::console) async fn submit(
     let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&body) else {
         return refused(StatusCode::BAD_REQUEST, "The form could not be read.");
     };
-    let key = Zeroizing::new(form.key.trim().to_string());
-    drop(form);
+    // The key as typed is zeroed when this answer is made.
+    let typed = Zeroizing::new(form.key);
+    let key = typed.trim();
     if key.is_empty() {
         return refused(StatusCode::BAD_REQUEST, "Admin key: enter a key.");
     }
@@ -108,7 +109,7 @@ pub(in crate::console) async fn submit(
     };
     // The one authenticator, as on /v1: a wrong key spends the address's
     // failed-auth budget.
-    let actor = match s.authn.bearer(peer, Ok(key.as_str()), Accept::Admin) {
+    let actor = match s.authn.bearer(peer, Ok(key), Accept::Admin) {
         Ok(actor) => actor,
         Err(Refusal::Throttled(wait)) => {
             return refused(
@@ -144,7 +145,7 @@ pub(in crate::console) async fn submit(
         .map(|a| a.name)
         .unwrap_or_else(|_| "keygate admin".into());
     let now = s.clock.now_ms();
-    match s.sessions.open(KeyHash::of(&key), &actor, &name, now) {
+    match s.sessions.open(KeyHash::of(key), &actor, &name, now) {
         Ok(cookie) => {
             tracing::info!(account = %actor.account_id, "console sign-in");
             let mut res = layout::see_other("/console/organizations");
@@ -155,6 +156,13 @@ pub(in crate::console) async fn submit(
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many console sessions are open on this replica. Try again later.",
         ),
+        Err(OpenError::Cookie) => {
+            tracing::error!("console session cookie could not be written");
+            refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong inside keygate; its log says what.",
+            )
+        }
     }
 }
 
