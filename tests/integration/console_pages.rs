@@ -1,7 +1,7 @@
 //! The console's pages over real HTTP: a refused value names its field,
 //! typed markup is shown as text, a token opens no session, the signing
-//! key that signs is named as the key ring picks it, and the cookie is
-//! `Secure` on TLS.
+//! key that signs is named as the key ring picks it, the cookie is
+//! `Secure` on TLS, and an expired session writes nothing.
 
 use http::StatusCode;
 use serde_json::json;
@@ -185,4 +185,112 @@ async fn console_cookie_is_secure_on_tls() {
         String::from_utf8_lossy(&body)
     );
     assert!(set.ends_with("; Secure"), "{set}");
+}
+
+/// A session past `admin.console_session_ttl` goes back to sign-in, and a
+/// write posted with it is not carried out (keygate on a clock the test
+/// moves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_console_session_writes_nothing() {
+    use std::collections::HashMap;
+
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use keygate::clock::ManualClock;
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"1s\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\nconsole_session_ttl = \"5m\"\n\
+         [store]\nurl = \"sqlite://{}\"\npoll_interval = \"100ms\"\n",
+        dir.path().join("keygate.db").display()
+    );
+    let key = "console-clock-admin-key-0123456789-abcdef";
+    let env = HashMap::from([("KEYGATE_ADMIN_KEY".to_string(), key.to_string())]);
+    let config = keygate::config::Config::from_toml(&toml, &env).unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let running = keygate::app::start_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let admin = running.admin_addr();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let call =
+        |method: &'static str, path: String, headers: Vec<(&'static str, String)>, body: String| {
+            let client = client.clone();
+            async move {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                crate::support::send(&client, admin, method, &path, &headers, body.into_bytes())
+                    .await
+            }
+        };
+    let form = "application/x-www-form-urlencoded".to_string();
+    let (status, hdrs, _) = call(
+        "POST",
+        "/console/sign-in".into(),
+        vec![("content-type", form.clone())],
+        serde_urlencoded::to_string([("key", key)]).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = header(&hdrs, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, body) = call(
+        "GET",
+        "/console/organizations".into(),
+        vec![("cookie", cookie.clone())],
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = text(&body)
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+
+    clock.advance(5 * 60 * 1000 + 1);
+    let create =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("name", "too-late")]).unwrap();
+    let (status, hdrs, _) = call(
+        "POST",
+        "/console/organizations".into(),
+        vec![("cookie", cookie.clone()), ("content-type", form)],
+        create,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&hdrs, "location"), "/console/sign-in?ended=1");
+    assert!(
+        header(&hdrs, "set-cookie").contains("Max-Age=0"),
+        "the browser forgets it"
+    );
+    let (_, _, orgs) = call(
+        "GET",
+        "/v1/organizations".into(),
+        vec![("authorization", format!("Bearer {key}"))],
+        String::new(),
+    )
+    .await;
+    let names: Vec<&str> = orgs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"too-late"), "{names:?}");
+    let (status, hdrs, _) = call(
+        "GET",
+        "/console/organizations".into(),
+        vec![("cookie", cookie)],
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session stays ended");
+    assert_eq!(header(&hdrs, "location"), "/console/sign-in?ended=1");
+    running.shutdown().await;
 }
