@@ -17,14 +17,15 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::FutureExt as _;
 use http::header::{HeaderMap, HeaderValue};
 use keygate::authn::{presented, Accept, Authenticator, Cache};
-use keygate::clock::{SharedClock, SystemClock};
+use keygate::clock::{Clock as _, SharedClock, SystemClock};
 use keygate::config::{Config, RateSpec};
 use keygate::jwt::{KeyRing, Verifier};
 use keygate::listener::{ConnInfo, Scheme};
 use keygate::proxy::headers;
+use keygate::quota::{window, Charge, Charges};
 use keygate::ratelimit::RateLimits;
 use keygate::secret::ApiKeyFormat;
-use keygate::store::{AuthEntry, Role};
+use keygate::store::{AuthEntry, Quota, QuotaPeriod, Role};
 use keygate::telemetry::metrics::{
     Metrics, AUTH_DURATION, REQUESTS, REQUEST_DURATION, UPSTREAM_DURATION,
 };
@@ -53,6 +54,41 @@ fn hot_steps(c: &mut Criterion) {
     let peer: IpAddr = "127.0.0.1".parse().unwrap();
     g.bench_function("rate_limit_check_local", |b| {
         b.iter(|| black_box(limits.check(0, black_box(account), peer).now_or_never()))
+    });
+    // The limit phase with a key's and an account's quota to spend from,
+    // against the same phase with none (local backend).
+    let none = Charges::default();
+    g.bench_function("admit_without_quota_local", |b| {
+        b.iter(|| {
+            black_box(
+                limits
+                    .admit(0, black_box(account), peer, none, 1)
+                    .now_or_never(),
+            )
+        })
+    });
+    let month = Quota {
+        limit: 1 << 60,
+        period: QuotaPeriod::Month,
+        reset_at: None,
+    };
+    let now = SystemClock.now_ms();
+    let owner = Uuid::now_v7();
+    let charge = |subject: Uuid| Charge {
+        subject,
+        account: owner,
+        limit: month.limit,
+        window: window(&month, now),
+    };
+    let both = Charges::new(Some(charge(Uuid::now_v7())), Some(charge(owner)));
+    g.bench_function("admit_with_key_and_account_quota_local", |b| {
+        b.iter(|| {
+            black_box(
+                limits
+                    .admit(0, black_box(account), peer, both, 1)
+                    .now_or_never(),
+            )
+        })
     });
     // The same check against Redis (one round trip to a local Redis), when
     // one answers at KEYGATE_TEST_REDIS_URL (default 127.0.0.1:6379).

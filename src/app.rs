@@ -21,6 +21,7 @@ use crate::admin::{self, AdminState};
 use crate::authn::{Authenticator, Cache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::console;
 use crate::decision::{self, Decider};
 use crate::events::leaks::Leaks;
 use crate::jwt::upstream::UpstreamTokens;
@@ -251,7 +252,18 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         metrics_token: config.admin.metrics_token.clone(),
         webhooks,
     });
-    let router = admin::router(state);
+    let console = console::ConsoleState::new(console::Console {
+        manager: Arc::clone(&manager),
+        authn: Arc::clone(&authn),
+        clock: Arc::clone(&clock),
+        replica_id: syncer.replica_id(),
+        tokens: config.tokens.clone(),
+        sessions: console::Sessions::new(
+            config.admin.console_session_ttl,
+            config.admin.tls.is_some(),
+        ),
+    });
+    let router = admin::router(state).merge(console::router(console));
     tasks.push(tokio::spawn(admin.serve(
         options(admin_tls),
         move |conn: Arc<ConnInfo>| {

@@ -28,6 +28,7 @@ pub mod authn;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod decision;
 pub mod events;
 pub mod jwt;

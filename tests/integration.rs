@@ -27,6 +27,10 @@ mod attacks_admin;
 mod attacks_second;
 #[path = "integration/attacks_tokens.rs"]
 mod attacks_tokens;
+#[path = "integration/console.rs"]
+mod console;
+#[path = "integration/console_pages.rs"]
+mod console_pages;
 #[path = "integration/decision.rs"]
 mod decision;
 #[path = "integration/decision_nginx.rs"]

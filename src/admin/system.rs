@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::extract::{query_id, Caller, QueryParams};
 use super::openapi::Refusals;
-use super::organizations::PageParams;
 use super::views::{AuditView, Page, ReplicaView};
 use super::{AdminState, ApiError};
 
@@ -107,23 +106,45 @@ pub(super) async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> 
         .into_response()
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditParams {
+    /// Only events about this account: it acted, was acted on, or one of
+    /// its keys or credentials was.
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    service_account_id: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[serde(default)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    after: Option<String>,
+}
+
 #[utoipa::path(
     get,
     operation_id = "listAuditEvents",
     path = "/v1/audit-events",
     tag = "audit",
     summary = "List audit events",
-    params(PageParams),
+    params(AuditParams),
     responses((status = 200, description = "OK", body = Page<AuditView>), Refusals),
     security(("bearer" = []))
 )]
 pub(super) async fn audit_events(
     State(s): State<AdminState>,
     Caller { actor, .. }: Caller,
-    QueryParams(q): QueryParams<PageParams>,
+    QueryParams(q): QueryParams<AuditParams>,
 ) -> Result<Json<Page<AuditView>>, ApiError> {
     let after = query_id(q.after.as_deref(), "after")?;
-    let listing = s.manager.audit_events(&actor, after, q.limit).await?;
+    let account = query_id(q.service_account_id.as_deref(), "service_account_id")?;
+    let listing = s
+        .manager
+        .audit_events(&actor, account, after, q.limit)
+        .await?;
     Ok(Json(Page::from(listing, |e| e.id, AuditView::from)))
 }
 

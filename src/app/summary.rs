@@ -73,6 +73,13 @@ pub fn render(f: &Facts, program: &str) -> String {
     };
     line("public", &format!("{}  routes, /oauth2/token", f.public));
     line("admin", &format!("{}  /v1 API, /readyz, /metrics", f.admin));
+    line(
+        "console",
+        &format!(
+            "{}/console/  in a browser, sign in with an admin key",
+            f.admin_local
+        ),
+    );
     if let Some(decision) = &f.decision {
         line("decision", &format!("{decision}  ext_authz (gRPC), /authz"));
     }
@@ -316,6 +323,10 @@ prefix = "/billing"
         let text = render(&facts, "keygate");
         assert!(text.contains("public    https://127.0.0.1:8443"), "{text}");
         assert!(text.contains("admin     http://127.0.0.1:8081"), "{text}");
+        assert!(
+            text.contains("console   http://127.0.0.1:8081/console/"),
+            "{text}"
+        );
         assert!(
             config_line(&c).starts_with("public https://"),
             "{}",

@@ -201,6 +201,15 @@ impl Authenticator {
         self.lookup(secret, accept, now).ok_or(Refusal::Invalid)
     }
 
+    /// Whether the API key behind a console session (kept only as its
+    /// SHA-256) is still live: not revoked, its account open, the cache
+    /// fresh. Asked on every console request, so a revocation ends the
+    /// session at once. Nothing is charged: the key was good at sign-in.
+    pub fn session(&self, key: &KeyHash) -> Result<Arc<Principal>, Refusal> {
+        let now = self.fresh()?;
+        self.hashed(key, now).ok_or(Refusal::Invalid)
+    }
+
     fn lookup(&self, secret: &str, accept: Accept<'_>, now: i64) -> Option<Arc<Principal>> {
         match accept {
             Accept::Route { audience } if looks_like_jwt(secret) => self.jwt(secret, audience, now),

@@ -89,6 +89,8 @@ pub struct AdminConfig {
     /// When set, `/metrics` answers only `Authorization: Bearer <token>`;
     /// unset, it answers anyone who reaches the (private) admin listener.
     pub metrics_token: Option<Secret>,
+    /// How long a console sign-in lasts (`/console/`), from sign-in.
+    pub console_session_ttl: Duration,
 }
 
 /// The decision listener: answers other proxies' "may this request pass,

@@ -81,6 +81,7 @@ pub(crate) struct RawAdmin {
     pub(crate) client_auth: Option<String>,
     pub(crate) metrics: bool,
     pub(crate) metrics_token: Option<String>,
+    pub(crate) console_session_ttl: String,
 }
 
 impl Default for RawAdmin {
@@ -93,6 +94,7 @@ impl Default for RawAdmin {
             client_auth: None,
             metrics: true,
             metrics_token: None,
+            console_session_ttl: "15m".into(),
         }
     }
 }

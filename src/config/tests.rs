@@ -194,3 +194,22 @@ audience = "reports-api"
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+#[test]
+fn console_sessions_are_short_lived() {
+    let c = Config::defaults(&HashMap::new()).unwrap();
+    assert_eq!(c.admin.console_session_ttl, Duration::from_secs(15 * 60));
+    for bad in ["30s", "2d"] {
+        let err = Config::from_toml(
+            &format!("[admin]\nconsole_session_ttl = \"{bad}\"\n"),
+            &HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("admin.console_session_ttl"), "{err}");
+    }
+    // A value that is no duration is named once, not twice.
+    let err = Config::from_toml("[admin]\nconsole_session_ttl = \"soon\"\n", &HashMap::new())
+        .unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+}

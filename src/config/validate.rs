@@ -36,6 +36,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "client_auth",
             "metrics",
             "metrics_token",
+            "console_session_ttl",
         ],
     ),
     (
@@ -168,6 +169,18 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             }
             Secret::new(t.clone())
         }),
+        console_session_ttl: {
+            let ttl = p.duration("admin.console_session_ttl", &a.console_session_ttl);
+            let parsed = humantime::parse_duration(&a.console_session_ttl).is_ok();
+            if parsed && !(Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&ttl)
+            {
+                p.push(
+                    "admin.console_session_ttl",
+                    "must be between 1m and 24h (a console session is short-lived)",
+                );
+            }
+            ttl
+        },
     };
     if server.listen == admin.listen && server.listen.port() != 0 {
         p.push(

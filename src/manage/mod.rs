@@ -325,9 +325,12 @@ impl Manager {
         }
     }
 
+    /// Audit events the actor may read, newest last; with `account`, only
+    /// those about that account (one the actor may see).
     pub async fn audit_events(
         &self,
         actor: &Actor,
+        account: Option<Uuid>,
         after: Option<Uuid>,
         limit: Option<u32>,
     ) -> Result<Listing<AuditEvent>> {
@@ -338,10 +341,14 @@ impl Manager {
             ));
         }
         let page = Self::page(Cursor::after(after), limit)?;
+        if let Some(id) = account {
+            // Another organization's account answers not found.
+            self.account(actor, id).await?;
+        }
         let only = (!actor.admin).then_some(actor.organization_id);
         let events = self
             .store
-            .audit_events(only, page)
+            .audit_events(only, account, page)
             .await
             .map_err(|e| from_store(e, "audit event"))?;
         Ok(Self::listing(events, page))

@@ -329,9 +329,12 @@ pub trait Store: EventStore + Send + Sync + 'static {
     /// Accounts with a quota or a narrowing key or credential.
     async fn narrowed_accounts(&self) -> Result<Vec<Uuid>>;
 
+    /// Audit events, of one organization and about one account when given
+    /// (the account acted, was acted on, or its key or credential was).
     async fn audit_events(
         &self,
         organization_id: Option<Uuid>,
+        account_id: Option<Uuid>,
         page: Keyset,
     ) -> Result<Vec<AuditEvent>>;
 

@@ -379,3 +379,89 @@ async fn writes_answer_revision_header() {
         "revisions {r1} {r2} {r3} {r4}"
     );
 }
+
+/// `GET /v1/audit-events?service_account_id=`: what the account did, what
+/// was done to it, and to its keys and credentials — no other account's;
+/// another organization's account answers 404 to an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_filter_by_account() {
+    let h = Harness::start("").await;
+    let org = h.create_org("audited").await;
+    let (owner, owner_key) = h
+        .create_account_with(json!({
+            "organization_id": org, "name": "boss", "role": "owner", "scopes": ["orders:read"],
+        }))
+        .await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let (other, _) = h.create_account(&org, &["orders:read"]).await;
+    let (status, _, key) = h
+        .admin_as(
+            &owner_key,
+            "POST",
+            &format!("/v1/service-accounts/{account}/api-keys"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key_id = key["id"].as_str().unwrap();
+    h.admin(
+        "DELETE",
+        &format!("/v1/service-accounts/{account}/api-keys/{key_id}"),
+        None,
+    )
+    .await;
+    h.admin(
+        "POST",
+        &format!("/v1/service-accounts/{other}/credentials"),
+        Some(json!({"name": "ci"})),
+    )
+    .await;
+    let actions = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, _, body) = h
+        .admin(
+            "GET",
+            &format!("/v1/audit-events?service_account_id={account}&limit=100"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        actions(&body),
+        ["service_account.create", "api_key.create", "api_key.revoke"],
+        "{body}"
+    );
+    // The owner's own: its creation, and the key it issued to another.
+    let (_, _, body) = h
+        .admin_as(
+            &owner_key,
+            "GET",
+            &format!("/v1/audit-events?service_account_id={owner}"),
+            None,
+        )
+        .await;
+    assert_eq!(actions(&body), ["service_account.create", "api_key.create"]);
+    // Another organization's account: not found for the owner.
+    let elsewhere = h.create_org("elsewhere").await;
+    let (stranger, _) = h.create_account(&elsewhere, &[]).await;
+    let (status, _, _) = h
+        .admin_as(
+            &owner_key,
+            "GET",
+            &format!("/v1/audit-events?service_account_id={stranger}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, body) = h
+        .admin("GET", "/v1/audit-events?service_account_id=nope", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["param"], "service_account_id");
+}

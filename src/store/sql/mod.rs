@@ -442,11 +442,24 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn audit_events(
         &self,
         organization_id: Option<Uuid>,
+        account_id: Option<Uuid>,
         page: Keyset,
     ) -> Result<Vec<AuditEvent>> {
         let mut stmt = Stmt::new("SELECT * FROM audit_events WHERE 1 = 1");
         if let Some(org) = organization_id {
             stmt.push_arg(" AND organization_id = ", org);
+        }
+        if let Some(account) = account_id {
+            // Key and credential events name their account in `details`
+            // (`"service_account_id":"<uuid>"`, as serde_json writes it: a
+            // UUID holds no LIKE wildcard).
+            stmt.push_arg(" AND (target_id = ", account);
+            stmt.push_arg(" OR actor_id = ", account);
+            stmt.push_arg(
+                " OR details LIKE ",
+                format!("%\"service_account_id\":\"{account}\"%"),
+            );
+            stmt.push(")");
         }
         keyset(&mut stmt, "id", page);
         Ok(ascending(self.all(stmt, audit_from).await?, page))
