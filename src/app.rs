@@ -263,7 +263,9 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
             config.admin.tls.is_some(),
         ),
     });
-    let router = admin::router(state).merge(console::router(console));
+    let router = admin::router(state)
+        .merge(console::router(console))
+        .layer(axum::middleware::from_fn(crate::listener::close_if_unread));
     tasks.push(tokio::spawn(admin.serve(
         options(admin_tls),
         move |conn: Arc<ConnInfo>| {

@@ -12,6 +12,8 @@ mod receiver;
 mod servers;
 #[path = "integration/support.rs"]
 mod support;
+#[path = "integration/unread.rs"]
+mod unread;
 #[path = "integration/wire.rs"]
 mod wire;
 

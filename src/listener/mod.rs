@@ -12,6 +12,7 @@ mod handshake;
 mod subject;
 pub mod tls;
 mod trust;
+mod unread;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +32,7 @@ pub use client::ClientAddr;
 pub use handshake::FailedHandshakes;
 pub use tls::Tls;
 pub use trust::TrustedProxies;
+pub use unread::close_if_unread;
 
 /// The scheme a connection arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,6 +119,11 @@ impl Proxy {
             .record
             .logging()
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
+        // A refusal is answered without reading the body; on HTTP/1.1 the
+        // connection then cannot carry another request (see
+        // `listener::close_if_unread`), so the answer says so.
+        let body_pending =
+            req.version() < http::Version::HTTP_2 && !http_body::Body::is_end_stream(req.body());
         let mut ctx = Ctx::new();
         let answer = match (phases::admit(req.headers()), beside) {
             (Err(refusal), _) => Err(refusal),
@@ -128,7 +133,14 @@ impl Proxy {
         let mut res = match answer {
             Ok(res) => res,
             Err(refusal) if grpc => refusal.into_grpc_response(),
-            Err(refusal) => refusal.into_response(),
+            Err(refusal) => {
+                let mut res = refusal.into_response();
+                if body_pending {
+                    res.headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                res
+            }
         };
         respond::limit_headers(res.headers_mut(), ctx.limit.as_ref(), ctx.quota.as_ref());
         if started.is_some() {
