@@ -173,8 +173,21 @@ fn facts(a: &ServiceAccount, state: &str, org_name: Option<&str>) -> Markup {
             dt { "Last used" } dd { (layout::when_or(a.last_used_at, "never")) }
             dt { "Expires" } dd { (layout::when_or(a.expires_at, "never")) }
             dt { "Rate limit" } dd { (a.rate_limit.as_deref().unwrap_or("default")) }
+            dt { "Quota" } dd { (quota_text(a.quota.as_ref())) }
             dt { "Created" } dd { (layout::when(a.created_at)) }
         }
+    }
+}
+
+/// `1000 a day`, `500 in all`, or `none`.
+fn quota_text(q: Option<&crate::store::Quota>) -> String {
+    match q {
+        None => "none".into(),
+        Some(q) => match q.period {
+            crate::store::QuotaPeriod::Day => format!("{} a day (UTC)", q.limit),
+            crate::store::QuotaPeriod::Month => format!("{} a month (UTC)", q.limit),
+            crate::store::QuotaPeriod::None => format!("{} in all", q.limit),
+        },
     }
 }
 
