@@ -25,6 +25,8 @@ mod attacks_admin;
 mod attacks_second;
 #[path = "integration/attacks_tokens.rs"]
 mod attacks_tokens;
+#[path = "integration/contract.rs"]
+mod contract;
 #[path = "integration/decision.rs"]
 mod decision;
 #[path = "integration/decision_nginx.rs"]

@@ -56,11 +56,14 @@ impl CredentialView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCredential {
+    /// Default `default`.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: Option<String>,
-    /// RFC 3339; the credential stops then.
+    /// RFC 3339, in the future; the credential stops then.
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: Option<String>,
@@ -71,9 +74,10 @@ pub(super) struct CreateCredential {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateCredential {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
