@@ -27,6 +27,8 @@ mod attacks_second;
 mod attacks_tokens;
 #[path = "integration/contract.rs"]
 mod contract;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/decision.rs"]
 mod decision;
 #[path = "integration/decision_nginx.rs"]

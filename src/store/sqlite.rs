@@ -1,5 +1,6 @@
-//! The SQLite backend: the embedded default. WAL mode, foreign keys on,
-//! schema from the embedded migrations. Writes are serialised in-process
+//! The SQLite backend: the embedded default. WAL mode with
+//! `synchronous = FULL`, foreign keys on, schema from the embedded
+//! migrations. Writes are serialised in-process
 //! (SQLite has one writer anyway) so a batch never fails on a lock upgrade;
 //! other processes sharing the file wait on `busy_timeout`.
 
@@ -38,8 +39,15 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(Error::Unavailable)?
             .create_if_missing(true)
+            // WAL: readers never block the writer, and a commit is one
+            // append. A process killed mid-write loses nothing committed in
+            // either `NORMAL` or `FULL` (the WAL is in the OS's hands once
+            // written); `FULL` also fsyncs it at every commit, so an answered
+            // revocation survives a power cut or a kernel crash too, where
+            // `NORMAL` could roll the last commits back and revive a revoked
+            // key. Admin writes are rare; an fsync each is cheap insurance.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             // SQLite runs on a thread of its own and hands rows over one by
