@@ -57,6 +57,8 @@ mod observability;
 mod openapi;
 #[path = "integration/operations.rs"]
 mod operations;
+#[path = "integration/outage.rs"]
+mod outage;
 #[path = "integration/protocols.rs"]
 mod protocols;
 #[path = "integration/proxy.rs"]
