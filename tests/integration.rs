@@ -37,6 +37,8 @@ mod decision_nginx;
 mod decision_tls;
 #[path = "integration/dialects.rs"]
 mod dialects;
+#[path = "integration/disk_full.rs"]
+mod disk_full;
 #[path = "integration/fleet.rs"]
 mod fleet;
 #[path = "integration/hardening.rs"]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
 use super::sql::rows::db;
@@ -69,16 +69,62 @@ impl SqliteStore {
 }
 
 impl Sqlite {
-    async fn run_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, stmts: Vec<Stmt>) -> Result<()> {
+    /// Runs `stmts` (and `change`, returning its revision) in one
+    /// transaction on a connection of its own, under the writer lock.
+    ///
+    /// A failed write closes its connection instead of returning it to the
+    /// pool. After `SQLITE_FULL` or an I/O error SQLite may or may not have
+    /// rolled the transaction back, and sqlx's own count of open
+    /// transactions can disagree with it; a connection reused in that state
+    /// nested the next writes in a transaction that never committed —
+    /// answered 201, then lost, with the write lock held meanwhile. Closing
+    /// the connection rolls back whatever it held.
+    async fn transact(&self, stmts: Vec<Stmt>, change: Option<Stmt>) -> Result<Option<i64>> {
+        let _serialised = self.write_lock.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let done = Self::in_transaction(&mut conn, stmts, change).await;
+        if done.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let _ = conn.close().await;
+        }
+        done
+    }
+
+    async fn in_transaction(
+        conn: &mut SqliteConnection,
+        stmts: Vec<Stmt>,
+        change: Option<Stmt>,
+    ) -> Result<Option<i64>> {
+        // IMMEDIATE: the write lock is taken here, so another process sharing
+        // the file makes this wait (busy_timeout), never fail mid-batch.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
         for s in stmts {
             let on_no_row = s.on_no_row;
             let done = bind_all(sqlx::query(&s.sql), s.args)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(db)?;
             on_no_row.check(done.rows_affected())?;
         }
-        Ok(())
+        let revision = match change {
+            Some(change) => Some(
+                bind_all(sqlx::query(&change.sql), change.args)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db)?
+                    .try_get("revision")
+                    .map_err(db)?,
+            ),
+            None => None,
+        };
+        sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(revision)
     }
 }
 
@@ -94,24 +140,13 @@ impl Backend for Sqlite {
     }
 
     async fn run(&self, stmts: Vec<Stmt>) -> Result<()> {
-        let _serialised = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        Self::run_in(&mut tx, stmts).await?;
-        tx.commit().await.map_err(db)
+        self.transact(stmts, None).await.map(|_| ())
     }
 
     async fn commit(&self, stmts: Vec<Stmt>, change: Stmt) -> Result<i64> {
-        let _serialised = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        Self::run_in(&mut tx, stmts).await?;
-        let revision: i64 = bind_all(sqlx::query(&change.sql), change.args)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .try_get("revision")
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(revision)
+        self.transact(stmts, Some(change))
+            .await?
+            .ok_or(Error::Corrupt("the change feed returned no revision"))
     }
 
     async fn close(&self) {

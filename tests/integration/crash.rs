@@ -28,7 +28,7 @@ const ROUNDS: usize = 20;
 const WRITERS: usize = 4;
 
 /// One keygate process.
-struct Node {
+pub(crate) struct Node {
     child: Child,
     public: SocketAddr,
     admin: SocketAddr,
@@ -47,7 +47,23 @@ fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-async fn boot(dir: &Path, store: &str, upstream: SocketAddr) -> Node {
+pub(crate) async fn boot(dir: &Path, store: &str, upstream: SocketAddr) -> Node {
+    boot_as(
+        dir,
+        store,
+        upstream,
+        Command::new(env!("CARGO_BIN_EXE_keygate")),
+    )
+    .await
+}
+
+/// As [`boot`], with `command` (the binary, or a shell that execs it).
+pub(crate) async fn boot_as(
+    dir: &Path,
+    store: &str,
+    upstream: SocketAddr,
+    mut command: Command,
+) -> Node {
     let (public, admin) = (free_addr(), free_addr());
     let poll = if store.starts_with("postgres") {
         "1s"
@@ -66,7 +82,7 @@ async fn boot(dir: &Path, store: &str, upstream: SocketAddr) -> Node {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_keygate"))
+    let child = command
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)
         .env("KEYGATE_ADMIN_KEY", ADMIN_KEY)
@@ -95,8 +111,12 @@ async fn boot(dir: &Path, store: &str, upstream: SocketAddr) -> Node {
 }
 
 impl Node {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// An admin request; `None` when the process did not answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -115,7 +135,7 @@ impl Node {
     }
 
     /// The status the proxy answers for `key`.
-    async fn key_status(&self, key: &str) -> StatusCode {
+    pub(crate) async fn key_status(&self, key: &str) -> StatusCode {
         let req = Request::builder()
             .uri(format!("http://{}/orders/probe", self.public))
             .header("x-api-key", key)
