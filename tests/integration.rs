@@ -49,6 +49,8 @@ mod jwt;
 mod jwt_limits;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/oauth.rs"]
 mod oauth;
 #[path = "integration/oauth_clients.rs"]

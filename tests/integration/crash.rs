@@ -30,8 +30,8 @@ const WRITERS: usize = 4;
 /// One keygate process.
 pub(crate) struct Node {
     child: Child,
-    public: SocketAddr,
-    admin: SocketAddr,
+    pub(crate) public: SocketAddr,
+    pub(crate) admin: SocketAddr,
     client: HttpClient,
 }
 
