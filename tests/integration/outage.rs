@@ -9,31 +9,16 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use serde_json::json;
 
+use crate::replicas::until;
 use crate::support::{pg_schema_url, send, Cable, Harness};
 
-/// Polls `GET /orders/1` with `key` on `addr` until it answers `want`.
-async fn until(
-    h: &Harness,
-    addr: std::net::SocketAddr,
-    key: &str,
-    want: StatusCode,
-    within: Duration,
-) -> Duration {
-    let auth = format!("Bearer {key}");
-    let started = Instant::now();
-    loop {
-        let (status, _, _) = h
-            .send_to(addr, "GET", "/orders/1", &[("authorization", &auth)])
-            .await;
-        if status == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{addr} still answers {status}, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// A PostgreSQL schema of its own, and its URL through a relay the test
+/// can cut: `(cable, direct url, url through the cable)`.
+async fn cabled() -> Option<(Cable, String, String)> {
+    let url = pg_schema_url().await?;
+    let cable = Cable::to("127.0.0.1:5432".parse().unwrap()).await;
+    let via_cable = url.replace("127.0.0.1:5432", &cable.addr.to_string());
+    Some((cable, url, via_cable))
 }
 
 /// Steady proxy traffic with `key` against both replicas until `stop`;
@@ -78,11 +63,9 @@ fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_outage_under_load_serves_from_cache_refuses_writes_once_and_catches_up() {
-    let Some(url) = pg_schema_url().await else {
+    let Some((cable, _, via_cable)) = cabled().await else {
         return;
     };
-    let cable = Cable::to("127.0.0.1:5432".parse().unwrap()).await;
-    let via_cable = url.replace("127.0.0.1:5432", &cable.addr.to_string());
     // Polling every 30 s: a replica that catches up sooner heard NOTIFY on a
     // listener it re-established by itself.
     let env = [
@@ -95,14 +78,7 @@ async fn postgres_outage_under_load_serves_from_cache_refuses_writes_once_and_ca
     let org = h.create_org("acme").await;
     let (_, steady) = h.create_account(&org, &["orders:read"]).await;
     let (doomed, doomed_key) = h.create_account(&org, &["orders:read"]).await;
-    until(
-        &h,
-        replica.public_addr(),
-        &doomed_key,
-        StatusCode::OK,
-        Duration::from_secs(5),
-    )
-    .await;
+    until(&h, replica.public_addr(), &doomed_key, StatusCode::OK).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, bad, traffic) = load(
@@ -175,7 +151,6 @@ async fn postgres_outage_under_load_serves_from_cache_refuses_writes_once_and_ca
         replica.public_addr(),
         &doomed_key,
         StatusCode::UNAUTHORIZED,
-        Duration::from_secs(5),
     )
     .await;
     stop.store(true, Ordering::SeqCst);
@@ -195,11 +170,9 @@ async fn postgres_outage_under_load_serves_from_cache_refuses_writes_once_and_ca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_store_restarts_catches_up_on_what_it_missed_meanwhile() {
-    let Some(url) = pg_schema_url().await else {
+    let Some((cable, url, via_cable)) = cabled().await else {
         return;
     };
-    let cable = Cable::to("127.0.0.1:5432".parse().unwrap()).await;
-    let via_cable = url.replace("127.0.0.1:5432", &cable.addr.to_string());
     let env = [
         ("KEYGATE_STORE__POLL_INTERVAL", "30s"),
         ("KEYGATE_RATE_LIMIT__FAILED_AUTH", "1000000/s"),
@@ -208,14 +181,7 @@ async fn a_replica_whose_store_restarts_catches_up_on_what_it_missed_meanwhile()
     let reader = Harness::start_with(Some(via_cable), "", &env).await;
     let org = writer.create_org("acme").await;
     let (account, key) = writer.create_account(&org, &["orders:read"]).await;
-    until(
-        &reader,
-        reader.public_addr(),
-        &key,
-        StatusCode::OK,
-        Duration::from_secs(5),
-    )
-    .await;
+    until(&reader, reader.public_addr(), &key, StatusCode::OK).await;
 
     // The reader's store connections drop and come back 800 ms later, the way
     // a PostgreSQL restart looks from a client; meanwhile another replica
@@ -230,7 +196,6 @@ async fn a_replica_whose_store_restarts_catches_up_on_what_it_missed_meanwhile()
         reader.public_addr(),
         &key,
         StatusCode::UNAUTHORIZED,
-        Duration::from_secs(5),
     )
     .await;
     eprintln!("missed notification recovered in {took:?}");
