@@ -7,6 +7,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -68,24 +69,38 @@ impl SqliteStore {
     }
 }
 
+/// A connection in the middle of a write; dropped unfinished, it is closed.
+struct Unfinished(Option<PoolConnection<sqlx::Sqlite>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 impl Sqlite {
     /// Runs `stmts` (and `change`, returning its revision) in one
     /// transaction on a connection of its own, under the writer lock.
     ///
-    /// A failed write closes its connection instead of returning it to the
-    /// pool. After `SQLITE_FULL` or an I/O error SQLite may or may not have
-    /// rolled the transaction back, and sqlx's own count of open
-    /// transactions can disagree with it; a connection reused in that state
-    /// nested the next writes in a transaction that never committed —
-    /// answered 201, then lost, with the write lock held meanwhile. Closing
-    /// the connection rolls back whatever it held.
+    /// A write that fails, or is abandoned midway (its request cancelled),
+    /// closes its connection instead of returning it to the pool; closing
+    /// rolls back whatever it held. After `SQLITE_FULL` or an I/O error
+    /// SQLite may or may not have rolled the transaction back, and sqlx's own
+    /// count of open transactions could disagree with it: a connection reused
+    /// in that state nested the next writes in a transaction that never
+    /// committed — answered 201, then lost, with the write lock held.
     async fn transact(&self, stmts: Vec<Stmt>, change: Option<Stmt>) -> Result<Option<i64>> {
         let _serialised = self.write_lock.lock().await;
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        let done = Self::in_transaction(&mut conn, stmts, change).await;
-        if done.is_err() {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            let _ = conn.close().await;
+        let mut writing = Unfinished(Some(self.pool.acquire().await.map_err(db)?));
+        let Some(conn) = writing.0.as_mut() else {
+            return Err(Error::Corrupt("no connection to write on"));
+        };
+        let done = Self::in_transaction(conn, stmts, change).await;
+        if done.is_ok() {
+            // Committed: the connection goes back to the pool as it was.
+            writing.0.take();
         }
         done
     }
