@@ -409,11 +409,12 @@ async fn sigkill_during_admin_writes_loses_nothing_answered_and_leaves_nothing_h
     );
 }
 
-/// `Child::kill` is SIGKILL on Unix.
+/// SIGKILL through the shell's own `kill` (the writers still hold the
+/// node, so `Child::kill`, which needs it alone, cannot be used).
 fn sigkill(node: &Arc<Node>) {
     let pid = node.child.id();
-    let status = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -KILL {pid}")])
         .status()
         .unwrap();
     assert!(status.success());
