@@ -33,6 +33,10 @@ mod attacks_tokens;
 mod console;
 #[path = "integration/console_pages.rs"]
 mod console_pages;
+#[path = "integration/contract.rs"]
+mod contract;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/decision.rs"]
 mod decision;
 #[path = "integration/decision_nginx.rs"]
@@ -41,6 +45,8 @@ mod decision_nginx;
 mod decision_tls;
 #[path = "integration/dialects.rs"]
 mod dialects;
+#[path = "integration/disk_full.rs"]
+mod disk_full;
 #[path = "integration/events.rs"]
 mod events;
 #[path = "integration/events_figures.rs"]
@@ -59,6 +65,8 @@ mod jwt_limits;
 mod leaks;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/narrowing.rs"]
 mod narrowing;
 #[path = "integration/oauth.rs"]
@@ -71,6 +79,8 @@ mod observability;
 mod openapi;
 #[path = "integration/operations.rs"]
 mod operations;
+#[path = "integration/outage.rs"]
+mod outage;
 #[path = "integration/protocols.rs"]
 mod protocols;
 #[path = "integration/proxy.rs"]

@@ -61,21 +61,22 @@ impl CredentialView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCredential {
+    /// Default `default`.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: Option<String>,
-    /// RFC 3339; the credential stops then.
+    /// RFC 3339, in the future; the credential stops then.
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: Option<String>,
-    /// A subset of the account's scopes: what this credential (and every
-    /// token minted from it) may do (default: all of the account's).
     #[serde(default)]
+    #[schema(schema_with = super::openapi::narrower_scopes)]
     scopes: Option<Vec<String>>,
-    /// Client addresses (CIDRs) the credential may be used from, at the
-    /// token endpoint and with its tokens (default: any).
     #[serde(default)]
+    #[schema(schema_with = super::openapi::cidrs)]
     allowed_cidrs: Option<Vec<String>>,
     /// The credential's own quota, spent by its tokens beside its account's.
     #[serde(default)]
@@ -87,20 +88,19 @@ pub(super) struct CreateCredential {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateCredential {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
-    /// `null`: back to all of the account's scopes.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = super::openapi::narrower_scopes)]
     scopes: Option<Option<Vec<String>>>,
-    /// `null`: any address.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = super::openapi::cidrs)]
     allowed_cidrs: Option<Option<Vec<String>>>,
     /// `null`: no quota of its own.
     #[serde(default, deserialize_with = "nullable")]

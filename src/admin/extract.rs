@@ -194,18 +194,44 @@ pub(super) fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Parses an optional id from a query parameter, naming it when malformed.
+/// An id from the query; present but empty is malformed, as the document's
+/// `format: uuid` says.
 pub(super) fn query_id(raw: Option<&str>, param: &str) -> Result<Option<Uuid>, ApiError> {
-    raw.filter(|s| !s.is_empty())
-        .map(|s| {
-            Uuid::parse_str(s).map_err(|_| {
-                ApiError::invalid(
-                    "invalid_value",
-                    format!("{param}: {s:?} is not an id"),
-                    Some(param.into()),
-                )
-            })
+    raw.map(|s| {
+        Uuid::parse_str(s).map_err(|_| {
+            ApiError::invalid(
+                "invalid_value",
+                format!("{param}: {s:?} is not an id"),
+                Some(param.into()),
+            )
         })
-        .transpose()
+    })
+    .transpose()
+}
+
+/// Serde helper for counts of seconds: a JSON number without a fractional
+/// part, as JSON Schema's `integer` means it, so `30.0` reads as 30 like `30`.
+pub(super) fn whole_number<'de, D>(d: D) -> Result<u64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let n = <serde_json::Number as serde::Deserialize>::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    match n.as_f64() {
+        // 2^64 is exactly representable; anything at or past it does not fit.
+        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
+            // The range check above makes this cast exact and lossless enough:
+            // every such value is a whole number below 2^64.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(f as u64)
+        }
+        _ => Err(D::Error::custom(
+            "must be a whole, non-negative number of seconds",
+        )),
+    }
 }
 
 /// Serde helper for PATCH fields: absent → `None`, `null` → `Some(None)`.

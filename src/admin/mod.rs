@@ -131,13 +131,15 @@ fn v1() -> OpenApiRouter<AdminState> {
 
 /// The OpenAPI 3.1 document of the `/v1` API, as served at `/openapi.json`.
 pub fn openapi_document() -> String {
-    v1().into_openapi()
-        .to_pretty_json()
+    let mut doc = v1().into_openapi();
+    openapi::finish(&mut doc);
+    doc.to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 pub fn router(state: AdminState) -> Router {
-    let (v1, spec) = v1().split_for_parts();
+    let (v1, mut spec) = v1().split_for_parts();
+    openapi::finish(&mut spec);
     let spec: Arc<str> = spec
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

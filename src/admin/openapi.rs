@@ -5,8 +5,12 @@
 //! (`utoipa_axum::routes!`), so a route cannot exist without its
 //! description.
 
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{
+    Array, ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
@@ -101,6 +105,187 @@ pub(super) fn account_state() -> Object {
         &["active", "disabled", "expired", "closed"],
         "Derived from enabled, expires_at and closure",
     )
+}
+
+/// What `manage::validate` accepts as a name: no control character (Unicode
+/// `Cc`, what `char::is_control` means) and at least one character that is
+/// not white space (what `str::trim` removes), written out so every regex
+/// dialect (ECMA-262, Python, Rust) reads it alike. Anchored with `^`…`$` and
+/// free of `\n`, so Python's `$`-before-newline cannot matter.
+const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
+    [^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]\
+    [^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+fn text(nullable: bool, max: usize, description: &str) -> Object {
+    let kind = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(kind)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(NAME_PATTERN))
+        .description(Some(description))
+        .build()
+}
+
+const NAME: &str = "1 to 255 characters, not all white space, no control characters";
+
+/// A required name, as `manage::validate::valid_name` checks it.
+pub(super) fn name() -> Object {
+    text(false, 255, NAME)
+}
+
+/// An optional name (`null` or absent: unchanged, or the default).
+pub(super) fn optional_name() -> Object {
+    text(true, 255, NAME)
+}
+
+/// An organization's abbreviation (`null` clears it).
+pub(super) fn abbreviation() -> Object {
+    text(
+        true,
+        32,
+        "1 to 32 characters, not all white space, no control characters",
+    )
+}
+
+/// Scopes: at most 100, each 1–128 visible ASCII characters.
+fn scope_list(nullable: bool) -> Array {
+    let kind = if nullable {
+        SchemaType::from_iter([Type::Array, Type::Null])
+    } else {
+        SchemaType::Type(Type::Array)
+    };
+    ArrayBuilder::new()
+        .schema_type(kind)
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[!-~]{1,128}$")),
+        )
+        .max_items(Some(100))
+        .description(Some(
+            "What the account may do, e.g. `[\"orders:read\"]`: at most 100 scopes, each 1 to \
+             128 visible ASCII characters",
+        ))
+        .build()
+}
+
+/// An account's scopes at creation.
+pub(super) fn scopes() -> Array {
+    scope_list(false)
+}
+
+/// An account's new scopes (`null` or absent: unchanged).
+pub(super) fn optional_scopes() -> Array {
+    scope_list(true)
+}
+
+/// A key's or credential's client addresses: 1 to 100 CIDRs or bare
+/// addresses (`null` or absent: any address, or unchanged).
+pub(super) fn cidrs() -> Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(43))
+                .description(Some("a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or an address")),
+        )
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .description(Some(
+            "Client addresses (resolved through `trusted_proxies`) the credential may be used \
+             from; elsewhere 403 `address_not_allowed`",
+        ))
+        .build()
+}
+
+/// A key's or credential's scopes: a subset of its account's (`null` or
+/// absent: the account's).
+pub(super) fn narrower_scopes() -> Array {
+    let mut a = scope_list(true);
+    a.description = Some(
+        "A subset of the account's scopes: what this credential may do (default: all of the \
+         account's)"
+            .into(),
+    );
+    a
+}
+
+/// A rate limit as `config::RateSpec` reads it, in its canonical form
+/// (`null` or absent: none, or unchanged).
+pub(super) fn rate() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some("^[1-9][0-9]{0,8}/[smh]( burst [1-9][0-9]{0,8})?$"))
+        .description(Some(
+            "e.g. `\"100/s\"`, `\"50/m burst 10\"`: per second, minute or hour",
+        ))
+        .build()
+}
+
+/// An account's metadata at creation, as `manage::validate` bounds it.
+pub(super) fn metadata() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(32))
+        .description(Some(
+            "Free-form JSON object: at most 32 keys, 16 KiB as text",
+        ))
+        .build()
+}
+
+/// Completes the generated document with what the derive cannot say.
+///
+/// A body none of whose fields is required may be left out altogether: the
+/// native API reads an empty body as `{}` (`extract::JsonBody`), so such a
+/// body is documented as optional. Derived from the schemas themselves, so
+/// operations added later follow the rule without being listed.
+pub(super) fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    let schemas = doc
+        .components
+        .as_ref()
+        .map(|c| c.schemas.clone())
+        .unwrap_or_default();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            optional_body_when_nothing_required(op, &schemas);
+        }
+    }
+}
+
+fn optional_body_when_nothing_required(
+    op: &mut Operation,
+    schemas: &std::collections::BTreeMap<String, RefOr<Schema>>,
+) {
+    let Some(body) = op.request_body.as_mut() else {
+        return;
+    };
+    let nothing_required = body.content.values().all(|c| {
+        let schema = match &c.schema {
+            Some(RefOr::Ref(r)) => r
+                .ref_location
+                .rsplit('/')
+                .next()
+                .and_then(|name| schemas.get(name)),
+            other => other.as_ref(),
+        };
+        matches!(schema, Some(RefOr::T(Schema::Object(o))) if o.required.is_empty())
+    });
+    if nothing_required {
+        body.required = Some(Required::False);
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ use crate::manage::{NewOrganization, NewProject, OrganizationPatch, ProjectPatch
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateOrganization {
     /// Unique among organizations.
+    #[schema(schema_with = super::openapi::name)]
     name: String,
     #[serde(default)]
+    #[schema(schema_with = super::openapi::abbreviation)]
     abbreviation: Option<String>,
     /// The longest a key or credential made in it may live, e.g. `"90d"`:
     /// each must then carry an `expires_at` within it. Platform admins only.
@@ -31,9 +33,10 @@ pub(super) struct CreateOrganization {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateOrganization {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::openapi::abbreviation)]
     abbreviation: Option<Option<String>>,
     /// `null` lifts it. Platform admins only.
     #[serde(default, deserialize_with = "nullable")]
@@ -47,6 +50,7 @@ pub(super) struct UpdateOrganization {
 pub(super) struct PageParams {
     /// Page size, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub(super) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default)]
@@ -57,6 +61,7 @@ pub(super) struct PageParams {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateProject {
+    #[schema(schema_with = super::openapi::name)]
     name: String,
 }
 
@@ -64,6 +69,7 @@ pub(super) struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateProject {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default)]
     archived: Option<bool>,

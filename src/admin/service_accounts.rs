@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{nullable, path_id, query_id, Caller, JsonBody, QueryParams};
+use super::extract::{nullable, path_id, query_id, whole_number, Caller, JsonBody, QueryParams};
 use super::narrowing::{quota_patch, LimitsBody, QuotaBody};
 use super::openapi::Refusals;
 use super::views::{AccountView, KeyView, Page};
@@ -24,29 +24,31 @@ pub(super) struct CreateAccount {
     #[serde(default)]
     project_id: Option<Uuid>,
     /// Unique within the organization.
+    #[schema(schema_with = super::openapi::name)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: Option<String>,
     /// `member` (default) or `owner`: an owner manages its organization's accounts.
     #[serde(default)]
     #[schema(schema_with = super::openapi::role)]
     role: Option<String>,
-    /// What the account may do, e.g. `["orders:read"]`.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::scopes)]
     scopes: Vec<String>,
-    /// RFC 3339; the account stops then.
+    /// RFC 3339, in the future; the account stops then.
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: Option<String>,
-    /// e.g. `"100/s"`, `"50/m burst 10"`.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::rate)]
     rate_limit: Option<String>,
     /// Shared by every key and credential of the account.
     #[serde(default)]
     quota: Option<QuotaBody>,
-    /// Free-form JSON object.
+    /// Free-form JSON object: at most 32 keys, 16 KiB as text.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = super::openapi::metadata)]
     metadata: Metadata,
     /// Issue the first API key with the account (default true).
     #[serde(default = "yes")]
@@ -63,12 +65,14 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateAccount {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     description: Option<Option<String>>,
     /// Narrowing scopes cuts off tokens minted with the old ones.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_scopes)]
     scopes: Option<Vec<String>>,
     /// `false` stops every key, credential and token of the account at once.
     #[serde(default)]
@@ -77,7 +81,7 @@ pub(super) struct UpdateAccount {
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::openapi::rate)]
     rate_limit: Option<Option<String>>,
     /// Sets the quota; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
@@ -104,9 +108,11 @@ pub(super) struct ListParams {
     project_id: Option<String>,
     /// `active`, `disabled`, `expired` or `closed`.
     #[serde(default)]
+    #[param(schema_with = super::openapi::account_state)]
     state: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default)]
@@ -118,18 +124,17 @@ pub(super) struct ListParams {
 #[serde(deny_unknown_fields)]
 pub(super) struct IssueKey {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_name)]
     name: Option<String>,
-    /// RFC 3339; the key stops then.
+    /// RFC 3339, in the future; the key stops then.
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: Option<String>,
-    /// A subset of the account's scopes: what this key may do (default:
-    /// all of the account's).
     #[serde(default)]
+    #[schema(schema_with = super::openapi::narrower_scopes)]
     scopes: Option<Vec<String>>,
-    /// Client addresses (CIDRs, resolved through `trusted_proxies`) the key
-    /// may be used from; elsewhere 403 `address_not_allowed` (default: any).
     #[serde(default)]
+    #[schema(schema_with = super::openapi::cidrs)]
     allowed_cidrs: Option<Vec<String>>,
     /// The key's own quota, spent beside its account's.
     #[serde(default)]
@@ -140,8 +145,10 @@ pub(super) struct IssueKey {
 #[serde(deny_unknown_fields)]
 #[schema(as = RotateApiKey)]
 pub(super) struct Rotate {
-    /// How long the account's current keys keep working (default 0).
-    #[serde(default)]
+    /// How long the account's current keys keep working, in seconds (default
+    /// 0, at most 30 days).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(maximum = 2_592_000)]
     grace_period_seconds: u64,
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::Caller;
-use super::extract::JsonBody;
+use super::extract::{whole_number, JsonBody};
 use super::openapi::Refusals;
 use super::{written, AdminState, ApiError};
 use crate::clock::rfc3339;
@@ -55,8 +55,8 @@ impl From<SigningKeyRecord> for SigningKeyView {
 pub(super) struct Rotate {
     /// Seconds the new key is published before it signs (default 120: twice
     /// the JWKS max-age, so relying parties' caches see it first).
-    #[serde(default = "default_activation")]
-    #[schema(default = 120)]
+    #[serde(default = "default_activation", deserialize_with = "whole_number")]
+    #[schema(default = 120, maximum = 604_800)]
     activate_after_seconds: u64,
 }
 

@@ -154,10 +154,10 @@ pub(super) struct UpdateKey {
     #[schema(value_type = Option<String>)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = super::openapi::narrower_scopes)]
     scopes: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = super::openapi::cidrs)]
     allowed_cidrs: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<QuotaBody>)]

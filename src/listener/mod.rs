@@ -153,6 +153,27 @@ fn builder(options: &Options) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the first bytes on `stream` tell HTTP/1 from HTTP/2: the whole
+/// preface, or a byte that leaves it. `false` once the client closes.
+/// SECURITY: hyper's own detection waits for the 24 bytes with no timer; a
+/// client stopping after `PRI * HTTP/2.0` would hold its connection past
+/// `header_read_timeout` (slowloris), so the caller bounds this wait.
+async fn version_decidable(stream: &TcpStream) -> bool {
+    let mut seen = [0u8; 24];
+    loop {
+        match stream.peek(&mut seen).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n == seen.len() || seen[..n] != H2_PREFACE[..n] => return true,
+            // A prefix of the preface: `peek` answers at once while those
+            // bytes wait unread, so look again shortly for more.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
 /// A bound, not yet serving, listener.
 pub struct Listener {
     tcp: TcpListener,
@@ -270,10 +291,10 @@ where
             }
             None => {
                 // Telling HTTP/1 from HTTP/2 waits for bytes with no timer of
-                // its own: a client that sends nothing is dropped here.
-                let mut first = [0u8; 1];
-                match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
-                    Ok(Ok(n)) if n > 0 => {}
+                // its own: a client that sends nothing, or stops inside the
+                // HTTP/2 preface, is dropped here.
+                match tokio::time::timeout(timeout, version_decidable(&stream)).await {
+                    Ok(true) => {}
                     _ => return,
                 }
                 let info = ConnInfo::behind(peer, Scheme::Http, trust);

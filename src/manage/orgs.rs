@@ -37,14 +37,19 @@ pub struct ProjectPatch {
 }
 
 fn valid_abbreviation(a: Option<String>) -> Result<Option<String>> {
-    match a.map(|a| a.trim().to_string()) {
-        Some(a) if a.is_empty() || a.chars().count() > 32 || a.chars().any(char::is_control) => {
-            Err(Error::invalid(
-                "abbreviation",
-                "must be 1-32 characters without control characters",
-            ))
-        }
-        other => Ok(other),
+    // Judged as sent, then trimmed: the rule the admin API's document states.
+    match a.map(|a| {
+        (
+            a.chars().count(),
+            a.chars().any(char::is_control),
+            a.trim().to_string(),
+        )
+    }) {
+        Some((sent, control, a)) if a.is_empty() || sent > 32 || control => Err(Error::invalid(
+            "abbreviation",
+            "must be 1-32 characters without control characters",
+        )),
+        other => Ok(other.map(|(_, _, a)| a)),
     }
 }
 

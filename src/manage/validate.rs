@@ -6,17 +6,20 @@ use crate::clock::parse_rfc3339;
 use crate::config::RateSpec;
 use crate::store::Metadata;
 
-/// Names: 1–255 characters after trimming, no control characters.
+/// Names: at most 255 characters, no control characters, not empty once
+/// trimmed. The admin API's document states the same rule
+/// (`admin::openapi::name`), so length and characters are judged on what the
+/// client sent (a trailing newline is refused, not trimmed away).
 pub(super) fn valid_name(param: &'static str, name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid(param, "must not be empty"));
-    }
     if name.chars().count() > 255 {
         return Err(Error::invalid(param, "must be at most 255 characters"));
     }
     if name.chars().any(char::is_control) {
         return Err(Error::invalid(param, "must not contain control characters"));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid(param, "must not be empty"));
     }
     Ok(name.to_string())
 }

@@ -53,24 +53,52 @@ impl PostgresStore {
     }
 }
 
-/// Wakes the cache sync on every commit anywhere; reconnects after errors
-/// (and wakes once then, since notifications may have been missed).
+/// Wakes the cache sync on every commit anywhere. After any break in the
+/// listening connection it listens afresh and then wakes once: a commit
+/// notified while it was away is read by that sync, one after it is notified.
 async fn listen(pool: PgPool, notify: Arc<Notify>) {
     loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut l) => {
-                if let Err(e) = l.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "LISTEN failed");
-                } else {
+        let lost = match PgListener::connect_with(&pool).await {
+            Ok(mut l) => match l.listen(CHANNEL).await {
+                Ok(()) => {
                     notify.notify_one();
-                    while l.recv().await.is_ok() {
-                        notify.notify_one();
-                    }
+                    relay(&mut l, &notify).await
                 }
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN failed");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the change listener");
+                false
             }
-            Err(e) => tracing::warn!(error = %e, "cannot open the change listener"),
+        };
+        // A dropped connection is re-opened at once; a store that refuses
+        // is asked again a second later.
+        if !lost {
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Wakes the sync on every notification until the connection breaks
+/// (`true`) or the listener fails (`false`). `try_recv`, not `recv`: `recv`
+/// reconnects silently, and the commits notified meanwhile would wait for
+/// the next poll.
+async fn relay(l: &mut PgListener, notify: &Notify) -> bool {
+    loop {
+        match l.try_recv().await {
+            Ok(Some(_)) => notify.notify_one(),
+            Ok(None) => {
+                tracing::warn!("change listener lost its connection; listening afresh");
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "change listener failed");
+                return false;
+            }
+        }
     }
 }
 

@@ -1,15 +1,17 @@
-//! The SQLite backend: the embedded default. WAL mode, foreign keys on,
-//! schema from the embedded migrations. Writes are serialised in-process
+//! The SQLite backend: the embedded default. WAL mode with
+//! `synchronous = FULL`, foreign keys on, schema from the embedded
+//! migrations. Writes are serialised in-process
 //! (SQLite has one writer anyway) so a batch never fails on a lock upgrade;
 //! other processes sharing the file wait on `busy_timeout`.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
 use super::sql::rows::db;
@@ -38,8 +40,15 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(Error::Unavailable)?
             .create_if_missing(true)
+            // WAL: readers never block the writer, and a commit is one
+            // append. A process killed mid-write loses nothing committed in
+            // either `NORMAL` or `FULL` (the WAL is in the OS's hands once
+            // written); `FULL` also fsyncs it at every commit, so an answered
+            // revocation survives a power cut or a kernel crash too, where
+            // `NORMAL` could roll the last commits back and revive a revoked
+            // key. Admin writes are rare; an fsync each is cheap insurance.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             // SQLite runs on a thread of its own and hands rows over one by
@@ -60,17 +69,77 @@ impl SqliteStore {
     }
 }
 
+/// A connection in the middle of a write; dropped unfinished, it is closed.
+struct Unfinished(Option<PoolConnection<sqlx::Sqlite>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 impl Sqlite {
-    async fn run_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, stmts: Vec<Stmt>) -> Result<()> {
+    /// Runs `stmts` (and `change`, returning its revision) in one
+    /// transaction on a connection of its own, under the writer lock.
+    ///
+    /// A write that fails, or is abandoned midway (its request cancelled),
+    /// closes its connection instead of returning it to the pool; closing
+    /// rolls back whatever it held. After `SQLITE_FULL` or an I/O error
+    /// SQLite may or may not have rolled the transaction back, and sqlx's own
+    /// count of open transactions could disagree with it: a connection reused
+    /// in that state nested the next writes in a transaction that never
+    /// committed — answered 201, then lost, with the write lock held.
+    async fn transact(&self, stmts: Vec<Stmt>, change: Option<Stmt>) -> Result<Option<i64>> {
+        let _serialised = self.write_lock.lock().await;
+        let mut writing = Unfinished(Some(self.pool.acquire().await.map_err(db)?));
+        let Some(conn) = writing.0.as_mut() else {
+            return Err(Error::Corrupt("no connection to write on"));
+        };
+        let done = Self::in_transaction(conn, stmts, change).await;
+        if done.is_ok() {
+            // Committed: the connection goes back to the pool as it was.
+            writing.0.take();
+        }
+        done
+    }
+
+    async fn in_transaction(
+        conn: &mut SqliteConnection,
+        stmts: Vec<Stmt>,
+        change: Option<Stmt>,
+    ) -> Result<Option<i64>> {
+        // IMMEDIATE: the write lock is taken here, so another process sharing
+        // the file makes this wait (busy_timeout), never fail mid-batch.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
         for s in stmts {
             let on_no_row = s.on_no_row;
             let done = bind_all(sqlx::query(&s.sql), s.args)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(db)?;
             on_no_row.check(done.rows_affected())?;
         }
-        Ok(())
+        let revision = match change {
+            Some(change) => Some(
+                bind_all(sqlx::query(&change.sql), change.args)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db)?
+                    .try_get("revision")
+                    .map_err(db)?,
+            ),
+            None => None,
+        };
+        sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(revision)
     }
 }
 
@@ -87,24 +156,13 @@ impl Backend for Sqlite {
     }
 
     async fn run(&self, stmts: Vec<Stmt>) -> Result<()> {
-        let _serialised = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        Self::run_in(&mut tx, stmts).await?;
-        tx.commit().await.map_err(db)
+        self.transact(stmts, None).await.map(|_| ())
     }
 
     async fn commit(&self, stmts: Vec<Stmt>, change: Stmt) -> Result<i64> {
-        let _serialised = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        Self::run_in(&mut tx, stmts).await?;
-        let revision: i64 = bind_all(sqlx::query(&change.sql), change.args)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .try_get("revision")
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(revision)
+        self.transact(stmts, Some(change))
+            .await?
+            .ok_or(Error::Corrupt("the change feed returned no revision"))
     }
 
     async fn close(&self) {

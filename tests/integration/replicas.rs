@@ -9,7 +9,12 @@ use http::StatusCode;
 use crate::support::{pg_schema_url, Cable, Harness};
 
 /// Polls `GET /orders/1` on `addr` until it answers `want`; returns how long that took.
-async fn until(h: &Harness, addr: std::net::SocketAddr, key: &str, want: StatusCode) -> Duration {
+pub(crate) async fn until(
+    h: &Harness,
+    addr: std::net::SocketAddr,
+    key: &str,
+    want: StatusCode,
+) -> Duration {
     let auth = format!("Bearer {key}");
     let started = Instant::now();
     loop {

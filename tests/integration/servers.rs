@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -207,6 +208,8 @@ pub(crate) struct Cable {
     pub(crate) addr: SocketAddr,
     up: Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
+    /// New connections wait until then before they are forwarded.
+    held_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Cable {
@@ -216,6 +219,8 @@ impl Cable {
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
         let up2 = Arc::clone(&up);
+        let held_until = Arc::new(std::sync::Mutex::new(None));
+        let held = Arc::clone(&held_until);
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
@@ -224,7 +229,11 @@ impl Cable {
                 let mut cuts = cuts.clone();
                 // Only cuts after this tunnel opened concern it.
                 cuts.borrow_and_update();
+                let hold = *held.lock().unwrap();
                 tokio::spawn(async move {
+                    if let Some(until) = hold {
+                        tokio::time::sleep_until(until).await;
+                    }
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
@@ -235,7 +244,19 @@ impl Cable {
                 });
             }
         });
-        Cable { addr, up, cut }
+        Cable {
+            addr,
+            up,
+            cut,
+            held_until,
+        }
+    }
+
+    /// Severs every connection; new ones are accepted but forwarded only
+    /// after `hold`: a store that restarts and is back shortly after.
+    pub(crate) fn sever_and_hold(&self, hold: Duration) {
+        *self.held_until.lock().unwrap() = Some(tokio::time::Instant::now() + hold);
+        self.cut.send_modify(|n| *n += 1);
     }
 
     /// Severs every connection and refuses new ones.
