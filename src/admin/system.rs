@@ -117,6 +117,7 @@ pub(super) struct AuditParams {
     service_account_id: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default)]

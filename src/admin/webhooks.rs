@@ -47,6 +47,7 @@ pub(super) struct UpdateWebhook {
 pub(super) struct PageParams {
     /// Page size, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default)]

@@ -51,12 +51,14 @@ async fn page_size_bounds_are_documented_and_enforced() {
         format!("/v1/organizations/{org}/projects"),
         "/v1/service-accounts".to_string(),
         "/v1/audit-events".to_string(),
+        "/v1/webhooks".to_string(),
     ];
     let documented = [
         "/v1/organizations",
         "/v1/organizations/{id}/projects",
         "/v1/service-accounts",
         "/v1/audit-events",
+        "/v1/webhooks",
     ];
     for (path, template) in lists.iter().zip(documented) {
         let limit = &query_param(&doc, "get", template, "limit")["schema"];
