@@ -17,6 +17,7 @@ use crate::store::{CredentialLimits, Quota, QuotaPeriod};
 #[serde(deny_unknown_fields)]
 #[schema(as = Quota)]
 pub(super) struct QuotaBody {
+    #[serde(deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     limit: u64,
     period: Period,
@@ -29,6 +30,24 @@ pub(super) enum Period {
     Day,
     Month,
     None,
+}
+
+/// A whole number as JSON Schema's `integer` reads it: `1000` or `1000.0`.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::de::Error as _;
+    let n = <serde_json::Number as Deserialize>::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    match n.as_f64() {
+        // Past 2^53 a float is no exact count; the limit's maximum is far below.
+        Some(f) if f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&f) =>
+        {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(f as u64)
+        }
+        _ => Err(D::Error::custom("must be a whole, positive number")),
+    }
 }
 
 impl From<QuotaBody> for QuotaInput {

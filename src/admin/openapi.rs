@@ -184,6 +184,20 @@ pub(super) fn optional_scopes() -> Array {
     scope_list(true)
 }
 
+/// An organization's longest credential lifetime (`null` or absent: none,
+/// or unchanged), exactly as `manage` reads it.
+pub(super) fn lifetime() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some("^[1-9][0-9]{0,5}[dhm]$"))
+        .description(Some(
+            "The longest a key or credential made in the organization may live: days, hours \
+             or minutes, e.g. `\"90d\"`; each must then carry an `expires_at` within it. \
+             Platform admins only",
+        ))
+        .build()
+}
+
 /// A key's or credential's client addresses: 1 to 100 CIDRs or bare
 /// addresses (`null` or absent: any address, or unchanged).
 pub(super) fn cidrs() -> Array {

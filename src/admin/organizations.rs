@@ -22,9 +22,8 @@ pub(super) struct CreateOrganization {
     #[serde(default)]
     #[schema(schema_with = super::openapi::abbreviation)]
     abbreviation: Option<String>,
-    /// The longest a key or credential made in it may live, e.g. `"90d"`:
-    /// each must then carry an `expires_at` within it. Platform admins only.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::lifetime)]
     max_credential_lifetime: Option<String>,
 }
 
@@ -38,9 +37,8 @@ pub(super) struct UpdateOrganization {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::openapi::abbreviation)]
     abbreviation: Option<Option<String>>,
-    /// `null` lifts it. Platform admins only.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::openapi::lifetime)]
     max_credential_lifetime: Option<Option<String>>,
 }
 

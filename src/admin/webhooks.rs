@@ -22,6 +22,11 @@ use crate::store::{Delivery, Webhook};
 pub(super) struct CreateWebhook {
     /// Where events are POSTed: `https` to a public address (unless
     /// `[events] allow_insecure_targets`). Redirects are not followed.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://"
+    )]
     url: String,
     /// Event types (`api_key.revoked`), families (`api_key.*`) or `*`.
     events: Vec<String>,
@@ -36,6 +41,11 @@ pub(super) struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateWebhook {
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://"
+    )]
     url: Option<String>,
     #[serde(default)]
     events: Option<Vec<String>>,

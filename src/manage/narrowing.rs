@@ -205,19 +205,32 @@ pub fn lifetime_text(secs: i64) -> String {
     format!("{secs}s")
 }
 
-/// `"90d"`, `"12h"`, `"30m"` (or any humantime span) → seconds.
+/// `"90d"`, `"12h"`, `"30m"`: a whole number (1 to 999999) of days, hours
+/// or minutes → seconds. Exactly what the API document's pattern states.
 pub(super) fn valid_lifetime(s: &str) -> Result<i64> {
     const PARAM: &str = "max_credential_lifetime";
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|_| Error::invalid(PARAM, format!("{s:?} is not a duration such as \"90d\"")))?;
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    if !(60..=10 * 366 * 86_400).contains(&secs) {
-        return Err(Error::invalid(
+    let bad = || {
+        Error::invalid(
             PARAM,
-            "must be between one minute and ten years",
-        ));
+            format!("{s:?} is not a lifetime such as \"90d\", \"12h\" or \"30m\""),
+        )
+    };
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let per = match unit {
+        "d" => 86_400,
+        "h" => 3600,
+        "m" => 60,
+        _ => return Err(bad()),
+    };
+    if digits.is_empty()
+        || digits.len() > 6
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
     }
-    Ok(secs)
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    Ok(n * per)
 }
 
 fn valid_quota(q: QuotaInput) -> Result<Quota> {
@@ -292,6 +305,10 @@ mod tests {
         assert_eq!(lifetime_text(36 * 3600), "36h");
         assert!(valid_lifetime("soon").is_err());
         assert!(valid_lifetime("1s").is_err());
+        for bad in ["", "d", "0d", "07d", "1000000d", "90 d", "90D", "1.5h"] {
+            assert!(valid_lifetime(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(valid_lifetime("1m").unwrap(), 60);
     }
 
     #[test]
