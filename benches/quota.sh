@@ -89,8 +89,9 @@ lua metered "$METERED"
 wrk_run() { taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" -s "$work/$1.lua" "http://127.0.0.1:$PUBLIC/limited/x" | grep '^RESULT' | cut -d' ' -f2-; }
 echo "round | no quota: req/s p50 p99 (us) | key + account quota: req/s p50 p99 | quota/none"
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(wrk_run plain)
-  b=$(wrk_run metered)
+  # Which runs first alternates, so neither gains from going second.
+  if [ $((r % 2)) -eq 1 ]; then a=$(wrk_run plain); b=$(wrk_run metered)
+  else b=$(wrk_run metered); a=$(wrk_run plain); fi
   echo "$r | $a | $b" | awk -F' \\| ' '{ split($2, a, " "); split($3, b, " "); printf "%s | %.3f\n", $0, b[1] / a[1] }'
 done
 kill "$KG"; wait "$KG" 2>/dev/null || true
