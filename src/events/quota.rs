@@ -50,18 +50,29 @@ pub async fn exhausted(manager: &Manager, c: &Charge) -> manage::Result<()> {
         return Ok(()); // gone meanwhile
     };
     let now = manager.now();
+    // Whose quota: the account's, one of its keys', or a client credential's.
+    let owner = if c.subject == c.account {
+        "service_account"
+    } else if manager
+        .store
+        .keys_of(account.id)
+        .await
+        .map_err(|e| manage::from_store(e, "api key"))?
+        .iter()
+        .any(|k| k.id == c.subject)
+    {
+        "api_key"
+    } else {
+        "credential"
+    };
     let audit = Audit {
         action: "quota.exhausted",
-        target_type: if c.subject == c.account {
-            "service_account"
-        } else {
-            "credential"
-        },
+        target_type: owner,
         target_id: c.subject,
         organization_id: Some(account.organization_id),
         details: json!({
             "service_account_id": account.id,
-            "owner": if c.subject == c.account { "account" } else { "credential" },
+            "owner": owner,
             "limit": c.limit,
             "window_start": rfc3339(c.window.start),
             "resets_at": (c.window.end != i64::MAX).then(|| rfc3339(c.window.end)),

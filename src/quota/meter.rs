@@ -59,12 +59,18 @@ pub enum Spending {
     Exhausted(usize),
 }
 
+/// A window noted spent, and whether it was handed out for its event.
+struct Exhausted {
+    charge: Charge,
+    reported: bool,
+}
+
 #[derive(Default)]
 pub struct Meter {
     counters: DashMap<(Uuid, i64), Counter, foldhash::fast::RandomState>,
     /// Windows found spent since the last [`Meter::take_exhausted`], each
     /// once (by subject and window start).
-    exhausted: DashMap<(Uuid, i64), Charge, foldhash::fast::RandomState>,
+    exhausted: DashMap<(Uuid, i64), Exhausted, foldhash::fast::RandomState>,
 }
 
 impl Meter {
@@ -103,7 +109,10 @@ impl Meter {
     pub fn note_exhausted(&self, c: &Charge) {
         let key = (c.subject, c.window.start);
         if !self.exhausted.contains_key(&key) {
-            self.exhausted.insert(key, *c);
+            self.exhausted.entry(key).or_insert(Exhausted {
+                charge: *c,
+                reported: false,
+            });
         }
     }
 
@@ -111,12 +120,12 @@ impl Meter {
     /// reported (not reported again) until its window ends.
     pub fn take_exhausted(&self, now_ms: i64) -> Vec<Charge> {
         let mut out = Vec::new();
-        self.exhausted.retain(|_, c| {
-            if c.limit > 0 {
-                out.push(*c);
-                c.limit = 0; // reported
+        self.exhausted.retain(|_, e| {
+            if !e.reported {
+                out.push(e.charge);
+                e.reported = true;
             }
-            c.window.end > now_ms
+            e.charge.window.end > now_ms
         });
         out
     }
@@ -319,6 +328,21 @@ mod tests {
         let f = m.take_unflushed();
         m.unflush(&f);
         assert_eq!(m.take_unflushed()[0].amount, 1);
+    }
+
+    #[test]
+    fn a_spent_window_is_handed_out_once_until_it_ends() {
+        let m = Meter::new();
+        let c = charge(1, 5);
+        m.note_exhausted(&c);
+        m.note_exhausted(&c);
+        assert_eq!(m.take_exhausted(10), vec![c]);
+        m.note_exhausted(&c);
+        assert!(m.take_exhausted(10).is_empty(), "reported once per window");
+        // Past its end the note goes; the next window is a new one.
+        assert!(m.take_exhausted(2000).is_empty());
+        m.note_exhausted(&c);
+        assert_eq!(m.take_exhausted(10), vec![c]);
     }
 
     #[test]

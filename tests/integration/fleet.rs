@@ -170,21 +170,30 @@ rate_limit = "10/h"
 /// Requests to `/metered` with `key`, alternating between the replicas;
 /// how many were admitted.
 async fn admitted(h: &Harness, replicas: &[SocketAddr], key: &str, n: usize) -> usize {
+    admitted_on(h, replicas, "/metered/x", "rate_limited", key, n).await
+}
+
+/// Requests to `path` with `key`, alternating between `replicas`; how many
+/// were admitted. Every refusal must be a 429 with the error code `refused`.
+pub(crate) async fn admitted_on(
+    h: &Harness,
+    replicas: &[SocketAddr],
+    path: &str,
+    refused: &str,
+    key: &str,
+    n: usize,
+) -> usize {
     let auth = format!("Bearer {key}");
     let mut ok = 0;
     for i in 0..n {
-        let (status, _, _) = h
-            .send_to(
-                replicas[i % replicas.len()],
-                "GET",
-                "/metered/x",
-                &[("authorization", &auth)],
-            )
+        let addr = replicas[i % replicas.len()];
+        let (status, _, body) = h
+            .send_to(addr, "GET", path, &[("authorization", &auth)])
             .await;
         match status {
             StatusCode::OK => ok += 1,
-            StatusCode::TOO_MANY_REQUESTS => {}
-            other => panic!("unexpected {other}"),
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(body["error"]["code"], refused, "{body}"),
+            other => panic!("unexpected {other}: {body}"),
         }
     }
     ok

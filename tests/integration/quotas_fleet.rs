@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::fleet::{limit_state, redis_url, until, warm_up, PrivateRedis};
+use crate::fleet::{admitted_on, limit_state, redis_url, until, warm_up, PrivateRedis};
 use crate::quotas::key_with;
 use crate::support::{dead_port, pg_schema_url, Harness};
 
@@ -21,32 +21,9 @@ rate_limit = "1000/s"
 "#;
 
 /// Requests to `/pass` with `key`, alternating between `replicas`; how many
-/// were admitted.
+/// were admitted (every refusal a spent quota).
 async fn admitted(h: &Harness, replicas: &[SocketAddr], key: &str, n: usize) -> usize {
-    admitted_on(h, replicas, "/pass/q", key, n).await
-}
-
-async fn admitted_on(
-    h: &Harness,
-    replicas: &[SocketAddr],
-    path: &str,
-    key: &str,
-    n: usize,
-) -> usize {
-    let auth = format!("Bearer {key}");
-    let mut ok = 0;
-    for i in 0..n {
-        let addr = replicas[i % replicas.len()];
-        let (status, _, body) = h
-            .send_to(addr, "GET", path, &[("authorization", &auth)])
-            .await;
-        match status {
-            StatusCode::OK => ok += 1,
-            StatusCode::TOO_MANY_REQUESTS => assert_eq!(body["error"]["code"], "quota_exhausted"),
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
-    ok
+    admitted_on(h, replicas, "/pass/q", "quota_exhausted", key, n).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,14 +64,30 @@ async fn two_replicas_on_redis_spend_one_quota_exactly() {
         async {
             let mut n = 0;
             for _ in 0..20 {
-                n += admitted_on(&h, &[h.public_addr()], "/metered/a", &key, 1).await;
+                n += admitted_on(
+                    &h,
+                    &[h.public_addr()],
+                    "/metered/a",
+                    "quota_exhausted",
+                    &key,
+                    1,
+                )
+                .await;
             }
             n
         },
         async {
             let mut n = 0;
             for _ in 0..20 {
-                n += admitted_on(&h, &[b.public_addr()], "/metered/b", &key, 1).await;
+                n += admitted_on(
+                    &h,
+                    &[b.public_addr()],
+                    "/metered/b",
+                    "quota_exhausted",
+                    &key,
+                    1,
+                )
+                .await;
             }
             n
         }
@@ -215,7 +208,7 @@ async fn quota_exhausted_is_one_event_per_window_across_replicas() {
         "{event}"
     );
     assert_eq!(event["data"]["limit"], 2, "{event}");
-    assert_eq!(event["data"]["owner"], "credential", "{event}");
+    assert_eq!(event["data"]["owner"], "api_key", "{event}");
     assert_eq!(
         event["data"]["id"],
         key_id.as_str(),
