@@ -21,7 +21,10 @@ use keygate::store::{AuthEntry, Role};
 use uuid::Uuid;
 
 const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-const ROUTE: Accept<'static> = Accept::Route { audience: None };
+const ROUTE: Accept<'static> = Accept::Route {
+    audience: None,
+    issuers: keygate::authn::IssuerSet::EMPTY,
+};
 
 const KEYS: usize = 1_000_000;
 const SAMPLE: usize = 1024;

@@ -147,7 +147,10 @@ fn hot_steps(c: &mut Criterion) {
         .bearer(
             peer,
             Ok(key.value.as_str()),
-            Accept::Route { audience: None },
+            Accept::Route {
+                audience: None,
+                issuers: keygate::authn::IssuerSet::EMPTY,
+            },
         )
         .unwrap();
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), Scheme::Http);

@@ -62,6 +62,7 @@ fn tokens(c: &mut Criterion) {
         expires_at: i64::MAX,
         role: Role::Member,
         allowed_cidrs: None,
+        act: None,
     };
 
     let mut mint = c.benchmark_group("jwt_mint");
@@ -106,6 +107,7 @@ fn tokens(c: &mut Criterion) {
     let (_, authn, token) = &verify[0];
     let route = Accept::Route {
         audience: Some("orders-api"),
+        issuers: keygate::authn::IssuerSet::EMPTY,
     };
     authn.bearer(PEER, Ok(token), route).unwrap();
     group.bench_function("cached_at_proxy", |b| {

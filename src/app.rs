@@ -58,6 +58,9 @@ pub enum StartError {
     },
     #[error("{0}")]
     Upstream(String),
+    /// A trusted issuer's keys could not be set up (a bad `jwks_file`).
+    #[error("{0}")]
+    Federation(String),
 }
 
 /// Largest request head on either listener; larger answers 431. Above
@@ -152,6 +155,14 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         i64::try_from(config.store.max_staleness.as_millis()).unwrap_or(i64::MAX);
     let cache = Arc::new(Cache::new(max_staleness_ms));
     let ring = Arc::new(KeyRing::new());
+    let federation = Arc::new(
+        crate::authn::Federation::new(&config.trusted_issuers, &metrics)
+            .map_err(|e| StartError::Federation(format!("trusted issuers' HTTP client: {e}")))?,
+    );
+    federation
+        .load_files(clock.now_ms())
+        .await
+        .map_err(StartError::Federation)?;
     let authn = Arc::new(
         Authenticator::new(
             Arc::clone(&cache),
@@ -161,6 +172,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
             Arc::clone(&clock),
         )
         .with_token_lifetime(config.tokens.max_ttl)
+        .with_federation(Arc::clone(&federation))
         .with_metrics(&metrics),
     );
     let syncer = Arc::new(Syncer::new(
@@ -171,14 +183,22 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&clock),
         authn.token_horizon_ms(),
     ));
-    let manager = Arc::new(Manager::new(
+    let mut manager = Manager::new(
         Arc::clone(&store),
         Arc::clone(&syncer) as Arc<dyn manage::AfterCommit>,
         format,
         Arc::clone(&clock),
         config.tokens.max_ttl,
         config.rate_limit.default,
-    ));
+    );
+    manager.set_trusted_issuers(
+        config
+            .trusted_issuers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
+    );
+    let manager = Arc::new(manager);
 
     let public = bind(config.server.listen).await?;
     let admin = bind(config.admin.listen).await?;
@@ -307,6 +327,11 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
 
     tasks.push(tokio::spawn(
         Arc::clone(&syncer).run(config.store.poll_interval, rx.clone()),
+    ));
+    // Trusted issuers' keys: fetched now and on schedule, in the
+    // background (an issuer that is down delays no start).
+    tasks.push(tokio::spawn(
+        Arc::clone(&federation).run(Arc::clone(&clock), rx.clone()),
     ));
     // What every open quota window has spent, before the first request.
     limits

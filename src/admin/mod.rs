@@ -8,6 +8,7 @@ mod credentials;
 mod dialects;
 mod error;
 mod extract;
+mod federation;
 mod narrowing;
 pub mod openapi;
 mod organizations;
@@ -120,6 +121,8 @@ fn v1() -> OpenApiRouter<AdminState> {
             credentials::delete
         ))
         .routes(routes!(credentials::regenerate))
+        .routes(routes!(federation::list, federation::create))
+        .routes(routes!(federation::get, federation::delete))
         .routes(routes!(signing_keys::list))
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(system::audit_events))

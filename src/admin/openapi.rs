@@ -34,6 +34,7 @@ use super::error::{ErrorBody, ErrorDetail};
         (name = "service-accounts"),
         (name = "api-keys"),
         (name = "client-credentials", description = "OAuth 2.0 client credentials, exchanged at the public listener's /oauth2/token"),
+        (name = "federated-identities", description = "Identities keygate did not issue (a trusted issuer's JWT subject, a client certificate's SPIFFE id) bound to an account; exchanged at /oauth2/token or accepted on routes with accept_issuers"),
         (name = "signing-keys", description = "The keys JWTs are signed with, published at /.well-known/jwks.json"),
         (name = "audit"),
         (name = "replicas"),

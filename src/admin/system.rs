@@ -95,6 +95,12 @@ pub(super) async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> 
         .set(fresh.staleness_ms(now).max(0) as f64 / 1000.0);
     m.counter(RATE_LIMIT_FALLBACK, &[])
         .absolute(s.limits.status().fallbacks);
+    for (issuer, keys, fetched) in s.authn.federation().status() {
+        let age = fetched.map_or(-1.0, |t| (now - t).max(0) as f64 / 1000.0);
+        m.gauge(ISSUER_KEYS_AGE, &[("issuer", &issuer)]).set(age);
+        m.gauge(ISSUER_KEYS, &[("issuer", &issuer)])
+            .set(keys as f64);
+    }
     let body = m.render().unwrap_or_default();
     (
         [(

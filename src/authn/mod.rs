@@ -14,6 +14,7 @@
 
 mod budget;
 pub mod cache;
+pub mod federation;
 pub mod presented;
 mod principal;
 mod tokens;
@@ -29,6 +30,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 pub use cache::Cache;
+pub use federation::{Federation, IssuerSet};
 pub use principal::{CredentialKind, Identity, Principal};
 pub use tokens::VerifiedToken;
 pub use usage::UsageQueue;
@@ -66,11 +68,36 @@ pub enum Refusal {
 pub enum Accept<'a> {
     /// A proxied route: API keys, and keygate JWTs whose `aud` is the
     /// route's audience (or, for a route without one, keygate's issuer).
-    Route { audience: Option<&'a str> },
+    /// Routes with `accept_issuers` also take those issuers' JWTs that
+    /// match a federated identity.
+    Route {
+        audience: Option<&'a str>,
+        issuers: IssuerSet,
+    },
     /// The admin listener: API keys, in keygate's format or not (a custom
     /// `KEYGATE_ADMIN_KEY` may be any 32+ character string), and keygate
     /// JWTs for keygate itself (`aud` = the issuer).
     Admin,
+}
+
+/// An identity from another issuer, matched to its binding.
+pub struct Federated {
+    /// The principal of the bound account (`credential_id`: the binding).
+    pub principal: Arc<Principal>,
+    pub external: Arc<federation::VerifiedExternal>,
+}
+
+/// Why an external token bought nothing at the token endpoint.
+#[derive(Debug)]
+pub enum FederatedRefusal {
+    /// As for any credential: stale cache, throttled address.
+    Refused(Refusal),
+    /// The token itself did not verify.
+    Token(federation::Error),
+    /// It verified, and no federated identity matches it.
+    Unbound,
+    /// Bindings of several accounts match, and none was chosen.
+    Ambiguous,
 }
 
 /// A token as introspection describes it (RFC 7662).
@@ -82,6 +109,7 @@ pub enum Inspected {
 pub struct Authenticator {
     cache: Arc<Cache>,
     tokens: VerifiedTokens,
+    federation: Arc<Federation>,
     budget: FailedAuthBudget,
     usage: Arc<UsageQueue>,
     format: ApiKeyFormat,
@@ -103,6 +131,7 @@ impl Authenticator {
     ) -> Self {
         Self {
             tokens: VerifiedTokens::new(verifier, Arc::clone(&cache)),
+            federation: Arc::new(Federation::none()),
             cache,
             budget: FailedAuthBudget::new(failed_auth),
             usage: Arc::new(UsageQueue::default()),
@@ -111,6 +140,16 @@ impl Authenticator {
             token_horizon_ms: 7 * 24 * 3600 * 1000,
             throttled: metrics::Counter::noop(),
         }
+    }
+
+    /// Trusts the issuers of `federation`.
+    pub fn with_federation(mut self, federation: Arc<Federation>) -> Self {
+        self.federation = federation;
+        self
+    }
+
+    pub fn federation(&self) -> &Arc<Federation> {
+        &self.federation
     }
 
     /// Counts refusals of addresses over their failed-attempt budget.
@@ -212,13 +251,123 @@ impl Authenticator {
 
     fn lookup(&self, secret: &str, accept: Accept<'_>, now: i64) -> Option<Arc<Principal>> {
         match accept {
-            Accept::Route { audience } if looks_like_jwt(secret) => self.jwt(secret, audience, now),
+            Accept::Route { audience, issuers } if looks_like_jwt(secret) => {
+                if issuers.is_empty() {
+                    return self.jwt(secret, audience, now);
+                }
+                // A route that accepts other issuers: their tokens are kept
+                // apart from keygate's, and looked at first once verified.
+                self.external(secret, issuers, now, true)
+                    .or_else(|| self.jwt(secret, audience, now))
+                    .or_else(|| self.external(secret, issuers, now, false))
+            }
             Accept::Route { .. } => self.key(secret, now),
             Accept::Admin if looks_like_jwt(secret) => self.jwt(secret, None, now),
             // SECURITY: a key outside keygate's format can only be the custom
             // admin key, and only the admin listener looks such keys up.
             Accept::Admin if self.format.is_well_formed(secret) => self.key(secret, now),
             Accept::Admin => self.hashed(&KeyHash::of(secret), now),
+        }
+    }
+
+    /// The principal of an external token on a route that accepts its
+    /// issuer: verified (once; `kept_only` looks only among tokens verified
+    /// earlier), and matched to exactly one account's binding. SECURITY:
+    /// the binding is looked up on every request, so a binding deleted or
+    /// an account disabled stops its next request.
+    fn external(
+        &self,
+        token: &str,
+        issuers: IssuerSet,
+        now: i64,
+        kept_only: bool,
+    ) -> Option<Arc<Principal>> {
+        let v = if kept_only {
+            self.federation.kept(token)?
+        } else {
+            self.federation
+                .verify(token, issuers, now)
+                .map_err(|e| tracing::debug!(reason = %e, "external token refused"))
+                .ok()?
+        };
+        if !issuers.contains(v.issuer) || !v.in_window(now) {
+            return None;
+        }
+        match self.bound(&v) {
+            cache::bindings::Matched::One(b) if b.principal.expires_at > now => {
+                self.usage.touch(&b.principal, now);
+                Some(Arc::clone(&b.principal))
+            }
+            _ => None,
+        }
+    }
+
+    fn bound(&self, v: &federation::VerifiedExternal) -> cache::bindings::Matched {
+        self.cache.bindings_matching(
+            self.federation.name(v.issuer),
+            &v.claims.sub,
+            |name, value| v.claims.has(name, value),
+        )
+    }
+
+    /// An external token at the token endpoint (RFC 8693 subject token,
+    /// RFC 7523 assertion): verified, matched to its binding; `account`
+    /// chooses among the accounts of several matching bindings.
+    pub fn federated(
+        &self,
+        peer: IpAddr,
+        token: &str,
+        account: Option<Uuid>,
+    ) -> Result<Federated, FederatedRefusal> {
+        let now = self.fresh().map_err(FederatedRefusal::Refused)?;
+        let v = match self.federation.verify(token, IssuerSet::ALL, now) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(match self.fail(peer) {
+                    Refusal::Throttled(wait) => FederatedRefusal::Refused(Refusal::Throttled(wait)),
+                    _ => FederatedRefusal::Token(e),
+                })
+            }
+        };
+        let chosen = match self.bound(&v) {
+            cache::bindings::Matched::None => None,
+            cache::bindings::Matched::One(b) => {
+                Some(b).filter(|b| account.is_none_or(|a| a == b.principal.account_id))
+            }
+            cache::bindings::Matched::Several(all) => match account {
+                None => return Err(FederatedRefusal::Ambiguous),
+                Some(a) => all.into_iter().find(|b| b.principal.account_id == a),
+            },
+        };
+        match chosen.filter(|b| b.principal.expires_at > now) {
+            Some(b) => {
+                self.usage.touch(&b.principal, now);
+                Ok(Federated {
+                    principal: Arc::clone(&b.principal),
+                    external: v,
+                })
+            }
+            None => Err(match self.fail(peer) {
+                Refusal::Throttled(wait) => FederatedRefusal::Refused(Refusal::Throttled(wait)),
+                _ => FederatedRefusal::Unbound,
+            }),
+        }
+    }
+
+    /// The account a verified client certificate's SPIFFE id is bound to
+    /// (an `x509` binding), on a `client_cert` route.
+    pub fn certificate(&self, spiffe_id: &str) -> Result<Arc<Principal>, Refusal> {
+        let now = self.fresh()?;
+        match self
+            .cache
+            .bindings_matching(crate::config::X509_ISSUER, spiffe_id, |_, _| false)
+        {
+            cache::bindings::Matched::One(b) if b.principal.expires_at > now => {
+                self.usage.touch(&b.principal, now);
+                Ok(Arc::clone(&b.principal))
+            }
+            cache::bindings::Matched::Several(_) => Err(Refusal::Ambiguous),
+            _ => Err(Refusal::Missing),
         }
     }
 
@@ -317,6 +466,7 @@ impl Authenticator {
         let now = self.clock.now_ms();
         self.budget.housekeep();
         self.tokens.sweep(now);
+        self.federation.sweep(now);
         self.cache.sweep_dead(now, self.token_horizon_ms);
     }
 

@@ -22,6 +22,9 @@ pub enum CredentialKind {
     Client,
     /// A keygate JWT.
     Jwt,
+    /// An identity keygate did not issue (another issuer's JWT, a client
+    /// certificate's SPIFFE id), through its binding to the account.
+    Federated,
 }
 
 /// Who a credential belongs to, and what it may do. Shared by `Arc`: the
@@ -180,6 +183,7 @@ impl Principal {
             expires_at: self.expires_at,
             role: self.role,
             allowed_cidrs: self.allowed_cidrs.as_deref(),
+            act: None,
         }
     }
 

@@ -66,7 +66,10 @@ fn authenticator(clock: Arc<ManualClock>) -> (Authenticator, ApiKeyFormat) {
 }
 
 fn route() -> Accept<'static> {
-    Accept::Route { audience: None }
+    Accept::Route {
+        audience: None,
+        issuers: crate::authn::IssuerSet::EMPTY,
+    }
 }
 
 #[test]

@@ -173,6 +173,30 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             format!("/v1/webhooks/{id}/deliveries?limit=100"),
             None,
         ),
+        Command::FederatedIdentity(FederationCmd::Bind {
+            account,
+            issuer,
+            subject,
+            claims,
+        }) => (
+            "POST",
+            format!("/v1/service-accounts/{account}/federated-identities"),
+            Some(json!({
+                "issuer": issuer,
+                "subject": subject,
+                "claims": claims.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            })),
+        ),
+        Command::FederatedIdentity(FederationCmd::List { account }) => (
+            "GET",
+            format!("/v1/service-accounts/{account}/federated-identities"),
+            None,
+        ),
+        Command::FederatedIdentity(FederationCmd::Unbind { account, binding }) => (
+            "DELETE",
+            format!("/v1/service-accounts/{account}/federated-identities/{binding}"),
+            None,
+        ),
         Command::SigningKey(SigningKeyCmd::Rotate { activate_after }) => (
             "POST",
             "/v1/signing-keys/rotate".into(),

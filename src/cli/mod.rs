@@ -6,10 +6,12 @@
 mod admin;
 mod check;
 mod client;
+mod federation;
 mod init;
 pub mod quota;
 mod webhook;
 
+pub use federation::FederationCmd;
 pub use webhook::WebhookCmd;
 
 pub use admin::run_admin;
@@ -68,6 +70,10 @@ pub enum Command {
     /// OAuth client credentials of a service account.
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// Identities from trusted issuers (Kubernetes, GitHub Actions…) or
+    /// client certificates, bound to service accounts.
+    #[command(subcommand, name = "federated-identity", alias = "identity")]
+    FederatedIdentity(FederationCmd),
     /// JWT signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCmd),

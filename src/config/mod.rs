@@ -4,6 +4,7 @@
 
 mod env;
 mod events;
+mod issuers;
 mod problems;
 mod raw;
 mod routes;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub use events::{EventsConfig, LeakAction, ScanningKey, SecretScanningConfig};
+pub use issuers::{JwksSource, TrustedIssuer, X509_ISSUER};
 
 /// The whole configuration.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub keys: KeysConfig,
     pub rate_limit: RateLimitConfig,
     pub routes: Vec<RouteConfig>,
+    /// Other parties whose JWTs are identities (`[[trusted_issuers]]`).
+    pub trusted_issuers: Vec<TrustedIssuer>,
     /// Webhook delivery.
     pub events: EventsConfig,
     /// The GitHub secret-scanning partner endpoint, when configured.
@@ -258,6 +262,11 @@ pub struct RouteConfig {
     /// A verified TLS client certificate is required; its subject is
     /// forwarded as `X-Keygate-Client-Subject`.
     pub client_cert: bool,
+    /// Trusted issuers (by name) whose JWTs also authenticate here, when
+    /// they match a federated identity.
+    pub accept_issuers: Vec<String>,
+    /// Their positions in [`Config::trusted_issuers`].
+    pub accept_issuer_indexes: Vec<usize>,
 }
 
 /// A secret string: `Debug` prints `***`, the memory is zeroed on drop.

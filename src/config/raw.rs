@@ -18,6 +18,7 @@ pub(crate) struct Raw {
     pub(crate) keys: RawKeys,
     pub(crate) rate_limit: RawRateLimit,
     pub(crate) routes: Vec<RawRoute>,
+    pub(crate) trusted_issuers: Vec<super::issuers::RawIssuer>,
     pub(crate) events: super::events::RawEvents,
     pub(crate) secret_scanning: Option<super::events::RawSecretScanning>,
 }
@@ -199,6 +200,8 @@ pub(crate) struct RawRoute {
     pub(crate) client_cert: bool,
     #[serde(default)]
     pub(crate) cost: Option<i64>,
+    #[serde(default)]
+    pub(crate) accept_issuers: Vec<String>,
 }
 
 fn default_forward_auth() -> String {

@@ -182,5 +182,7 @@ pub(super) fn route(p: &mut Problems, i: usize, r: RawRoute) -> Option<RouteConf
         upstream_ca: r.upstream_ca,
         websocket: r.websocket,
         client_cert: r.client_cert,
+        accept_issuers: r.accept_issuers,
+        accept_issuer_indexes: Vec::new(),
     })
 }

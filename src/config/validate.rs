@@ -69,25 +69,33 @@ const ROUTE_KEYS: &[&str] = &[
     "websocket",
     "client_cert",
     "cost",
+    "accept_issuers",
 ];
 
 /// Every key the file (or environment) sets that keygate does not know.
 pub(super) fn unknown_keys(tree: &toml::Table) -> Vec<String> {
     let mut out = Vec::new();
     for (section, value) in tree {
-        if section == "routes" {
-            let Some(routes) = value.as_array() else {
-                out.push("routes: must be an array of tables ([[routes]])".into());
+        let array_keys = match section.as_str() {
+            "routes" => Some(ROUTE_KEYS),
+            "trusted_issuers" => Some(super::issuers::ISSUER_KEYS),
+            _ => None,
+        };
+        if let Some(known) = array_keys {
+            let Some(items) = value.as_array() else {
+                out.push(format!(
+                    "{section}: must be an array of tables ([[{section}]])"
+                ));
                 continue;
             };
-            for (i, r) in routes.iter().enumerate() {
+            for (i, r) in items.iter().enumerate() {
                 match r.as_table() {
                     Some(t) => out.extend(
                         t.keys()
-                            .filter(|k| !ROUTE_KEYS.contains(&k.as_str()))
-                            .map(|k| format!("routes[{i}].{k}: unknown key")),
+                            .filter(|k| !known.contains(&k.as_str()))
+                            .map(|k| format!("{section}[{i}].{k}: unknown key")),
                     ),
-                    None => out.push(format!("routes[{i}]: must be a table")),
+                    None => out.push(format!("{section}[{i}]: must be a table")),
                 }
             }
             continue;
@@ -319,6 +327,7 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             }),
     };
 
+    let trusted_issuers = super::issuers::issuers(&mut p, &raw.trusted_issuers);
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         if let Some(route) = super::routes::route(&mut p, i, r) {
@@ -343,6 +352,23 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
                 p.push(
                     &format!("routes[{i}].client_cert"),
                     "needs server.tls_cert, server.tls_key and server.client_ca (mTLS)",
+                );
+            }
+            let mut route = route;
+            for (j, name) in route.accept_issuers.iter().enumerate() {
+                if let Some(at) = trusted_issuers.iter().position(|t| &t.name == name) {
+                    route.accept_issuer_indexes.push(at);
+                } else {
+                    p.push(
+                        &format!("routes[{i}].accept_issuers[{j}]"),
+                        format_args!("{name:?} is not the name of a [[trusted_issuers]] entry"),
+                    );
+                }
+            }
+            if route.public && !route.accept_issuers.is_empty() {
+                p.push(
+                    &format!("routes[{i}].accept_issuers"),
+                    "a public route authenticates no one",
                 );
             }
             routes.push(route);
@@ -371,6 +397,7 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
         keys,
         rate_limit,
         routes,
+        trusted_issuers,
         events,
         secret_scanning,
         bootstrap_admin_key: bootstrap,

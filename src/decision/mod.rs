@@ -125,7 +125,14 @@ impl Decider {
                     headers: &original.headers,
                 };
                 self.proxy
-                    .decide(Edge::Decision, &head, false, original.client, &mut ctx)
+                    .decide(
+                        Edge::Decision,
+                        &head,
+                        false,
+                        None,
+                        original.client,
+                        &mut ctx,
+                    )
                     .await
                     .and_then(|passed| self.vouch(&passed, &original.headers))
             }

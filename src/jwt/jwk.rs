@@ -19,7 +19,9 @@ pub enum Error {
     Malformed,
     #[error("holds private key material (\"d\"); give the public key only")]
     Private,
-    #[error("is a symmetric (oct) key; only RSA, EC P-256/P-384 and Ed25519 public keys are accepted")]
+    #[error(
+        "is a symmetric (oct) key; only RSA, EC P-256/P-384 and Ed25519 public keys are accepted"
+    )]
     Symmetric,
     #[error("is on a curve keygate does not verify (P-521, X25519…)")]
     UnsupportedCurve,
@@ -121,9 +123,7 @@ pub fn parse(value: &Value, allowed: &[Algorithm]) -> Result<PublicKey, Error> {
     // before jsonwebtoken reads it (it would take HS256 as a key algorithm).
     let alg = match obj.get("alg") {
         None => None,
-        Some(Value::String(name)) => {
-            Some(parse_algorithm(name).ok_or(Error::AlgorithmMismatch)?)
-        }
+        Some(Value::String(name)) => Some(parse_algorithm(name).ok_or(Error::AlgorithmMismatch)?),
         Some(_) => return Err(Error::Malformed),
     };
     let mut stripped = value.clone();

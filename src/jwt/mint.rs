@@ -35,6 +35,18 @@ pub struct AccessClaims {
     /// (CIDRs): the token is refused from anywhere else. Absent: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_cidrs: Vec<String>,
+    /// RFC 8693 §4.1: the identity from another issuer this token was
+    /// exchanged for (its `iss` and `sub`); absent for keygate's own
+    /// credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// RFC 8693 §4.1 `act`: who presented the identity the token stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Actor {
+    pub iss: String,
+    pub sub: String,
 }
 
 /// Who a token is for and what it carries.
@@ -53,6 +65,8 @@ pub struct Subject<'a> {
     pub role: crate::store::Role,
     /// The credential's `allowed_cidrs`, inherited by the token.
     pub allowed_cidrs: Option<&'a [ipnet::IpNet]>,
+    /// The federated identity (`iss`, `sub`) the token was exchanged for.
+    pub act: Option<(&'a str, &'a str)>,
 }
 
 #[derive(Debug)]
@@ -127,16 +141,19 @@ pub enum Error {
 pub enum Grant {
     /// OAuth `client_credentials` (and the dialects' client-credential token endpoints).
     ClientCredentials,
-    /// RFC 8693: an API key traded for a JWT.
+    /// RFC 8693: an API key, or another issuer's JWT, traded for a JWT.
     TokenExchange,
+    /// RFC 7523 §2.1: another issuer's JWT as an authorization grant.
+    JwtBearer,
     /// For an upstream, on a `forward_auth = "jwt"` route.
     Upstream,
 }
 
 impl Grant {
-    const ALL: [Grant; 3] = [
+    const ALL: [Grant; 4] = [
         Grant::ClientCredentials,
         Grant::TokenExchange,
+        Grant::JwtBearer,
         Grant::Upstream,
     ];
 
@@ -144,6 +161,7 @@ impl Grant {
         match self {
             Grant::ClientCredentials => "client_credentials",
             Grant::TokenExchange => "token_exchange",
+            Grant::JwtBearer => "jwt_bearer",
             Grant::Upstream => "upstream",
         }
     }
@@ -156,7 +174,7 @@ pub struct Minter {
     max_ttl: Duration,
     clock: SharedClock,
     /// Tokens minted, by [`Grant`] (in `Grant::ALL` order).
-    minted: [metrics::Counter; 3],
+    minted: [metrics::Counter; 4],
 }
 
 impl Minter {
@@ -173,7 +191,7 @@ impl Minter {
             ttl,
             max_ttl,
             clock,
-            minted: [const { metrics::Counter::noop() }; 3],
+            minted: [const { metrics::Counter::noop() }; 4],
         }
     }
 
@@ -226,6 +244,10 @@ impl Minter {
                 .allowed_cidrs
                 .map(|c| c.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
+            act: subject.act.map(|(iss, sub)| Actor {
+                iss: iss.to_string(),
+                sub: sub.to_string(),
+            }),
         };
         let json = serde_json::to_string(&claims).map_err(|_| Error::Sign)?;
         let token = key

@@ -12,7 +12,7 @@ pub mod signing;
 pub mod upstream;
 pub mod verify;
 
-pub use mint::{AccessClaims, Grant, Minted, Minter};
+pub use mint::{AccessClaims, Actor, Grant, Minted, Minter};
 pub use ring::{KeyRing, LoadedKey};
 pub use verify::Verifier;
 

@@ -88,6 +88,7 @@ impl<V: Clone> UpstreamTokens<V> {
             expires_at: f.expires_at,
             role: f.role,
             allowed_cidrs: f.allowed_cidrs,
+            act: None,
         };
         let minted = self
             .minter

@@ -66,6 +66,9 @@ pub struct ConnInfo {
     /// The subject of the client certificate the TLS handshake verified
     /// (RFC 4514, e.g. `CN=billing,O=Acme`), prebuilt as a header value.
     pub client_subject: Option<HeaderValue>,
+    /// The verified client certificate's SPIFFE id (its `spiffe://` URI
+    /// SAN), prebuilt as a header value.
+    pub spiffe_id: Option<HeaderValue>,
 }
 
 impl ConnInfo {
@@ -95,6 +98,7 @@ impl ConnInfo {
                 .unwrap_or(HeaderValue::from_static("for=unknown")),
             trusted: trust.filter(|t| t.contains(ip)).cloned(),
             client_subject: None,
+            spiffe_id: None,
         }
     }
 
@@ -286,6 +290,8 @@ where
                 };
                 let mut info = ConnInfo::behind(peer, Scheme::Https, trust);
                 info.client_subject = tls::peer_subject(stream.get_ref().1)
+                    .and_then(|s| HeaderValue::from_str(&s).ok());
+                info.spiffe_id = tls::peer_spiffe_id(stream.get_ref().1)
                     .and_then(|s| HeaderValue::from_str(&s).ok());
                 self.run(TokioIo::new(stream), info).await;
             }

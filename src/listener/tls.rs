@@ -205,6 +205,25 @@ fn build(s: &TlsConfig) -> Result<(ServerConfig, ClientCas), TlsError> {
 
 /// The subject of a verified client certificate in RFC 4514's string form
 /// (e.g. `CN=billing,O=Acme,C=US`; see [`super::subject`]).
+/// The SPIFFE id of a verified client certificate: its one `spiffe://`
+/// URI SAN (an X.509-SVID has exactly one; a certificate with several is
+/// none of them).
+pub(crate) fn peer_spiffe_id(conn: &rustls::ServerConnection) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let der = conn.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut ids = san.value.general_names.iter().filter_map(|n| match n {
+        GeneralName::URI(u) if u.starts_with("spiffe://") => Some(*u),
+        _ => None,
+    });
+    let id = ids.next()?;
+    if ids.next().is_some() || id.len() > 2048 {
+        return None;
+    }
+    Some(id.to_string())
+}
+
 pub(crate) fn peer_subject(conn: &rustls::ServerConnection) -> Option<String> {
     let der = conn.peer_certificates()?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;

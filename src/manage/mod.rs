@@ -12,6 +12,7 @@
 mod accounts;
 mod bootstrap;
 mod credentials;
+mod federation;
 mod keys;
 mod limits;
 mod listings;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 
 pub use accounts::{AccountPatch, CreatedAccount, NewAccount};
 pub use credentials::{CredentialPatch, IssuedCredential, NewCredential};
+pub use federation::NewBinding;
 pub use keys::{IssuedKey, KeyPatch, NewKey};
 pub use listings::{parse_state as accounts_state, Counted, Tenant};
 pub use narrowing::{lifetime_text, LimitsInput, LimitsPatch, QuotaInput, QuotaPatch};
@@ -182,6 +184,8 @@ pub struct Manager {
     token_max_ttl_ms: i64,
     /// `[rate_limit].default`: the limit of an account without its own.
     default_rate: Option<RateSpec>,
+    /// Names of `[[trusted_issuers]]`, which bindings may name.
+    trusted_issuers: Vec<String>,
 }
 
 /// A page of results, in ascending id order.
@@ -240,6 +244,7 @@ impl Manager {
             clock,
             token_max_ttl_ms: i64::try_from(token_max_ttl.as_millis()).unwrap_or(i64::MAX / 2),
             default_rate,
+            trusted_issuers: Vec::new(),
         }
     }
 

@@ -40,7 +40,11 @@ pub(super) async fn metadata(State(s): State<Arc<OAuthState>>) -> Response {
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
-        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        "grant_types_supported": [
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         // No authorization endpoint: no response types (RFC 8414 §2).
         "response_types_supported": [],

@@ -11,6 +11,8 @@ use serde_json::json;
 pub(super) enum Code {
     InvalidRequest,
     InvalidClient,
+    /// RFC 6749 §5.2, RFC 7523 §3.1
+    InvalidGrant,
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
@@ -25,6 +27,7 @@ impl Code {
         match self {
             Code::InvalidRequest => "invalid_request",
             Code::InvalidClient => "invalid_client",
+            Code::InvalidGrant => "invalid_grant",
             Code::UnauthorizedClient => "unauthorized_client",
             Code::UnsupportedGrantType => "unsupported_grant_type",
             Code::InvalidScope => "invalid_scope",

@@ -7,6 +7,7 @@
 
 mod discovery;
 mod error;
+mod federated;
 mod form;
 mod introspect;
 mod token;

@@ -1,5 +1,6 @@
 //! `POST /oauth2/token`: RFC 6749 §4.4 client credentials (client_secret_basic
-//! and client_secret_post) and RFC 8693 token exchange of an API key.
+//! and client_secret_post), RFC 8693 token exchange of an API key, and the
+//! grants for identities from other issuers ([`super::federated`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::{Code, OAuthError};
+use super::federated::{self, Carrier, GRANT_JWT_BEARER, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT};
 use super::form::{client_auth, ClientAuth, Form};
 use super::{refused, OAuthState};
 use crate::authn::Principal;
@@ -19,10 +21,9 @@ use crate::jwt::Grant;
 use crate::listener::ClientAddr;
 
 const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub(super) const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const TOKEN_TYPE_API_KEY: &str = "urn:keygate:params:oauth:token-type:api_key";
 const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The granted scopes: the requested ones if every one is held, else all held.
 fn granted_scope(principal: &Principal, requested: Option<&str>) -> Result<String, OAuthError> {
@@ -52,6 +53,15 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !s.authn.federation().is_empty() {
+        if let Some(t) = Form::parse(&headers, &body)
+            .ok()
+            .as_ref()
+            .and_then(federated::token_of)
+        {
+            federated::refetch_if_unknown(&s, t).await;
+        }
+    }
     match issue(&s, peer, &headers, &body) {
         Ok(res) => res,
         Err(e) => e.into_response(),
@@ -71,6 +81,17 @@ fn client(s: &OAuthState, peer: IpAddr, c: &ClientAuth) -> Result<Arc<Principal>
     Ok(p)
 }
 
+/// RFC 8693 §2.1: keygate issues access tokens (JWTs) only.
+fn requested_type(form: &Form) -> Result<(), OAuthError> {
+    match form.get("requested_token_type") {
+        None | Some(TOKEN_TYPE_ACCESS_TOKEN | TOKEN_TYPE_JWT) => Ok(()),
+        Some(_) => Err(OAuthError::new(
+            Code::InvalidRequest,
+            "requested_token_type is not supported",
+        )),
+    }
+}
+
 fn issue(
     s: &OAuthState,
     peer: IpAddr,
@@ -83,10 +104,44 @@ fn issue(
         .get("grant_type")
         .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "grant_type is required"))?;
 
+    // The federated identity a token was exchanged for (`act`).
+    let mut federated_from = None;
     let (principal, client_id) = match grant {
         GRANT_CLIENT_CREDENTIALS => {
             let c = presented.ok_or_else(|| s.charged(peer, OAuthError::client(false)))?;
             (client(s, peer, &c)?, c.client_id)
+        }
+        GRANT_JWT_BEARER => {
+            // RFC 7523 §3.1: the assertion is the grant; a client that
+            // also authenticates must do so correctly.
+            if let Some(c) = &presented {
+                client(s, peer, c)?;
+            }
+            let token = form
+                .get("assertion")
+                .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "assertion is required"))?;
+            let f = federated::principal(s, peer, &form, token, Carrier::Assertion)?;
+            let id = f.principal.credential_id.to_string();
+            federated_from = Some(f.external);
+            (f.principal, id)
+        }
+        GRANT_TOKEN_EXCHANGE
+            if matches!(
+                form.get("subject_token_type"),
+                Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID_TOKEN)
+            ) =>
+        {
+            if let Some(c) = &presented {
+                client(s, peer, c)?;
+            }
+            requested_type(&form)?;
+            let token = form.get("subject_token").ok_or_else(|| {
+                OAuthError::new(Code::InvalidRequest, "subject_token is required")
+            })?;
+            let f = federated::principal(s, peer, &form, token, Carrier::Exchange)?;
+            let id = f.principal.credential_id.to_string();
+            federated_from = Some(f.external);
+            (f.principal, id)
         }
         GRANT_TOKEN_EXCHANGE => {
             // The API key is the credential. A client that also authenticates
@@ -97,17 +152,11 @@ fn issue(
             if form.get("subject_token_type") != Some(TOKEN_TYPE_API_KEY) {
                 return Err(OAuthError::new(
                     Code::InvalidRequest,
-                    "subject_token_type must be urn:keygate:params:oauth:token-type:api_key",
+                    "subject_token_type must be urn:keygate:params:oauth:token-type:api_key, \
+                     urn:ietf:params:oauth:token-type:jwt or urn:ietf:params:oauth:token-type:id_token",
                 ));
             }
-            if let Some(t) = form.get("requested_token_type") {
-                if t != TOKEN_TYPE_ACCESS_TOKEN && t != TOKEN_TYPE_JWT {
-                    return Err(OAuthError::new(
-                        Code::InvalidRequest,
-                        "requested_token_type is not supported",
-                    ));
-                }
-            }
+            requested_type(&form)?;
             let key = form.get("subject_token").ok_or_else(|| {
                 OAuthError::new(Code::InvalidRequest, "subject_token is required")
             })?;
@@ -130,7 +179,8 @@ fn issue(
         _ => {
             return Err(OAuthError::new(
                 Code::UnsupportedGrantType,
-                "supported: client_credentials, urn:ietf:params:oauth:grant-type:token-exchange",
+                "supported: client_credentials, urn:ietf:params:oauth:grant-type:token-exchange, \
+                 urn:ietf:params:oauth:grant-type:jwt-bearer",
             ))
         }
     };
@@ -146,11 +196,16 @@ fn issue(
         }
         (a, r) => a.or(r),
     };
-    let subject = principal.token_subject(&client_id, &scope);
-    let kind = if grant == GRANT_CLIENT_CREDENTIALS {
-        Grant::ClientCredentials
-    } else {
-        Grant::TokenExchange
+    let mut subject = principal.token_subject(&client_id, &scope);
+    // RFC 8693 §4.1: the identity the token was exchanged for, so an
+    // upstream can tell a federated caller (and which one).
+    subject.act = federated_from
+        .as_deref()
+        .map(|v| (v.claims.iss.as_str(), v.claims.sub.as_str()));
+    let kind = match grant {
+        GRANT_CLIENT_CREDENTIALS => Grant::ClientCredentials,
+        GRANT_JWT_BEARER => Grant::JwtBearer,
+        _ => Grant::TokenExchange,
     };
     let minted = s.minter.mint(kind, &subject, audience, None).map_err(|e| {
         tracing::error!(error = %e, "token minting failed");

@@ -27,6 +27,8 @@ pub(super) static X_KEYGATE_CREDENTIAL: HeaderName =
 /// The subject of the verified TLS client certificate, on `client_cert` routes.
 pub(super) static X_KEYGATE_CLIENT_SUBJECT: HeaderName =
     HeaderName::from_static("x-keygate-client-subject");
+/// The SPIFFE id of the verified client certificate.
+pub(super) static X_KEYGATE_SPIFFE_ID: HeaderName = HeaderName::from_static("x-keygate-spiffe-id");
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");

@@ -114,12 +114,14 @@ pub struct Passed<'a, 'h> {
 impl Proxy {
     /// Route → client certificate → authenticate → limit → authorize. What
     /// `ctx` learns is kept for the exit whatever the outcome.
-    /// `client_cert`: the connection showed a verified client certificate.
+    /// `client_cert`: the connection showed a verified client certificate;
+    /// `spiffe_id`: that certificate's SPIFFE id, if it has one.
     pub async fn decide<'a, 'h>(
         &'a self,
         edge: Edge,
         head: &Head<'h>,
         client_cert: bool,
+        spiffe_id: Option<&str>,
         client: IpAddr,
         ctx: &mut Ctx<'a>,
     ) -> Result<Passed<'a, 'h>, Denial<'a>> {
@@ -131,7 +133,18 @@ impl Proxy {
             return Err(Denial::ClientCertRequired);
         }
         let started = self.record.phase();
-        let principal = self.authenticate(route, head.headers, client);
+        let mut principal = self.authenticate(route, head.headers, client);
+        if matches!(principal, Err(authn::Refusal::Invalid)) && !route.issuers.is_empty() {
+            principal = self.after_refetch(route, head.headers, client).await;
+        }
+        // On a client-certificate route, a certificate bound to an account
+        // (an `x509` federated identity) is a credential when no other is
+        // presented.
+        if let (Err(authn::Refusal::Missing), true, Some(id)) =
+            (&principal, route.client_cert, spiffe_id)
+        {
+            principal = self.authn.certificate(id).map(Some);
+        }
         self.record.auth_took(started);
         let principal = principal.map_err(|r| {
             trace.auth = AuthOutcome::of(r);
@@ -230,11 +243,14 @@ impl Proxy {
             headers: req.headers(),
         };
         let cert = conn.client_subject.is_some();
+        let spiffe_id = conn.spiffe_id.as_ref().and_then(|v| v.to_str().ok());
         let Passed {
             route,
             path,
             principal,
-        } = self.decide(Edge::Proxy, &head, cert, client, ctx).await?;
+        } = self
+            .decide(Edge::Proxy, &head, cert, spiffe_id, client, ctx)
+            .await?;
         // `decide` refuses decision-only routes on the proxy's edge.
         let target = route.upstream.as_ref().ok_or(Denial::NoRoute)?;
         let uri = upstream::uri(route, target, &path, req.uri()).ok_or(Denial::BadPath)?;
@@ -322,8 +338,42 @@ impl Proxy {
         );
         let accept = Accept::Route {
             audience: route.audience.as_deref(),
+            issuers: route.issuers,
         };
         self.authn.bearer(client, presented, accept).map(Some)
+    }
+
+    /// A route that accepts other issuers refused a JWT: if it names a key
+    /// its issuer's set lacks (the issuer rotated), refetch that set — at
+    /// most once per issuer per 30 s — and judge the request again.
+    async fn after_refetch(
+        &self,
+        route: &Route,
+        h: &HeaderMap,
+        client: IpAddr,
+    ) -> Result<Option<Arc<Principal>>, authn::Refusal> {
+        let presented = presented::extract(
+            h.get_all(header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            h.get_all(&headers::X_API_KEY)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        let refetched = match presented {
+            Ok(token) => {
+                self.authn
+                    .federation()
+                    .refetch_for(token, route.issuers, self.authn.now_ms())
+                    .await
+            }
+            Err(_) => false,
+        };
+        if refetched {
+            self.authenticate(route, h, client)
+        } else {
+            Err(authn::Refusal::Invalid)
+        }
     }
 
     /// Authorize: the client's address is one the credential may be used
@@ -380,6 +430,11 @@ impl Proxy {
             if let Some(subject) = &from.conn.client_subject {
                 h.insert(&headers::X_KEYGATE_CLIENT_SUBJECT, subject.clone());
             }
+        }
+        // Whenever the connection's certificate was verified: an upstream
+        // may want the workload's SPIFFE id on any route.
+        if let Some(id) = &from.conn.spiffe_id {
+            h.insert(&headers::X_KEYGATE_SPIFFE_ID, id.clone());
         }
         if let Some(p) = principal {
             self.vouch(route, p, h)?;

@@ -68,6 +68,7 @@ pub(super) struct Opening {
 struct Recheck {
     secret: Zeroizing<String>,
     audience: Option<String>,
+    issuers: crate::authn::IssuerSet,
     required: Vec<String>,
 }
 
@@ -92,6 +93,7 @@ impl Opening {
             .map(|secret| Recheck {
                 secret: Zeroizing::new(secret.to_owned()),
                 audience: route.audience.clone(),
+                issuers: route.issuers,
                 required: route
                     .required_scopes(Method::GET.as_str())
                     .map(<[String]>::to_vec)
@@ -197,6 +199,7 @@ impl Tunnel {
             if let Some(r) = recheck {
                 let accept = Accept::Route {
                     audience: r.audience.as_deref(),
+                    issuers: r.issuers,
                 };
                 let still = self
                     .authn

@@ -186,9 +186,21 @@ impl Syncer {
                 .filter(|c| c.service_account_id == *id)
                 .cloned()
                 .collect();
+            let bindings: Vec<_> = state
+                .bindings
+                .iter()
+                .filter(|b| b.service_account_id == *id)
+                .cloned()
+                .collect();
             match state.accounts.iter().find(|a| a.id == *id) {
-                Some(account) => self.cache.apply_account(account, &keys, &credentials),
-                None => self.cache.evict(&keys, &credentials),
+                Some(account) => {
+                    self.cache.apply_account(account, &keys, &credentials);
+                    self.cache.apply_bindings(account, &bindings);
+                }
+                None => {
+                    self.cache.evict(&keys, &credentials);
+                    self.cache.evict_bindings(*id);
+                }
             }
         }
         Ok(())

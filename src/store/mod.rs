@@ -115,6 +115,13 @@ pub enum Write {
         account_id: Uuid,
         at: i64,
     },
+    InsertFederatedIdentity(FederatedIdentity),
+    /// Deletes one binding (kept as a tombstone so caches evict it).
+    DeleteFederatedIdentity {
+        account_id: Uuid,
+        id: Uuid,
+        at: i64,
+    },
     InsertSigningKey(SigningKeyRecord),
     /// Schedules every unretired key but `except` to retire at `at`.
     RetireSigningKeys {
@@ -150,6 +157,8 @@ impl Write {
             | Write::DeleteCredential { account_id, .. }
             | Write::DeleteAllCredentials { account_id, .. } => Some(*account_id),
             Write::InsertCredential(c) | Write::UpdateCredential(c) => Some(c.service_account_id),
+            Write::InsertFederatedIdentity(f) => Some(f.service_account_id),
+            Write::DeleteFederatedIdentity { account_id, .. } => Some(*account_id),
             _ => None,
         }
     }
@@ -203,6 +212,8 @@ pub struct AuthState {
     pub accounts: Vec<ServiceAccount>,
     pub keys: Vec<ApiKey>,
     pub credentials: Vec<ClientCredential>,
+    /// Federated identities, deleted ones included.
+    pub bindings: Vec<FederatedIdentity>,
 }
 
 /// Keyset pagination over ids: at most `limit` items with id greater than
@@ -290,6 +301,8 @@ pub trait Store: EventStore + Send + Sync + 'static {
     async fn credentials_of(&self, account_id: Uuid) -> Result<Vec<ClientCredential>>;
     /// The live (not deleted) credentials of several accounts, by id.
     async fn live_credentials_of(&self, account_ids: &[Uuid]) -> Result<Vec<ClientCredential>>;
+    /// The live federated identities of an account, oldest first.
+    async fn federated_identities_of(&self, account_id: Uuid) -> Result<Vec<FederatedIdentity>>;
     /// What the cache needs of several accounts at once (a batch of
     /// changes): the accounts that still exist, and every key and
     /// credential of each, revoked and deleted ones included.
@@ -326,7 +339,8 @@ pub trait Store: EventStore + Send + Sync + 'static {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<Traffic>>;
-    /// Accounts with a quota or a narrowing key or credential.
+    /// Accounts with a quota, a narrowing key or credential, or a federated
+    /// identity (the initial load reads them in full).
     async fn narrowed_accounts(&self) -> Result<Vec<Uuid>>;
 
     /// Audit events, of one organization and about one account when given

@@ -259,6 +259,24 @@ impl ClientCredential {
     }
 }
 
+/// An identity keygate did not issue, bound to a service account: tokens of
+/// the trusted issuer named `issuer` (or, for `"x509"`, TLS client
+/// certificates) whose `sub` is `subject` and whose every listed claim is
+/// equal are credentials of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedIdentity {
+    pub id: Uuid,
+    pub service_account_id: Uuid,
+    /// A `[[trusted_issuers]]` name, or `"x509"`.
+    pub issuer: String,
+    pub subject: String,
+    /// Claim name → the exact string value it must have.
+    pub claims: std::collections::BTreeMap<String, String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
 /// A key or client credential that stopped working (revoked, deleted or
 /// expired) recently enough that tokens minted from it may still be live.
 #[derive(Debug, Clone, PartialEq, Eq)]

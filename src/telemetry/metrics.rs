@@ -29,6 +29,8 @@
 //! | `websocket_tunnels` | gauge | — (open) |
 //! | `tls_handshake_failures_total` | counter | `listener` (`public`, `admin`), `reason` (`listener/handshake.rs`) |
 //! | `build_info` | gauge | `version` |
+//! | `trusted_issuer_fetches_total` | counter | `issuer`, `outcome` (`ok`, `failed`) |
+//! | `trusted_issuer_keys_age_seconds`, `trusted_issuer_keys` | gauge | `issuer` |
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +85,9 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "keygate_tls_handshake_failures_total";
 pub const BUILD_INFO: &str = "keygate_build_info";
 pub const WEBHOOK_ATTEMPTS: &str = "keygate_webhook_attempts_total";
 pub const LEAK_REPORTS: &str = "keygate_leaked_tokens_total";
+pub const ISSUER_FETCHES: &str = "keygate_trusted_issuer_fetches_total";
+pub const ISSUER_KEYS_AGE: &str = "keygate_trusted_issuer_keys_age_seconds";
+pub const ISSUER_KEYS: &str = "keygate_trusted_issuer_keys";
 
 enum Kind {
     Counter,
@@ -92,6 +97,24 @@ enum Kind {
 
 /// Every series: name, type, unit, help.
 const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
+    (
+        ISSUER_FETCHES,
+        Kind::Counter,
+        Unit::Count,
+        "Fetches of a trusted issuer's key set, by issuer and outcome (ok, failed: the last good set is kept).",
+    ),
+    (
+        ISSUER_KEYS_AGE,
+        Kind::Gauge,
+        Unit::Seconds,
+        "Age of the key set keygate holds for a trusted issuer (-1: none fetched yet).",
+    ),
+    (
+        ISSUER_KEYS,
+        Kind::Gauge,
+        Unit::Count,
+        "Keys keygate holds for a trusted issuer.",
+    ),
     (
         WEBHOOK_ATTEMPTS,
         Kind::Counter,

@@ -8,6 +8,7 @@
 //! with them), and revoked token ids. Caches only: the authentication
 //! decision itself is the [`super::Authenticator`]'s.
 
+pub(crate) mod bindings;
 mod freshness;
 mod hasher;
 mod intern;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 pub use freshness::Freshness;
 
+use self::bindings::{BindingEntry, Bindings, Matched};
 use self::hasher::BuildIdentity;
 use self::intern::Interner;
 use super::principal::{AccountFacts, CredentialKind, Principal};
@@ -28,8 +30,8 @@ use crate::config::RateSpec;
 use crate::scope::ScopeSet;
 use crate::secret::KeyHash;
 use crate::store::{
-    ApiKey, AuthEntry, ClientCredential, CredentialLimits, DeadCredential, Quota, RevokedToken,
-    ServiceAccount,
+    ApiKey, AuthEntry, ClientCredential, CredentialLimits, DeadCredential, FederatedIdentity,
+    Quota, RevokedToken, ServiceAccount,
 };
 
 /// What a JWT's account may still do; see [`Cache::token_allowed`].
@@ -80,6 +82,8 @@ pub struct Cache {
     quotas: DashMap<Uuid, Quota>,
     /// Some quota was ever cached: until then requests skip the lookups.
     has_quotas: AtomicBool,
+    /// Federated identities of open, enabled accounts.
+    bindings: Bindings,
     interner: Interner,
     freshness: Freshness,
 }
@@ -98,6 +102,7 @@ impl Cache {
             dead: DashMap::new(),
             quotas: DashMap::new(),
             has_quotas: AtomicBool::new(false),
+            bindings: Bindings::default(),
             interner: Interner::default(),
             freshness: Freshness::new(max_staleness_ms),
         }
@@ -197,6 +202,59 @@ impl Cache {
         }
         self.set_quota(account.id, account.quota.filter(|_| open));
         self.restrict(account);
+    }
+
+    /// Replaces the account's federated identities with the store's:
+    /// live ones of an open, enabled account are bound, deleted ones stop
+    /// the tokens minted through them.
+    pub fn apply_bindings(&self, account: &ServiceAccount, bindings: &[FederatedIdentity]) {
+        let open = account.closed_at.is_none() && account.enabled;
+        let mut live = Vec::new();
+        for b in bindings {
+            if let Some(at) = b.deleted_at {
+                self.stopped(b.id.to_string().into(), at);
+            } else if open {
+                let principal = self.principal(
+                    account,
+                    CredentialKind::Federated,
+                    b.id,
+                    None,
+                    &CredentialLimits::default(),
+                );
+                live.push(Arc::new(BindingEntry {
+                    issuer: b.issuer.as_str().into(),
+                    subject: b.subject.as_str().into(),
+                    claims: b
+                        .claims
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    principal: Arc::new(principal),
+                }));
+            }
+        }
+        self.bindings.replace(account.id, live);
+    }
+
+    /// Forgets the bindings of an account that is gone.
+    pub fn evict_bindings(&self, account_id: Uuid) {
+        self.bindings.replace(account_id, Vec::new());
+    }
+
+    /// The live bindings of `issuer` for `subject` whose claim conditions
+    /// `has` confirms.
+    pub(crate) fn bindings_matching(
+        &self,
+        issuer: &str,
+        subject: &str,
+        has: impl Fn(&str, &str) -> bool,
+    ) -> Matched {
+        self.bindings.matching(issuer, subject, has)
+    }
+
+    /// Live federated identities cached.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
     }
 
     fn set_quota(&self, subject: Uuid, quota: Option<Quota>) {

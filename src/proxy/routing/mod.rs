@@ -55,6 +55,8 @@ pub struct Route {
     pub client_cert: bool,
     /// Quota each admitted request spends.
     pub cost: u64,
+    /// Trusted issuers whose JWTs authenticate here too.
+    pub issuers: crate::authn::IssuerSet,
 }
 
 /// A route's upstream, split for building request URIs.
@@ -108,6 +110,10 @@ impl Route {
             websocket: c.websocket,
             client_cert: c.client_cert,
             cost: c.cost,
+            issuers: c
+                .accept_issuer_indexes
+                .iter()
+                .fold(crate::authn::IssuerSet::EMPTY, |s, i| s.with(*i)),
         })
     }
 

@@ -89,4 +89,5 @@ pub(super) const NARROWED_ACCOUNTS: &str = "SELECT id FROM service_accounts \
      UNION SELECT service_account_id AS id FROM api_keys WHERE revoked_at IS NULL \
      AND (quota IS NOT NULL OR scopes IS NOT NULL OR allowed_cidrs IS NOT NULL) \
      UNION SELECT service_account_id AS id FROM client_credentials WHERE deleted_at IS NULL \
-     AND (quota IS NOT NULL OR scopes IS NOT NULL OR allowed_cidrs IS NOT NULL)";
+     AND (quota IS NOT NULL OR scopes IS NOT NULL OR allowed_cidrs IS NOT NULL) \
+     UNION SELECT service_account_id AS id FROM federated_identities WHERE deleted_at IS NULL";

@@ -309,8 +309,24 @@ impl<B: Backend> Store for SqlStore<B> {
             state
                 .credentials
                 .extend(self.all(credentials, credential_from).await?);
+            let bindings = within(
+                "SELECT * FROM federated_identities f".into(),
+                "f.service_account_id",
+            );
+            state
+                .bindings
+                .extend(self.all(bindings, federated_identity_from).await?);
         }
         Ok(state)
+    }
+
+    async fn federated_identities_of(&self, account_id: Uuid) -> Result<Vec<FederatedIdentity>> {
+        let stmt = Stmt::new(
+            "SELECT * FROM federated_identities \
+             WHERE service_account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .arg(account_id);
+        self.all(stmt, federated_identity_from).await
     }
 
     async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>> {
@@ -362,8 +378,11 @@ impl<B: Backend> Store for SqlStore<B> {
              WHERE expires_at > $2 AND revoked_at IS NULL \
              UNION ALL SELECT client_id, deleted_at AS at FROM client_credentials WHERE deleted_at > $3 \
              UNION ALL SELECT client_id, expires_at AS at FROM client_credentials \
-             WHERE expires_at > $4 AND deleted_at IS NULL",
+             WHERE expires_at > $4 AND deleted_at IS NULL \
+             UNION ALL SELECT id AS client_id, deleted_at AS at FROM federated_identities \
+             WHERE deleted_at > $5",
         )
+        .arg(since_ms)
         .arg(since_ms)
         .arg(since_ms)
         .arg(since_ms)

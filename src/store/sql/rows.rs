@@ -266,6 +266,20 @@ pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
     })
 }
 
+pub(crate) fn federated_identity_from(row: &impl Cols) -> Result<FederatedIdentity> {
+    Ok(FederatedIdentity {
+        id: row.uuid("id")?,
+        service_account_id: row.uuid("service_account_id")?,
+        issuer: row.text("issuer")?,
+        subject: row.text("subject")?,
+        claims: serde_json::from_str(&row.text("claims")?)
+            .map_err(|_| Error::Corrupt("malformed federated identity claims"))?,
+        created_by: row.opt_uuid("created_by")?,
+        created_at: row.int("created_at")?,
+        deleted_at: row.opt_int("deleted_at")?,
+    })
+}
+
 pub(crate) fn signing_key_from(row: &impl Cols) -> Result<SigningKeyRecord> {
     use base64::Engine as _;
     Ok(SigningKeyRecord {

@@ -247,6 +247,30 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(*at)
             .arg(*account_id),
         ),
+        Write::InsertFederatedIdentity(f) => one(
+            Stmt::new(
+                "INSERT INTO federated_identities (id, service_account_id, issuer, subject, claims, \
+                 created_by, created_at, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .arg(f.id)
+            .arg(f.service_account_id)
+            .arg(&f.issuer)
+            .arg(&f.subject)
+            .arg(serde_json::to_string(&f.claims).unwrap_or_else(|_| "{}".into()))
+            .arg(f.created_by)
+            .arg(f.created_at)
+            .arg(f.deleted_at),
+        ),
+        Write::DeleteFederatedIdentity { account_id, id, at } => one(
+            Stmt::new(
+                "UPDATE federated_identities SET deleted_at = $1 \
+                 WHERE id = $2 AND service_account_id = $3 AND deleted_at IS NULL",
+            )
+            .arg(*at)
+            .arg(*id)
+            .arg(*account_id)
+            .or_not_found(),
+        ),
         Write::InsertSigningKey(k) => one(
             Stmt::new(
                 "INSERT INTO signing_keys (kid, algorithm, private_der, public_jwk, created_at, \
