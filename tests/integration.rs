@@ -4,6 +4,8 @@
 //! `keygate::app::start`, so tests run in parallel without sharing state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "integration/issuer.rs"]
+mod issuer;
 #[path = "integration/pki.rs"]
 mod pki;
 #[path = "integration/receiver.rs"]
@@ -53,6 +55,8 @@ mod events;
 mod events_figures;
 #[path = "integration/events_fleet.rs"]
 mod events_fleet;
+#[path = "integration/federation.rs"]
+mod federation;
 #[path = "integration/fleet.rs"]
 mod fleet;
 #[path = "integration/hardening.rs"]

@@ -73,15 +73,7 @@ impl Harness {
     /// Runs on SQLite, or on PostgreSQL when `KEYGATE_TEST_STORE=postgres`
     /// (CI runs the whole suite both ways).
     pub(crate) async fn start(routes_toml_extra: &str) -> Harness {
-        let store = match std::env::var("KEYGATE_TEST_STORE").as_deref() {
-            Ok("postgres") => Some(
-                pg_schema_url()
-                    .await
-                    .expect("KEYGATE_TEST_STORE=postgres needs KEYGATE_TEST_POSTGRES_URL"),
-            ),
-            _ => None,
-        };
-        Self::start_on(store, routes_toml_extra).await
+        Self::start_on(test_store().await, routes_toml_extra).await
     }
 
     /// As [`Harness::start`], on the given store URL (default: a fresh SQLite file).
@@ -405,6 +397,19 @@ poll_interval = "{POLL}"
     /// Ids of every account in `org_id`, walking all pages.
     pub(crate) async fn account_ids(&self, org_id: &str) -> Vec<String> {
         list_ids(self, &format!("organization_id={org_id}")).await
+    }
+}
+
+/// The store `KEYGATE_TEST_STORE` asks for: a fresh PostgreSQL schema, or
+/// `None` (a fresh SQLite file).
+pub(crate) async fn test_store() -> Option<String> {
+    match std::env::var("KEYGATE_TEST_STORE").as_deref() {
+        Ok("postgres") => Some(
+            pg_schema_url()
+                .await
+                .expect("KEYGATE_TEST_STORE=postgres needs KEYGATE_TEST_POSTGRES_URL"),
+        ),
+        _ => None,
     }
 }
 
