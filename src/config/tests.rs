@@ -213,3 +213,93 @@ fn console_sessions_are_short_lived() {
         .unwrap_err();
     assert_eq!(err.problems.len(), 1, "{err}");
 }
+
+#[test]
+fn trusted_issuers_and_their_routes_are_checked_naming_each_problem() {
+    let toml = r#"
+[[trusted_issuers]]
+name = "gh"
+issuer = "https://token.actions.githubusercontent.com"
+audiences = ["keygate"]
+
+[[trusted_issuers]]
+name = "x509"
+issuer = "http://10.0.0.1"
+jwks_uri = "http://10.0.0.1/keys"
+jwks_file = "/k.json"
+audiences = []
+algorithms = ["HS256", "none"]
+jwks_refresh = "5s"
+
+[[trusted_issuers]]
+name = "gh"
+issuer = "https://token.actions.githubusercontent.com"
+audiences = ["k"]
+colour = "blue"
+
+[[routes]]
+name = "a"
+prefix = "/a"
+upstream = "http://127.0.0.1:9"
+accept_issuers = ["gh", "nope"]
+
+[[routes]]
+name = "b"
+prefix = "/b"
+upstream = "http://127.0.0.1:9"
+public = true
+accept_issuers = ["gh"]
+"#;
+    let problems = Config::from_toml(toml, &HashMap::new())
+        .unwrap_err()
+        .problems
+        .join("\n");
+    assert!(
+        problems.contains("trusted_issuers[2].colour: unknown key"),
+        "{problems}"
+    );
+    let toml = toml.replace("colour = \"blue\"\n", "");
+    let problems = Config::from_toml(&toml, &HashMap::new())
+        .unwrap_err()
+        .problems
+        .join("\n");
+    for want in [
+        "trusted_issuers[1].name: \"x509\" is reserved",
+        "trusted_issuers[1].jwks_uri: set jwks_uri or jwks_file, not both",
+        "trusted_issuers[1].audiences: must list",
+        "trusted_issuers[1].algorithms[0]: \"HS256\" is not accepted",
+        "trusted_issuers[1].algorithms[1]: \"none\" is not accepted",
+        "trusted_issuers[1].jwks_refresh: must be at least 30s",
+        "trusted_issuers[2].name: \"gh\" is used twice",
+        "trusted_issuers[2].issuer: \"https://token.actions.githubusercontent.com\" is trusted twice",
+        "routes[0].accept_issuers[1]: \"nope\" is not the name of a [[trusted_issuers]] entry",
+        "routes[1].accept_issuers: a public route authenticates no one",
+    ] {
+        assert!(problems.contains(want), "missing {want:?} in\n{problems}");
+    }
+    // Plain http only to loopback; discovery when no keys are named.
+    let plain = r#"
+[[trusted_issuers]]
+name = "corp"
+issuer = "http://idp.corp.example"
+audiences = ["keygate"]
+"#;
+    let problems = Config::from_toml(plain, &HashMap::new())
+        .unwrap_err()
+        .problems
+        .join("\n");
+    assert!(problems.contains("trusted_issuers[0].issuer: \"http://idp.corp.example/.well-known/openid-configuration\" must be https"), "{problems}");
+    let good = Config::from_toml(
+        &plain.replace("http://idp.corp.example", "https://idp.corp.example/"),
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        good.trusted_issuers[0].source,
+        JwksSource::Discovery(
+            "https://idp.corp.example/.well-known/openid-configuration"
+                .parse()
+                .unwrap()
+        )
+    );
+}

@@ -823,3 +823,92 @@ async fn the_bindings_api_validates_audits_and_keeps_owners_to_their_accounts() 
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
 }
+
+/// A verified certificate's SPIFFE id reaches the upstream (never one a
+/// client wrote), and bound as `x509` it is a credential on a
+/// `client_cert` route; a certificate with two SPIFFE ids is none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_spiffe_certificate_is_a_credential_on_client_cert_routes() {
+    use crate::pki::{self, Pki};
+    use crate::tls::{get, tls_harness};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "keygate");
+    let h = tls_harness(
+        &pki,
+        Some("optional"),
+        r#"
+[[routes]]
+name = "mesh"
+prefix = "/mesh"
+upstream = "http://{UPSTREAM}"
+client_cert = true
+scopes = { GET = ["orders:read"] }
+"#,
+    )
+    .await;
+    const ID: &str = "spiffe://example.org/ns/payments/sa/api";
+    let org = h.create_org(&h.unique_name()).await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let call = |identity, path: &'static str| {
+        let config = pki.client_config(identity, &[b"http/1.1"]);
+        let addr = h.public_addr();
+        async move {
+            let stream = pki::connect(addr, config).await.unwrap();
+            get(
+                stream,
+                path,
+                &[
+                    ("x-keygate-spiffe-id", "spiffe://evil/admin"),
+                    ("x_keygate_spiffe_id", "spiffe://evil"),
+                ],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Not bound yet: the certificate alone is no credential.
+    let (s, _, _) = call(Some(pki.spiffe_client("api", &[ID])), "/mesh/x").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The id is forwarded on any route, the client's own headers dropped.
+    let (s, _, body) = call(Some(pki.spiffe_client("api", &[ID])), "/open/x").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["headers"]["x-keygate-spiffe-id"], ID);
+    assert!(body["headers"].get("x_keygate_spiffe_id").is_none());
+
+    bind(&h, &account, json!({"issuer": "x509", "subject": ID})).await;
+    let (s, _, body) = call(Some(pki.spiffe_client("api", &[ID])), "/mesh/x").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["headers"]["x-keygate-account"], account.as_str());
+    assert_eq!(body["headers"]["x-keygate-spiffe-id"], ID);
+    // Another workload's id, two ids at once, or no certificate: refused.
+    let (s, _, _) = call(
+        Some(pki.spiffe_client("api", &["spiffe://example.org/ns/other/sa/x"])),
+        "/mesh/x",
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, body) = call(
+        Some(pki.spiffe_client("api", &[ID, "spiffe://example.org/ns/other/sa/x"])),
+        "/open/x",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body["headers"].get("x-keygate-spiffe-id").is_none(),
+        "{body}"
+    );
+    let (s, _, _) = call(None, "/mesh/x").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Disabled: the certificate stops at once.
+    let (s, _, _) = h
+        .admin(
+            "PATCH",
+            &format!("/v1/service-accounts/{account}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call(Some(pki.spiffe_client("api", &[ID])), "/mesh/x").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

@@ -78,6 +78,17 @@ impl Pki {
         self.client_with(cn, |_| {})
     }
 
+    /// A client certificate carrying `uris` as URI SANs (SPIFFE ids).
+    pub(crate) fn spiffe_client(&self, cn: &str, uris: &[&str]) -> Identity {
+        self.client_with(cn, |p| {
+            for u in uris {
+                p.subject_alt_names.push(rcgen::SanType::URI(
+                    rcgen::string::Ia5String::try_from(*u).unwrap(),
+                ));
+            }
+        })
+    }
+
     /// A client certificate that expired in 2021.
     pub(crate) fn expired_client(&self, cn: &str) -> Identity {
         self.client_with(cn, |p| {
