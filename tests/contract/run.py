@@ -73,12 +73,19 @@ def seed(admin: str) -> dict[str, str]:
     )
     key = call(admin, "POST", f"/v1/service-accounts/{account['id']}/api-keys", {"name": "k"})
     credential = call(admin, "POST", f"/v1/service-accounts/{account['id']}/credentials", {})
+    binding = call(
+        admin,
+        "POST",
+        f"/v1/service-accounts/{account['id']}/federated-identities",
+        {"issuer": "x509", "subject": "spiffe://example.org/contract"},
+    )
     return {
         "KG_ORG": org["id"],
         "KG_PROJECT": project["id"],
         "KG_ACCOUNT": account["id"],
         "KG_KEY": key["id"],
         "KG_CREDENTIAL": credential["id"],
+        "KG_BINDING": binding["id"],
     }
 
 
