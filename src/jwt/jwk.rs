@@ -19,7 +19,9 @@ pub enum Error {
     Malformed,
     #[error("holds private key material (\"d\"); give the public key only")]
     Private,
-    #[error("is a symmetric (oct) key; only RSA, EC P-256/P-384 and Ed25519 public keys are accepted")]
+    #[error(
+        "is a symmetric (oct) key; only RSA, EC P-256/P-384 and Ed25519 public keys are accepted"
+    )]
     Symmetric,
     #[error("is on a curve keygate does not verify (P-521, X25519…)")]
     UnsupportedCurve,
@@ -104,6 +106,10 @@ pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
     })
 }
 
+/// What a client credential's `public_jwk` may sign its assertions with
+/// (`private_key_jwt`), as discovery advertises.
+pub const CLIENT_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
 /// One public JWK. `allowed`: the algorithms the caller accepts; a key that
 /// can verify none of them, or whose `alg` is not among them, is refused.
 pub fn parse(value: &Value, allowed: &[Algorithm]) -> Result<PublicKey, Error> {
@@ -121,9 +127,7 @@ pub fn parse(value: &Value, allowed: &[Algorithm]) -> Result<PublicKey, Error> {
     // before jsonwebtoken reads it (it would take HS256 as a key algorithm).
     let alg = match obj.get("alg") {
         None => None,
-        Some(Value::String(name)) => {
-            Some(parse_algorithm(name).ok_or(Error::AlgorithmMismatch)?)
-        }
+        Some(Value::String(name)) => Some(parse_algorithm(name).ok_or(Error::AlgorithmMismatch)?),
         Some(_) => return Err(Error::Malformed),
     };
     let mut stripped = value.clone();
