@@ -1,5 +1,6 @@
-//! `POST /oauth2/token`: RFC 6749 §4.4 client credentials (client_secret_basic
-//! and client_secret_post) and RFC 8693 token exchange of an API key.
+//! `POST /oauth2/token`: RFC 6749 §4.4 client credentials (client_secret_basic,
+//! client_secret_post, private_key_jwt) and RFC 8693 token exchange of an
+//! API key.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -52,26 +53,27 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match issue(&s, peer, &headers, &body) {
+    match issue(&s, peer, &headers, &body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
 }
 
-/// The client, authenticated.
-fn client(s: &OAuthState, peer: IpAddr, c: &ClientAuth) -> Result<Arc<Principal>, OAuthError> {
-    let p = s
-        .authn
-        .client(peer, &c.client_id, &c.secret)
-        .map_err(|r| refused(r, OAuthError::client(c.basic)))?;
+/// The client, authenticated, with its client id.
+async fn client(
+    s: &OAuthState,
+    peer: IpAddr,
+    c: &ClientAuth,
+) -> Result<(Arc<Principal>, String), OAuthError> {
+    let (p, client_id) = s.client(peer, c).await?;
     // A credential bound to addresses authenticates only from them.
     if !p.allows_address(peer) {
-        return Err(OAuthError::client(c.basic));
+        return Err(OAuthError::client(c.basic()));
     }
-    Ok(p)
+    Ok((p, client_id))
 }
 
-fn issue(
+async fn issue(
     s: &OAuthState,
     peer: IpAddr,
     headers: &HeaderMap,
@@ -86,13 +88,13 @@ fn issue(
     let (principal, client_id) = match grant {
         GRANT_CLIENT_CREDENTIALS => {
             let c = presented.ok_or_else(|| s.charged(peer, OAuthError::client(false)))?;
-            (client(s, peer, &c)?, c.client_id)
+            client(s, peer, &c).await?
         }
         GRANT_TOKEN_EXCHANGE => {
             // The API key is the credential. A client that also authenticates
             // (as RFC 8693 clients often do) must do so correctly.
             if let Some(c) = &presented {
-                client(s, peer, c)?;
+                client(s, peer, c).await?;
             }
             if form.get("subject_token_type") != Some(TOKEN_TYPE_API_KEY) {
                 return Err(OAuthError::new(
