@@ -598,3 +598,70 @@ async fn assertions_authenticate_introspection_and_token_exchange() {
     let (status, _, body) = h.form("/oauth2/token", &form, &[]).await;
     assert_invalid_client("exchange with a stranger's assertion", (status, body));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_a_key_credential_from_a_jwk_file() {
+    let h = Harness::start("").await;
+    let org = h.create_org(&h.unique_name()).await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let k = key(Algorithm::EdDSA, "cli-1");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client.jwk.json");
+    std::fs::write(&file, k.jwk.to_string()).unwrap();
+    let args: Vec<String> = vec![
+        "credential".into(),
+        "create".into(),
+        account,
+        "--name".into(),
+        "cli".into(),
+        "--public-jwk-file".into(),
+        file.display().to_string(),
+        "--admin-url".into(),
+        format!("http://{}", h.admin_addr()),
+        "--admin-key".into(),
+        h.admin_key.clone(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(&args)
+            .env_remove("KEYGATE_ADMIN_KEY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["auth_method"], "private_key_jwt", "{body}");
+    assert!(body.get("client_secret").is_none(), "{body}");
+    let client_id = body["client_id"].as_str().unwrap();
+    assert_eq!(
+        token(&h, &assertion(&k, client_id), "").await.0,
+        StatusCode::OK
+    );
+}
+
+/// Redis unreachable: assertions still authenticate, and a replay is still
+/// refused by the replica that saw the jti.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_replica_still_refuses_replays_it_saw() {
+    let url = format!("redis://127.0.0.1:{}", crate::support::dead_port().await);
+    let h = Harness::start_with(
+        None,
+        "",
+        &[
+            ("KEYGATE_RATE_LIMIT__BACKEND", "redis"),
+            ("KEYGATE_RATE_LIMIT__REDIS_URL", url.as_str()),
+        ],
+    )
+    .await;
+    let k = key(Algorithm::ES256, "k1");
+    let (_, _, client_id) = key_client(&h, &k, &["orders:read"]).await;
+    let a = assertion(&k, &client_id);
+    assert_eq!(token(&h, &a, "").await.0, StatusCode::OK);
+    assert_invalid_client("replay with redis down", token(&h, &a, "").await);
+}
