@@ -665,3 +665,31 @@ async fn with_redis_down_a_replica_still_refuses_replays_it_saw() {
     assert_eq!(token(&h, &a, "").await.0, StatusCode::OK);
     assert_invalid_client("replay with redis down", token(&h, &a, "").await);
 }
+
+/// Time is keygate's injected clock, not the system's: on a clock an hour
+/// ahead, an assertion made for the system's now has expired, and one made
+/// for keygate's now is good — until keygate's clock passes its exp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assertions_are_judged_by_the_injected_clock() {
+    use keygate::clock::{Clock as _, ManualClock, SystemClock};
+    let clock = ManualClock::new(SystemClock.now_ms() + 3_600_000);
+    let shared: keygate::clock::SharedClock = clock.clone();
+    let h = Harness::start_clocked(None, "", &[LIFT_BUDGET], Some(shared)).await;
+    let k = key(Algorithm::ES256, "k1");
+    let (_, _, client_id) = key_client(&h, &k, &["orders:read"]).await;
+    assert_invalid_client(
+        "made for the system's now",
+        token(&h, &assertion(&k, &client_id), "").await,
+    );
+    let at = |offset: i64| {
+        let mut c = claims(&client_id);
+        let keygate_now = clock.now_ms() / 1000;
+        c["iat"] = json!(keygate_now);
+        c["exp"] = json!(keygate_now + offset);
+        sign(&k.signer, &header(&k), &c)
+    };
+    assert_eq!(token(&h, &at(60), "").await.0, StatusCode::OK);
+    let later = at(60);
+    clock.advance(120_000);
+    assert_invalid_client("expired on keygate's clock", token(&h, &later, "").await);
+}
