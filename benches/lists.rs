@@ -133,6 +133,7 @@ async fn seed(url: &str, n: usize) -> (String, Uuid, Uuid) {
             last_used_at: None,
             tokens_not_before: None,
             limits: Default::default(),
+            public_jwk: None,
         }));
         writes.insert(writes.len() - 1, Write::InsertAccount(a));
     }

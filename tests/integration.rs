@@ -85,6 +85,8 @@ mod openapi;
 mod operations;
 #[path = "integration/outage.rs"]
 mod outage;
+#[path = "integration/private_key_jwt.rs"]
+mod private_key_jwt;
 #[path = "integration/protocols.rs"]
 mod protocols;
 #[path = "integration/proxy.rs"]

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ use super::narrowing::{LimitsBody, LimitsPatchBody, LimitsView, QuotaBody};
 use super::openapi::Refusals;
 use super::{written, AdminState, ApiError};
 use crate::clock::rfc3339;
-use crate::manage::{CredentialPatch, IssuedCredential, NewCredential};
+use crate::manage::{auth_method, CredentialPatch, IssuedCredential, NewCredential};
 use crate::store::ClientCredential;
 
 #[derive(Serialize, ToSchema)]
@@ -23,9 +24,17 @@ pub(super) struct CredentialView {
     service_account_id: Uuid,
     name: String,
     description: Option<String>,
-    /// Present only in the response that created or re-keyed it.
+    /// Present only in the response that created or re-keyed it, and never
+    /// for a `private_key_jwt` credential (it has no secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<String>,
+    /// How the client authenticates at the token endpoint.
+    #[schema(value_type = String, example = "client_secret")]
+    auth_method: &'static str,
+    /// The client's public JWK (`private_key_jwt`); `null` for a secret
+    /// credential.
+    #[schema(value_type = Option<Object>)]
+    public_jwk: Option<Value>,
     created_at: String,
     expires_at: Option<String>,
     last_used_at: Option<String>,
@@ -37,6 +46,8 @@ pub(super) struct CredentialView {
 impl CredentialView {
     fn listed(c: ClientCredential) -> Self {
         Self {
+            auth_method: auth_method(&c),
+            public_jwk: c.public_jwk,
             id: c.id,
             client_id: c.client_id,
             service_account_id: c.service_account_id,
@@ -52,7 +63,7 @@ impl CredentialView {
 
     fn issued(i: IssuedCredential) -> Self {
         Self {
-            client_secret: Some(i.secret.to_string()),
+            client_secret: i.secret.map(|s| s.to_string()),
             ..Self::listed(i.credential)
         }
     }
@@ -81,6 +92,13 @@ pub(super) struct CreateCredential {
     /// The credential's own quota, spent by its tokens beside its account's.
     #[serde(default)]
     quota: Option<QuotaBody>,
+    /// A public JWK (RSA ≥ 2048 bits, EC P-256 or Ed25519; no private
+    /// parts): the client authenticates with `private_key_jwt` assertions
+    /// signed by its private key (RS256, ES256, EdDSA), and no
+    /// `client_secret` is made. Absent: a secret credential.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    public_jwk: Option<Value>,
 }
 
 /// Only the fields present change; `null` clears a nullable one.
@@ -109,6 +127,11 @@ pub(super) struct UpdateCredential {
     /// Starts the quota's current window afresh.
     #[serde(default)]
     reset_quota: bool,
+    /// Replaces a `private_key_jwt` credential's public JWK; tokens minted
+    /// before stop, as when a secret is regenerated.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    public_jwk: Option<Option<Value>>,
 }
 
 /// No fields (an empty body reads as `{}`).
@@ -133,7 +156,7 @@ fn ids(account: &str, credential: &str) -> Result<(Uuid, Uuid), ApiError> {
     operation_id = "createClientCredential",
     path = "/v1/service-accounts/{id}/credentials",
     tag = "client-credentials",
-    summary = "Create an OAuth client credential; its secret is in this response only",
+    summary = "Create an OAuth client credential; its secret is in this response only (none with public_jwk)",
     params(("id" = Uuid, Path, description = "The service account's id")),
     request_body(content = CreateCredential, content_type = "application/json"),
     responses((status = 201, description = "Created", body = CredentialView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),
@@ -157,6 +180,7 @@ pub(super) async fn create(
         }
         .into(),
         explicit_expiry: true,
+        public_jwk: b.public_jwk,
     };
     let w = s.manager.create_credential(&actor, id, new).await?;
     Ok(written(
@@ -242,6 +266,8 @@ pub(super) async fn update(
             reset_quota: b.reset_quota,
         }
         .into(),
+        // `null` is refused by validation ("is not a JSON object").
+        public_jwk: b.public_jwk.map(|j| j.unwrap_or(Value::Null)),
     };
     let w = s.manager.update_credential(&actor, id, cid, patch).await?;
     Ok(written(
@@ -276,7 +302,7 @@ pub(super) async fn delete(
     operation_id = "regenerateClientSecret",
     path = "/v1/service-accounts/{id}/credentials/{cid}/secret",
     tag = "client-credentials",
-    summary = "Replace a client secret; the new one is in this response only",
+    summary = "Replace a client secret; the new one is in this response only (400 for a private_key_jwt credential)",
     params(("id" = Uuid, Path, description = "The service account's id"), ("cid" = Uuid, Path, description = "The client credential's id")),
     request_body(content = Empty, content_type = "application/json"),
     responses((status = 200, description = "Updated", body = CredentialView, headers(("x-keygate-revision" = i64, description = "The store revision that carries this write (see GET /v1/replicas?revision=)"))), Refusals),

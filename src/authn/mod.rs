@@ -389,7 +389,36 @@ impl Authenticator {
         let found = self.cache.client(client_id).filter(|entry| {
             // SECURITY: constant time, so response timing says nothing about the secret.
             let presented = KeyHash::of(secret);
-            bool::from(presented.0.ct_eq(&entry.secret_hash.0)) && entry.principal.expires_at > now
+            bool::from(presented.0.ct_eq(&entry.secret_hash.0))
+                // SECURITY: a credential holding a public key authenticates
+                // only by a signed assertion, never by secret.
+                && entry.public_key.is_none()
+                && entry.principal.expires_at > now
+        });
+        match found {
+            Some(entry) => {
+                self.usage.touch(&entry.principal, now);
+                Ok(Arc::clone(&entry.principal))
+            }
+            None => Err(self.fail(peer)),
+        }
+    }
+
+    /// OAuth client authentication by a signed assertion (RFC 7523 §2.2,
+    /// `private_key_jwt`): the credential's public key is handed to
+    /// `verify`, which checks the assertion's signature and claims. A
+    /// credential without a key, an expired one, or a failed `verify` is a
+    /// failure charged to `peer`.
+    pub fn client_assertion(
+        &self,
+        peer: IpAddr,
+        client_id: &str,
+        verify: impl FnOnce(&crate::jwt::jwk::PublicKey, i64) -> bool,
+    ) -> Result<Arc<Principal>, Refusal> {
+        let now = self.fresh()?;
+        let found = self.cache.client(client_id).filter(|entry| {
+            entry.principal.expires_at > now
+                && entry.public_key.as_deref().is_some_and(|k| verify(k, now))
         });
         match found {
             Some(entry) => {

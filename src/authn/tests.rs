@@ -215,3 +215,60 @@ fn a_stale_cache_fails_closed() {
         Refusal::Stale
     );
 }
+
+fn credential(
+    format: &ApiKeyFormat,
+    account: &ServiceAccount,
+    public_jwk: Option<serde_json::Value>,
+) -> (String, crate::store::ClientCredential) {
+    let g = format.generate_secret();
+    (
+        g.value.to_string(),
+        crate::store::ClientCredential {
+            id: Uuid::now_v7(),
+            client_id: format.generate_client_id(),
+            service_account_id: account.id,
+            name: "c".into(),
+            description: None,
+            secret_hash: g.hash,
+            created_at: 0,
+            expires_at: None,
+            deleted_at: None,
+            last_used_at: None,
+            tokens_not_before: None,
+            limits: Default::default(),
+            public_jwk,
+        },
+    )
+}
+
+/// SECURITY: even the secret whose hash a key credential stores (nobody
+/// should hold it) does not authenticate it; only an assertion its key
+/// verifies does.
+#[test]
+fn a_credential_with_a_public_key_never_authenticates_by_secret() {
+    let clock = ManualClock::new(1);
+    let (a, format) = authenticator(clock);
+    let acct = account(true);
+    let (_, jwk) = crate::jwt::signing::generate(jsonwebtoken::Algorithm::ES256, "k").unwrap();
+    let (secret, keyed) = credential(&format, &acct, Some(jwk));
+    let (plain_secret, plain) = credential(&format, &acct, None);
+    a.cache()
+        .apply_account(&acct, &[], &[keyed.clone(), plain.clone()]);
+    assert!(a.client(PEER, &plain.client_id, &plain_secret).is_ok());
+    assert_eq!(
+        a.client(PEER, &keyed.client_id, &secret).err(),
+        Some(Refusal::Invalid)
+    );
+    // The key is handed to the verifier; its answer decides.
+    assert!(a
+        .client_assertion(PEER, &keyed.client_id, |k, _| k.kid.as_deref() == Some("k"))
+        .is_ok());
+    assert!(a
+        .client_assertion(PEER, &keyed.client_id, |_, _| false)
+        .is_err());
+    // A secret credential has no key: no assertion authenticates it.
+    assert!(a
+        .client_assertion(PEER, &plain.client_id, |_, _| true)
+        .is_err());
+}

@@ -120,11 +120,25 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             name,
             description,
             expires_at,
-        }) => (
-            "POST",
-            format!("/v1/service-accounts/{account}/credentials"),
-            Some(json!({ "name": name, "description": description, "expires_at": expires_at })),
-        ),
+            public_jwk_file,
+        }) => {
+            let mut body =
+                json!({ "name": name, "description": description, "expires_at": expires_at });
+            if let Some(path) = public_jwk_file {
+                match read_jwk(path) {
+                    Ok(jwk) => body["public_jwk"] = jwk,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
+                }
+            }
+            (
+                "POST",
+                format!("/v1/service-accounts/{account}/credentials"),
+                Some(body),
+            )
+        }
         Command::Credential(CredentialCmd::List { account }) => (
             "GET",
             format!("/v1/service-accounts/{account}/credentials"),
@@ -232,4 +246,11 @@ pub async fn run_admin(cli: &Cli) -> i32 {
             1
         }
     }
+}
+
+/// The JSON of a `--public-jwk-file` (the server validates the key).
+fn read_jwk(path: &std::path::Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
 }

@@ -99,7 +99,8 @@ pub struct SecretPatternArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialCmd {
-    /// Create a client credential; prints its client_secret once.
+    /// Create a client credential; prints its client_secret once (none
+    /// with --public-jwk-file: the client then uses private_key_jwt).
     Create {
         account: String,
         #[arg(long)]
@@ -109,6 +110,10 @@ pub enum CredentialCmd {
         /// RFC 3339 time after which the credential stops working.
         #[arg(long)]
         expires_at: Option<String>,
+        /// A file holding the client's public JWK (JSON): the credential
+        /// authenticates with private_key_jwt assertions, not a secret.
+        #[arg(long, value_name = "PATH")]
+        public_jwk_file: Option<std::path::PathBuf>,
     },
     /// List an account's credentials (never their secrets).
     List { account: String },

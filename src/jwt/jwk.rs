@@ -106,6 +106,10 @@ pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
     })
 }
 
+/// What a client credential's `public_jwk` may sign its assertions with
+/// (`private_key_jwt`), as discovery advertises.
+pub const CLIENT_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
 /// One public JWK. `allowed`: the algorithms the caller accepts; a key that
 /// can verify none of them, or whose `alg` is not among them, is refused.
 pub fn parse(value: &Value, allowed: &[Algorithm]) -> Result<PublicKey, Error> {

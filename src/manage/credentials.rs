@@ -1,7 +1,8 @@
 //! OAuth client credentials of service accounts: several per account, the
-//! secret shown once and stored as SHA-256.
+//! secret shown once and stored as SHA-256 — or, for `private_key_jwt`, the
+//! client's public JWK and no secret anybody holds.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -19,6 +20,9 @@ pub struct NewCredential {
     pub limits: LimitsInput,
     /// As [`super::NewKey::explicit_expiry`].
     pub explicit_expiry: bool,
+    /// The client's public JWK: the credential authenticates with signed
+    /// assertions (`private_key_jwt`) instead of a secret.
+    pub public_jwk: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -27,12 +31,49 @@ pub struct CredentialPatch {
     pub description: Option<Option<String>>,
     pub expires_at: Option<Option<String>>,
     pub limits: LimitsPatch,
+    /// A new public JWK for a key credential (`None`: unchanged).
+    pub public_jwk: Option<Value>,
 }
 
-/// A credential just made or re-keyed: the secret is shown once.
+/// A credential just made or re-keyed: the secret is shown once (`None`:
+/// a key credential, which has no secret to show).
 pub struct IssuedCredential {
     pub credential: ClientCredential,
-    pub secret: Zeroizing<String>,
+    pub secret: Option<Zeroizing<String>>,
+}
+
+/// How a credential authenticates, as listings and audit details say it.
+pub fn auth_method(c: &ClientCredential) -> &'static str {
+    if c.public_jwk.is_some() {
+        "private_key_jwt"
+    } else {
+        "client_secret"
+    }
+}
+
+/// The largest `public_jwk` kept (an RSA-4096 JWK is under 1 KiB).
+const MAX_JWK_BYTES: usize = 8 * 1024;
+
+/// `v` as a credential's public key: a public RSA, P-256 or Ed25519 JWK for
+/// an algorithm keygate accepts in assertions; refused whole, naming why.
+fn valid_public_jwk(v: Value) -> Result<Value> {
+    if v.to_string().len() > MAX_JWK_BYTES {
+        return Err(Error::invalid("public_jwk", "is too large"));
+    }
+    crate::jwt::jwk::parse(&v, crate::jwt::jwk::CLIENT_ALGORITHMS)
+        .map_err(|e| Error::invalid("public_jwk", e.to_string()))?;
+    Ok(v)
+}
+
+/// The audit details of a credential's key: its method and the JWK's
+/// `kid` (never other key material).
+fn key_audit(c: &ClientCredential) -> Value {
+    let kid = c
+        .public_jwk
+        .as_ref()
+        .and_then(|j| j.get("kid"))
+        .and_then(Value::as_str);
+    json!({ "auth_method": auth_method(c), "kid": kid })
 }
 
 impl std::fmt::Debug for IssuedCredential {
@@ -131,6 +172,7 @@ impl Manager {
                 "client_id": credential.client_id,
                 "name": credential.name,
                 "limits": limits_audit(&credential.limits),
+                "key": key_audit(&credential),
             }),
         };
         let revision = self
@@ -168,7 +210,11 @@ impl Manager {
         }
         within_lifetime(cap, expires_at, now)?;
         let limits = self.valid_limits(actor, account, new.limits).await?;
+        let public_jwk = new.public_jwk.map(valid_public_jwk).transpose()?;
+        // A key credential still has a secret hash: of random bytes that
+        // are dropped here, so nobody ever holds the secret.
         let secret = self.format.generate_secret();
+        let shown = public_jwk.is_none().then_some(secret.value);
         Ok(IssuedCredential {
             credential: ClientCredential {
                 id: Uuid::now_v7(),
@@ -183,8 +229,9 @@ impl Manager {
                 last_used_at: None,
                 tokens_not_before: None,
                 limits,
+                public_jwk,
             },
-            secret: secret.value,
+            secret: shown,
         })
     }
 
@@ -214,15 +261,31 @@ impl Manager {
         c.limits = self
             .patched_limits(actor, &account, c.limits, patch.limits)
             .await?;
+        let rekeyed = patch.public_jwk.is_some();
+        if let Some(jwk) = patch.public_jwk {
+            if c.public_jwk.is_none() {
+                return Err(Error::invalid(
+                    "public_jwk",
+                    "this credential authenticates with a secret; create a new credential with a public_jwk",
+                ));
+            }
+            c.public_jwk = Some(valid_public_jwk(jwk)?);
+            // SECURITY: as regeneration does: tokens minted with assertions
+            // of the old key die with it.
+            c.tokens_not_before = Some(self.now());
+        }
         let audit = Audit {
             action: "credential.update",
             target_type: "credential",
             target_id: id,
             organization_id: Some(account.organization_id),
             details: json!({
+                "service_account_id": account_id,
                 "name": c.name,
                 "expires_at": c.expires_at,
                 "limits": limits_audit(&c.limits),
+                "key": key_audit(&c),
+                "public_jwk_replaced": rekeyed,
             }),
         };
         let revision = self
@@ -247,6 +310,12 @@ impl Manager {
     ) -> Result<Written<IssuedCredential>> {
         let account = self.account_for_write(actor, account_id).await?;
         let mut c = self.credential(actor, account_id, id).await?;
+        if c.public_jwk.is_some() {
+            return Err(Error::invalid(
+                "credential",
+                "this credential authenticates with a private key (private_key_jwt) and has no secret to regenerate; replace its public_jwk instead",
+            ));
+        }
         let secret = self.format.generate_secret();
         c.secret_hash = secret.hash;
         // SECURITY: the credential's cut-off, as deletion sets one; tokens
@@ -270,7 +339,7 @@ impl Manager {
         Ok(Written {
             value: IssuedCredential {
                 credential: c,
-                secret: secret.value,
+                secret: Some(secret.value),
             },
             revision,
         })

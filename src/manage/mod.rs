@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use accounts::{AccountPatch, CreatedAccount, NewAccount};
-pub use credentials::{CredentialPatch, IssuedCredential, NewCredential};
+pub use credentials::{auth_method, CredentialPatch, IssuedCredential, NewCredential};
 pub use federation::NewBinding;
 pub use keys::{IssuedKey, KeyPatch, NewKey};
 pub use listings::{parse_state as accounts_state, Counted, Tenant};

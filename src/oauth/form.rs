@@ -1,9 +1,11 @@
 //! The request side of the OAuth endpoints: the form body (RFC 6749 §3.2,
 //! each parameter at most once) and which client authentication it carries
-//! (`client_secret_basic` or `client_secret_post`, never both).
+//! (`client_secret_basic`, `client_secret_post` or `private_key_jwt`, never
+//! two at once).
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
+use super::assertion::TYPE_JWT_BEARER;
 use super::error::{Code, OAuthError};
 use crate::authn::presented;
 
@@ -55,12 +57,28 @@ impl Form {
     }
 }
 
-/// Client credentials as presented; checking them is the authenticator's.
-pub(super) struct ClientAuth {
-    pub(super) client_id: String,
-    pub(super) secret: String,
-    /// Presented with HTTP Basic (the 401 then challenges with Basic).
-    pub(super) basic: bool,
+/// Client authentication as presented; checking it is the authenticator's.
+pub(super) enum ClientAuth {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret {
+        client_id: String,
+        secret: String,
+        /// Presented with HTTP Basic (the 401 then challenges with Basic).
+        basic: bool,
+    },
+    /// `private_key_jwt` (RFC 7523 §2.2); `client_id` only if the request
+    /// names one besides the assertion.
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
+}
+
+impl ClientAuth {
+    /// Presented with HTTP Basic.
+    pub(super) fn basic(&self) -> bool {
+        matches!(self, ClientAuth::Secret { basic: true, .. })
+    }
 }
 
 /// The client authentication the request carries, if any. An error is a
@@ -76,26 +94,41 @@ pub(super) fn client_auth(
     )
     .transpose()
     .map_err(|_| OAuthError::client(true))?
-    .map(|(client_id, secret)| ClientAuth {
+    .map(|(client_id, secret)| ClientAuth::Secret {
         client_id,
         secret,
         basic: true,
     });
+    // RFC 7521 §4.2: both assertion parameters, or neither.
+    let assertion = match (
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+    ) {
+        (None, None) => None,
+        (Some(TYPE_JWT_BEARER), Some(a)) => Some(ClientAuth::Assertion {
+            client_id: form.get("client_id").map(str::to_string),
+            assertion: a.to_string(),
+        }),
+        _ => return Err(OAuthError::client(false)),
+    };
     let post = match (form.get("client_id"), form.get("client_secret")) {
-        (Some(id), Some(secret)) => Some(ClientAuth {
+        (Some(id), Some(secret)) => Some(ClientAuth::Secret {
             client_id: id.to_string(),
             secret: secret.to_string(),
             basic: false,
         }),
         (None, None) => None,
-        _ if basic.is_some() => None, // client_id alongside Basic is allowed
+        // client_id alongside Basic or an assertion is allowed
+        (_, None) if basic.is_some() || assertion.is_some() => None,
         _ => return Err(OAuthError::client(false)),
     };
-    match (basic, post) {
-        (Some(_), Some(_)) => Err(OAuthError::new(
+    let mut presented = [basic, post, assertion].into_iter().flatten();
+    let first = presented.next();
+    if presented.next().is_some() {
+        return Err(OAuthError::new(
             Code::InvalidRequest,
-            "use one client authentication method, not both",
-        )),
-        (b, p) => Ok(b.or(p)),
+            "use one client authentication method, not several",
+        ));
     }
+    Ok(first)
 }

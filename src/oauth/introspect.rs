@@ -1,6 +1,6 @@
 //! `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke` (RFC 7009).
-//! Callers authenticate with a client credential (Basic or body) or an admin
-//! API key (Bearer). A caller that is not a platform admin sees and revokes
+//! Callers authenticate with a client credential (Basic, body or
+//! `private_key_jwt`) or an admin API key (Bearer). A caller that is not a platform admin sees and revokes
 //! only tokens of its own organization.
 
 use std::net::IpAddr;
@@ -34,7 +34,7 @@ impl Requester {
     }
 }
 
-fn authenticate(
+async fn authenticate(
     s: &OAuthState,
     peer: IpAddr,
     headers: &HeaderMap,
@@ -70,13 +70,10 @@ fn authenticate(
     let c = client_auth(headers, form)
         .map_err(|e| s.charged(peer, e))?
         .ok_or_else(|| s.charged(peer, OAuthError::client(false)))?;
-    let principal = s
-        .authn
-        .client(peer, &c.client_id, &c.secret)
-        .map_err(|r| refused(r, OAuthError::client(c.basic)))?;
+    let (principal, client_id) = s.client(peer, &c).await?;
     Ok(Requester {
         principal,
-        client_id: Some(c.client_id),
+        client_id: Some(client_id),
     })
 }
 
@@ -92,14 +89,15 @@ pub(super) async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = (|| {
+    let result = async {
         let form = Form::parse(&headers, &body)?;
-        let caller = authenticate(&s, peer, &headers, &form)?;
+        let caller = authenticate(&s, peer, &headers, &form).await?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new(Code::InvalidRequest, "token is required"))?;
         Ok::<Value, OAuthError>(describe(&s, &caller, token))
-    })();
+    }
+    .await;
     match result {
         Ok(v) => no_store(Json(v).into_response()),
         Err(e) => e.into_response(),
@@ -204,7 +202,7 @@ pub(super) async fn revoke(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    let caller = match authenticate(&s, peer, &headers, &form) {
+    let caller = match authenticate(&s, peer, &headers, &form).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

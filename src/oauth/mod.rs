@@ -5,6 +5,7 @@
 //! RFC 6749 §5.2 errors ([`error`]). Served ahead of the configured routes;
 //! never the admin API.
 
+mod assertion;
 mod discovery;
 mod error;
 mod federated;
@@ -19,7 +20,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use self::error::OAuthError;
-use crate::authn::{self, Authenticator};
+use self::form::ClientAuth;
+use crate::authn::{self, Authenticator, Principal};
 use crate::clock::SharedClock;
 use crate::jwt::Minter;
 use crate::manage::Manager;
@@ -43,6 +45,32 @@ impl OAuthState {
     /// caller's address.
     fn charged(&self, peer: IpAddr, e: OAuthError) -> OAuthError {
         refused(self.authn.malformed(peer), e)
+    }
+
+    /// The client, authenticated by the one method it presented, with its
+    /// client id. Every endpoint that takes client credentials asks here.
+    async fn client(
+        &self,
+        peer: IpAddr,
+        c: &ClientAuth,
+    ) -> Result<(Arc<Principal>, String), OAuthError> {
+        match c {
+            ClientAuth::Secret {
+                client_id,
+                secret,
+                basic,
+            } => {
+                let p = self
+                    .authn
+                    .client(peer, client_id, secret)
+                    .map_err(|r| refused(r, OAuthError::client(*basic)))?;
+                Ok((p, client_id.clone()))
+            }
+            ClientAuth::Assertion {
+                client_id,
+                assertion,
+            } => assertion::authenticate(self, peer, client_id.as_deref(), assertion).await,
+        }
     }
 }
 

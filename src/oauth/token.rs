@@ -1,6 +1,7 @@
-//! `POST /oauth2/token`: RFC 6749 §4.4 client credentials (client_secret_basic
-//! and client_secret_post), RFC 8693 token exchange of an API key, and the
-//! grants for identities from other issuers ([`super::federated`]).
+//! `POST /oauth2/token`: RFC 6749 §4.4 client credentials (client_secret_basic,
+//! client_secret_post, private_key_jwt), RFC 8693 token exchange of an API
+//! key, and the grants for identities from other issuers
+//! ([`super::federated`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -62,23 +63,24 @@ pub(super) async fn token(
             federated::refetch_if_unknown(&s, t).await;
         }
     }
-    match issue(&s, peer, &headers, &body) {
+    match issue(&s, peer, &headers, &body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
 }
 
-/// The client, authenticated.
-fn client(s: &OAuthState, peer: IpAddr, c: &ClientAuth) -> Result<Arc<Principal>, OAuthError> {
-    let p = s
-        .authn
-        .client(peer, &c.client_id, &c.secret)
-        .map_err(|r| refused(r, OAuthError::client(c.basic)))?;
+/// The client, authenticated, with its client id.
+async fn client(
+    s: &OAuthState,
+    peer: IpAddr,
+    c: &ClientAuth,
+) -> Result<(Arc<Principal>, String), OAuthError> {
+    let (p, client_id) = s.client(peer, c).await?;
     // A credential bound to addresses authenticates only from them.
     if !p.allows_address(peer) {
-        return Err(OAuthError::client(c.basic));
+        return Err(OAuthError::client(c.basic()));
     }
-    Ok(p)
+    Ok((p, client_id))
 }
 
 /// RFC 8693 §2.1: keygate issues access tokens (JWTs) only.
@@ -92,7 +94,7 @@ fn requested_type(form: &Form) -> Result<(), OAuthError> {
     }
 }
 
-fn issue(
+async fn issue(
     s: &OAuthState,
     peer: IpAddr,
     headers: &HeaderMap,
@@ -109,13 +111,13 @@ fn issue(
     let (principal, client_id) = match grant {
         GRANT_CLIENT_CREDENTIALS => {
             let c = presented.ok_or_else(|| s.charged(peer, OAuthError::client(false)))?;
-            (client(s, peer, &c)?, c.client_id)
+            client(s, peer, &c).await?
         }
         GRANT_JWT_BEARER => {
             // RFC 7523 §3.1: the assertion is the grant; a client that
             // also authenticates must do so correctly.
             if let Some(c) = &presented {
-                client(s, peer, c)?;
+                client(s, peer, c).await?;
             }
             let token = form
                 .get("assertion")
@@ -132,7 +134,7 @@ fn issue(
             ) =>
         {
             if let Some(c) = &presented {
-                client(s, peer, c)?;
+                client(s, peer, c).await?;
             }
             requested_type(&form)?;
             let token = form.get("subject_token").ok_or_else(|| {
@@ -147,7 +149,7 @@ fn issue(
             // The API key is the credential. A client that also authenticates
             // (as RFC 8693 clients often do) must do so correctly.
             if let Some(c) = &presented {
-                client(s, peer, c)?;
+                client(s, peer, c).await?;
             }
             if form.get("subject_token_type") != Some(TOKEN_TYPE_API_KEY) {
                 return Err(OAuthError::new(

@@ -11,6 +11,7 @@
 //! address.
 
 mod local;
+mod once;
 mod redis;
 
 use std::future::Future;
@@ -183,6 +184,8 @@ pub struct RateLimits {
     /// By route position in the config: the route's own limit, if any.
     routes: Vec<Option<u16>>,
     revocations: u16,
+    /// Values used once (assertion `jti`s), on this replica.
+    seen: once::Seen,
 }
 
 impl RateLimits {
@@ -229,6 +232,22 @@ impl RateLimits {
             default,
             routes,
             revocations,
+            seen: once::Seen::default(),
+        }
+    }
+
+    /// Whether `key` is used for the first time (RFC 7523 §3: a `jti` is
+    /// used once), remembering it until `until_ms`. Always on this replica;
+    /// with the Redis backend also across the fleet (`SET NX PX`). While
+    /// Redis is unreachable this replica's memory answers alone (logged at
+    /// warn when Redis goes away).
+    pub async fn first_use(&self, key: &str, until_ms: i64, now_ms: i64) -> bool {
+        if !self.seen.first(key, until_ms, now_ms) {
+            return false;
+        }
+        match &self.backend {
+            Backend::Local(_) => true,
+            Backend::Redis(r) => r.first_use(key, until_ms.saturating_sub(now_ms)).await,
         }
     }
 
@@ -360,6 +379,7 @@ impl RateLimits {
     /// Drops state of subjects whose buckets are full again; call periodically.
     pub fn housekeep(&self) {
         self.backend.housekeep();
+        self.seen.sweep();
     }
 
     pub fn status(&self) -> Status {

@@ -308,6 +308,39 @@ impl Redis {
         })
     }
 
+    /// Whether `key` is new to the fleet (`SET NX PX`), remembered for
+    /// `ttl_ms`. While Redis is unreachable: `true`, the caller's own
+    /// memory having answered already.
+    pub(super) async fn first_use(&self, key: &str, ttl_ms: i64) -> bool {
+        if !self.healthy.load(Ordering::Relaxed) {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("kg:once:{key}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let mut conn = self.conn.clone();
+        let answer = tokio::time::timeout(BUDGET, cmd.query_async::<Option<String>>(&mut conn))
+            .await
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match answer {
+            Ok(set) => set.is_some(),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "redis unreachable: one-time values (assertion jti) are checked on this replica only"
+                );
+                self.set_healthy(false, Some(&e));
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
     /// Records whether Redis answers; logs each change of state once.
     fn set_healthy(&self, healthy: bool, cause: Option<&str>) {
         if self.healthy.swap(healthy, Ordering::Relaxed) != healthy {

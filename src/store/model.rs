@@ -251,6 +251,10 @@ pub struct ClientCredential {
     /// its secret is regenerated.
     pub tokens_not_before: Option<i64>,
     pub limits: CredentialLimits,
+    /// The client's public JWK when it authenticates with a signed
+    /// assertion (`private_key_jwt`); then `secret_hash` is the hash of
+    /// random bytes nobody holds.
+    pub public_jwk: Option<serde_json::Value>,
 }
 
 impl ClientCredential {

@@ -27,6 +27,7 @@ use self::hasher::BuildIdentity;
 use self::intern::Interner;
 use super::principal::{AccountFacts, CredentialKind, Principal};
 use crate::config::RateSpec;
+use crate::jwt::jwk::{self, PublicKey};
 use crate::scope::ScopeSet;
 use crate::secret::KeyHash;
 use crate::store::{
@@ -62,6 +63,9 @@ struct Stopped {
 pub(crate) struct ClientEntry {
     pub(crate) secret_hash: KeyHash,
     pub(crate) principal: Arc<Principal>,
+    /// The credential's public key (`private_key_jwt`), parsed once here.
+    /// SECURITY: a credential with a key never authenticates by secret.
+    pub(crate) public_key: Option<Arc<PublicKey>>,
 }
 
 pub struct Cache {
@@ -142,6 +146,19 @@ impl Cache {
                     not_before,
                 });
         }
+        let public_key = match &credential.public_jwk {
+            None => None,
+            Some(v) => match jwk::parse(v, jwk::CLIENT_ALGORITHMS) {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    // Validated when it was set; a stored key that no longer
+                    // parses leaves the credential unusable, never secret-only.
+                    tracing::warn!(client_id = %credential.client_id, reason = %e, "stored public_jwk refused; credential not cached");
+                    self.clients.remove(credential.client_id.as_str());
+                    return;
+                }
+            },
+        };
         self.set_quota(credential.id, credential.limits.quota);
         let principal = self.principal(
             account,
@@ -155,6 +172,7 @@ impl Cache {
             Arc::new(ClientEntry {
                 secret_hash: credential.secret_hash,
                 principal: Arc::new(principal),
+                public_key,
             }),
         );
     }

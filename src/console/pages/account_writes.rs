@@ -40,7 +40,8 @@ pub(super) fn shown(
 fn once(issued: IssuedCredential) -> Once {
     Once::Secret {
         client_id: issued.credential.client_id.clone(),
-        secret: issued.secret,
+        // The console makes secret credentials only.
+        secret: issued.secret.unwrap_or_default(),
     }
 }
 

@@ -246,7 +246,7 @@ pub(crate) const CREDENTIAL_COLUMNS: &str = "c.id AS c_id, c.client_id AS c_clie
      c.secret_hash AS c_secret_hash, c.created_at AS c_created_at, c.expires_at AS c_expires_at, \
      c.deleted_at AS c_deleted_at, c.last_used_at AS c_last_used_at, \
      c.tokens_not_before AS c_tokens_not_before, c.quota AS c_quota, c.scopes AS c_scopes, \
-     c.allowed_cidrs AS c_allowed_cidrs";
+     c.allowed_cidrs AS c_allowed_cidrs, c.public_jwk AS c_public_jwk";
 
 pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
     Ok(ClientCredential {
@@ -263,6 +263,11 @@ pub(crate) fn credential_from(row: &impl Cols) -> Result<ClientCredential> {
         last_used_at: row.opt_int("c_last_used_at")?,
         tokens_not_before: row.opt_int("c_tokens_not_before")?,
         limits: limits_from(row, "c_")?,
+        public_jwk: row
+            .opt_text("c_public_jwk")?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|_| Error::Corrupt("malformed public jwk"))?,
     })
 }
 

@@ -198,8 +198,8 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             Stmt::new(
                 "INSERT INTO client_credentials (id, client_id, service_account_id, name, description, \
                  secret_hash, created_at, expires_at, deleted_at, last_used_at, tokens_not_before, \
-                 quota, scopes, allowed_cidrs) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 quota, scopes, allowed_cidrs, public_jwk) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .arg(c.id)
             .arg(&c.client_id)
@@ -212,13 +212,14 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(c.deleted_at)
             .arg(c.last_used_at)
             .arg(c.tokens_not_before)
-            .args(limits_json(&c.limits)),
+            .args(limits_json(&c.limits))
+            .arg(c.public_jwk.as_ref().map(|j| j.to_string())),
         ),
         Write::UpdateCredential(c) => one(
             Stmt::new(
                 "UPDATE client_credentials SET name = $1, description = $2, secret_hash = $3, \
                  expires_at = $4, tokens_not_before = $5, quota = $6, scopes = $7, \
-                 allowed_cidrs = $8 WHERE id = $9 AND deleted_at IS NULL",
+                 allowed_cidrs = $8, public_jwk = $9 WHERE id = $10 AND deleted_at IS NULL",
             )
             .arg(&c.name)
             .arg(&c.description)
@@ -226,6 +227,7 @@ pub(super) fn statements(w: &Write) -> Vec<Stmt> {
             .arg(c.expires_at)
             .arg(c.tokens_not_before)
             .args(limits_json(&c.limits))
+            .arg(c.public_jwk.as_ref().map(|j| j.to_string()))
             .arg(c.id)
             .or_not_found(),
         ),

@@ -239,6 +239,7 @@ async fn create_credential(
         name: Some(body.required_name()?),
         description: body.description.flatten(),
         expires_at: None,
+        public_jwk: None,
     };
     let issued = s.manager.create_credential(&actor, a.id, new).await?.value;
     Ok((StatusCode::CREATED, Json(created_credential(&issued))).into_response())
@@ -269,6 +270,7 @@ async fn update_credential(
         name: body.name,
         description: body.description,
         expires_at: None,
+        public_jwk: None,
     };
     let updated = s
         .manager

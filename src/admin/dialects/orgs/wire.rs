@@ -43,7 +43,7 @@ pub(super) fn created_credential(i: &IssuedCredential) -> Value {
     json!({
         "id": i.credential.id,
         "client_id": i.credential.client_id,
-        "client_secret": i.secret.as_str(),
+        "client_secret": i.secret.as_deref(),
         "name": i.credential.name,
         "created_at": rfc3339(i.credential.created_at),
         "description": i.credential.description,

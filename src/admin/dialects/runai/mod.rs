@@ -240,7 +240,7 @@ async fn create(
         "id": created.account.id,
         "name": created.account.name,
         "clientId": credential.map(|c| c.credential.client_id.as_str()),
-        "clientSecret": credential.map(|c| c.secret.as_str()),
+        "clientSecret": credential.and_then(|c| c.secret.as_deref()),
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -312,5 +312,5 @@ async fn regenerate(
             s.manager.create_credential(&actor, a.id, new).await?.value
         }
     };
-    Ok(Json(json!({ "clientSecret": issued.secret.as_str() })).into_response())
+    Ok(Json(json!({ "clientSecret": issued.secret.as_deref() })).into_response())
 }
