@@ -9,6 +9,8 @@ publishes where they are in the environment the test modules read:
     KEYGATE_ADMIN_URL    the admin listener (dialects live under /compat/…)
     KEYGATE_ADMIN_KEY    the bootstrap platform admin's key
     KEYGATE_PUBLIC_URL   the public listener (proxy, /oauth2/token)
+    KEYGATE_TEST_ISSUER  a trusted issuer ("py", its keys in a jwks_file)
+    KEYGATE_TEST_ISSUER_KEY  that issuer's private signing key (a JWK)
 
 If keygate does not come up, the run fails: it never skips.
 """
@@ -71,6 +73,14 @@ def pytest_configure(config: pytest.Config) -> None:
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     work = tempfile.TemporaryDirectory(prefix="keygate-clients-")
     public, admin = _free_port(), _free_port()
+    # A trusted issuer whose tokens the federation tests sign: its public
+    # key in a file, as a cluster's keys would be.
+    from joserfc.jwk import ECKey
+
+    issuer_key = ECKey.generate_key("P-256", parameters={"kid": "py-1"})
+    jwks = Path(work.name) / "issuer-jwks.json"
+    jwks.write_text(json.dumps({"keys": [issuer_key.as_dict(private=False)]}))
+    issuer = "https://issuer.clients.test"
     cfg = Path(work.name) / "keygate.toml"
     cfg.write_text(
         f"""
@@ -91,10 +101,18 @@ allow_insecure_targets = true
 retry_first = "200ms"
 poll_interval = "100ms"
 
+[[trusted_issuers]]
+name = "py"
+issuer = "{issuer}"
+jwks_file = "{jwks}"
+audiences = ["keygate"]
+algorithms = ["ES256"]
+
 [[routes]]
 name = "echo"
 prefix = "/echo"
 upstream = "http://127.0.0.1:{upstream.server_address[1]}"
+accept_issuers = ["py"]
 """
     )
     env = dict(os.environ, KEYGATE_ADMIN_KEY=ADMIN_KEY, RUST_LOG="warn")
@@ -123,6 +141,8 @@ upstream = "http://127.0.0.1:{upstream.server_address[1]}"
     os.environ["KEYGATE_ADMIN_URL"] = admin_url
     os.environ["KEYGATE_ADMIN_KEY"] = ADMIN_KEY
     os.environ["KEYGATE_PUBLIC_URL"] = f"http://127.0.0.1:{public}"
+    os.environ["KEYGATE_TEST_ISSUER"] = issuer
+    os.environ["KEYGATE_TEST_ISSUER_KEY"] = json.dumps(issuer_key.as_dict(private=True))
     _state.update(proc=proc, upstream=upstream, work=work, log=log)
 
 
