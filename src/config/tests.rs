@@ -294,6 +294,14 @@ audiences = ["keygate"]
         &HashMap::new(),
     )
     .unwrap();
+    let own = Config::from_toml(
+        &plain.replace("http://idp.corp.example", "http://127.0.0.1:8080"),
+        &HashMap::new(),
+    )
+    .unwrap_err()
+    .problems
+    .join("\n");
+    assert!(own.contains("trusted_issuers[0].issuer: is keygate's own issuer"), "{own}");
     assert_eq!(
         good.trusted_issuers[0].source,
         JwksSource::Discovery(

@@ -328,6 +328,17 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
     };
 
     let trusted_issuers = super::issuers::issuers(&mut p, &raw.trusted_issuers);
+    // SECURITY: keygate's own tokens are verified against its own keys
+    // only; trusting its issuer as another party's would let any key of
+    // that "issuer" mint keygate identities.
+    for (i, t) in trusted_issuers.iter().enumerate() {
+        if t.issuer.trim_end_matches('/') == tokens.issuer.trim_end_matches('/') {
+            p.push(
+                &format!("trusted_issuers[{i}].issuer"),
+                "is keygate's own issuer (tokens.issuer); its tokens need no trust entry",
+            );
+        }
+    }
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         if let Some(route) = super::routes::route(&mut p, i, r) {
