@@ -38,6 +38,9 @@ fn main() {
         b64(json!({ "alg": signing::algorithm_name(alg), "kid": "bench-1", "typ": "JWT" })),
         b64(json!({ "iss": iss, "sub": sub, "aud": ["keygate"], "iat": now, "exp": now + 3600 })),
     );
-    let sig = Signer::from_pkcs8(alg, &der).unwrap().sign(input.as_bytes()).unwrap();
+    let sig = Signer::from_pkcs8(alg, &der)
+        .unwrap()
+        .sign(input.as_bytes())
+        .unwrap();
     println!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
 }

@@ -301,7 +301,10 @@ audiences = ["keygate"]
     .unwrap_err()
     .problems
     .join("\n");
-    assert!(own.contains("trusted_issuers[0].issuer: is keygate's own issuer"), "{own}");
+    assert!(
+        own.contains("trusted_issuers[0].issuer: is keygate's own issuer"),
+        "{own}"
+    );
     assert_eq!(
         good.trusted_issuers[0].source,
         JwksSource::Discovery(

@@ -38,8 +38,14 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/service-accounts/{id}/credentials/{cid}/secret"),
     ("get", "/v1/service-accounts/{id}/federated-identities"),
     ("post", "/v1/service-accounts/{id}/federated-identities"),
-    ("get", "/v1/service-accounts/{id}/federated-identities/{binding_id}"),
-    ("delete", "/v1/service-accounts/{id}/federated-identities/{binding_id}"),
+    (
+        "get",
+        "/v1/service-accounts/{id}/federated-identities/{binding_id}",
+    ),
+    (
+        "delete",
+        "/v1/service-accounts/{id}/federated-identities/{binding_id}",
+    ),
     ("get", "/v1/signing-keys"),
     ("post", "/v1/signing-keys/rotate"),
     ("get", "/v1/audit-events"),
