@@ -912,3 +912,66 @@ scopes = { GET = ["orders:read"] }
     let (s, _, _) = call(Some(pki.spiffe_client("api", &[ID])), "/mesh/x").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+/// The CLI binds, lists and unbinds, and a binding it made lets the
+/// workload in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_binds_lists_and_unbinds_identities() {
+    use crate::operations::cli;
+
+    let issuer = TestIssuer::start().await;
+    let h = Harness::start(&trusting(&issuer)).await;
+    let org = h.create_org(&h.unique_name()).await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let (ok, bound, err) = cli(
+        &h,
+        &[
+            "federated-identity",
+            "bind",
+            &account,
+            "--issuer",
+            "ci",
+            "--subject",
+            GITHUB_SUB,
+            "--claim",
+            "repository=acme/app",
+            "--claim",
+            "environment=prod",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(bound["claims"]["environment"], "prod");
+    let binding = bound["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        h.bearer("GET", "/fed/x", &github(&issuer, "prod")).await.0,
+        StatusCode::OK
+    );
+    let (ok, list, err) = cli(&h, &["identity", "list", &account]).await;
+    assert!(ok, "{err}");
+    assert_eq!(list["data"][0]["id"], binding.as_str());
+    // A claim that is not NAME=VALUE is refused before any request.
+    let (ok, _, err) = cli(
+        &h,
+        &[
+            "federated-identity",
+            "bind",
+            &account,
+            "--issuer",
+            "ci",
+            "--subject",
+            "s",
+            "--claim",
+            "oops",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("NAME=VALUE"), "{err}");
+    let (ok, _, err) = cli(&h, &["federated-identity", "unbind", &account, &binding]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        h.bearer("GET", "/fed/x", &github(&issuer, "prod")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -53,7 +53,7 @@ async fn last_used_at_is_recorded_in_batches_and_survives_restart() {
 }
 
 /// Runs the keygate binary with `args` against the harness's admin API.
-async fn cli(h: &Harness, args: &[&str]) -> (bool, Value, String) {
+pub(crate) async fn cli(h: &Harness, args: &[&str]) -> (bool, Value, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
     cmd.arg("--admin-url")
         .arg(format!("http://{}", h.admin_addr()))
