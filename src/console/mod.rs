@@ -103,6 +103,14 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/service-accounts/{id}/credentials/{cid}/delete",
             post(keys::delete_credential),
         )
+        .route(
+            "/console/service-accounts/{id}/federated-identities",
+            post(keys::bind),
+        )
+        .route(
+            "/console/service-accounts/{id}/federated-identities/{bid}/delete",
+            post(keys::unbind),
+        )
         .route("/console/audit", get(system::audit))
         .route("/console/replicas", get(system::replicas))
         .route("/console/signing-keys", get(system::signing_keys))

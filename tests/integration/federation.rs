@@ -975,3 +975,97 @@ async fn the_cli_binds_lists_and_unbinds_identities() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The console's account page lists bindings, binds (a bad claim line is
+/// refused naming the field, nothing written) and unbinds after a
+/// confirmation; a bound token works, then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_binds_and_unbinds_identities() {
+    use crate::console::{post, sign_in, text};
+
+    let issuer = TestIssuer::start().await;
+    let h = Harness::start(&trusting(&issuer)).await;
+    let org = h.create_org(&h.unique_name()).await;
+    let (account, _) = h.create_account(&org, &["orders:read"]).await;
+    let s = sign_in(&h, &h.admin_key).await;
+    let page = format!("/console/service-accounts/{account}");
+    let bind = |claims: &'static str| {
+        [
+            ("csrf", s.csrf.as_str()),
+            ("form", "binding"),
+            ("issuer", "ci"),
+            ("subject", GITHUB_SUB),
+            ("claims", claims),
+        ]
+    };
+    let (status, _, body) = post(
+        &h,
+        Some(&s.cookie),
+        &format!("{page}/federated-identities"),
+        &bind("repository"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains(r#"name="claims" value="repository" aria-invalid="true""#),
+        "{body}"
+    );
+    let (_, _, list) = h
+        .admin(
+            "GET",
+            &format!("/v1/service-accounts/{account}/federated-identities"),
+            None,
+        )
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing written");
+
+    let (status, headers, body) = post(
+        &h,
+        Some(&s.cookie),
+        &format!("{page}/federated-identities"),
+        &bind("repository=acme/app, environment=prod"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert!(crate::support::header(&headers, "location").ends_with("?done=bound"));
+    let (_, _, shown) = h
+        .admin_with("GET", &page, &[("cookie", &s.cookie)], vec![])
+        .await;
+    let shown = text(&shown);
+    assert!(
+        shown.contains(GITHUB_SUB) && shown.contains("environment=prod"),
+        "{shown}"
+    );
+    let t = github(&issuer, "prod");
+    assert_eq!(h.bearer("GET", "/fed/x", &t).await.0, StatusCode::OK);
+
+    let (_, _, list) = h
+        .admin(
+            "GET",
+            &format!("/v1/service-accounts/{account}/federated-identities"),
+            None,
+        )
+        .await;
+    let binding = list["data"][0]["id"].as_str().unwrap().to_string();
+    let unbind = format!("{page}/federated-identities/{binding}/delete");
+    // First the confirmation page; nothing changes yet.
+    let (status, _, body) = post(&h, Some(&s.cookie), &unbind, &[("csrf", &s.csrf)], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Unbind this identity?"), "{body}");
+    assert_eq!(h.bearer("GET", "/fed/x", &t).await.0, StatusCode::OK);
+    let (status, _, _) = post(
+        &h,
+        Some(&s.cookie),
+        &unbind,
+        &[("csrf", &s.csrf), ("confirm", "yes")],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.bearer("GET", "/fed/x", &t).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -1,6 +1,7 @@
 //! One service account: its facts, the form that edits it, its state
-//! (disable, enable, close), its API keys and its client credentials. The
-//! writes on keys and credentials are in [`super::account_writes`].
+//! (disable, enable, close), its API keys, its client credentials and its
+//! federated identities. The writes on keys, credentials and bindings are
+//! in [`super::account_writes`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -17,7 +18,7 @@ use super::super::ConsoleState;
 use super::id;
 use crate::clock::rfc3339;
 use crate::manage::{self, AccountPatch};
-use crate::store::{ApiKey, ClientCredential, ServiceAccount};
+use crate::store::{ApiKey, ClientCredential, FederatedIdentity, ServiceAccount};
 
 #[derive(Deserialize)]
 pub(in crate::console) struct DoneQuery {
@@ -39,6 +40,8 @@ fn done(code: Option<&str>) -> Ctx {
         Some("rotated") => "Keys rotated: the new key is below.",
         Some("credential") => "Client credential created.",
         Some("regenerated") => "Secret regenerated.",
+        Some("bound") => "Identity bound: its tokens are now credentials of this account.",
+        Some("unbound") => "Identity unbound: its tokens stopped working here.",
         _ => return Ctx::default(),
     };
     Ctx::done(text)
@@ -79,12 +82,13 @@ pub(in crate::console) async fn render(
         Ok(a) => a,
         Err(e) => return layout::failure(signed, &e),
     };
-    let (keys, credentials) = match (
+    let (keys, credentials, bindings) = match (
         s.manager.keys(actor, account).await,
         s.manager.credentials(actor, account).await,
+        s.manager.federated_identities(actor, account).await,
     ) {
-        (Ok(k), Ok(c)) => (k, c),
-        (Err(e), _) | (_, Err(e)) => return layout::failure(signed, &e),
+        (Ok(k), Ok(c), Ok(b)) => (k, c, b),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return layout::failure(signed, &e),
     };
     let now = s.manager.now();
     let state = a.state(now).as_str();
@@ -148,6 +152,20 @@ pub(in crate::console) async fn render(
                 (form_name("credential"))
                 (Field::text("credential", "name", "Credential name").required().render(&ctx))
                 button type="submit" { "Create credential" }
+            }
+        }
+        h2 { "Federated identities" }
+        p.muted { "Tokens of a trusted issuer (Kubernetes, GitHub Actions…) or client certificates whose SPIFFE id is bound here are credentials of this account: no keygate secret needed." }
+        (bindings_table(signed, &bindings, &base, writable))
+        @if writable {
+            form.panel method="post" action={ (base) "/federated-identities" } aria-labelledby="h-bind-an-identity" {
+                h3 #h-bind-an-identity { "Bind an identity" }
+                (csrf(signed))
+                (form_name("binding"))
+                (Field::text("binding", "issuer", "Issuer").required().hint("A trusted issuer's name from the configuration, or x509 for client certificates.").render(&ctx))
+                (Field::text("binding", "subject", "Subject").required().hint("The token's sub exactly, or a spiffe:// id.").render(&ctx))
+                (Field::text("binding", "claims", "Claims").hint("Optional: name=value, separated by commas; each must be equal (repository=acme/app, environment=prod).").render(&ctx))
+                button type="submit" { "Bind" }
             }
             (edit_form(signed, &a, &base, &ctx))
         }
@@ -272,6 +290,42 @@ fn credentials_table(
                         }
                     }
                     @if credentials.is_empty() { tr { td colspan="6" { "No client credentials." } } }
+                }
+            }
+        }
+    }
+}
+
+fn bindings_table(
+    signed: &Signed,
+    bindings: &[FederatedIdentity],
+    base: &str,
+    writable: bool,
+) -> Markup {
+    html! {
+        div.table-wrap {
+            table {
+                thead { tr {
+                    th scope="col" { "Issuer" } th scope="col" { "Subject" } th scope="col" { "Claims" }
+                    th scope="col" { "Bound" }
+                    @if writable { th scope="col" { span.muted { "Actions" } } }
+                } }
+                tbody {
+                    @for b in bindings {
+                        tr {
+                            td { (b.issuer) }
+                            td { code { (b.subject) } }
+                            td {
+                                @for (name, value) in &b.claims { code { (name) "=" (value) } " " }
+                                @if b.claims.is_empty() { span.muted { "none" } }
+                            }
+                            td { (layout::when(b.created_at)) }
+                            @if writable {
+                                td { (button_form(signed, &format!("{base}/federated-identities/{}/delete", b.id), "Unbind", true)) }
+                            }
+                        }
+                    }
+                    @if bindings.is_empty() { tr { td colspan="5" { "No federated identities." } } }
                 }
             }
         }

@@ -13,7 +13,7 @@ use super::super::session::{Once, Signed};
 use super::super::ConsoleState;
 use super::account::{refused, Nothing};
 use super::{id, NoSuchPage};
-use crate::manage::{self, IssuedCredential, NewCredential, NewKey};
+use crate::manage::{self, IssuedCredential, NewBinding, NewCredential, NewKey};
 
 #[derive(Deserialize)]
 pub(in crate::console) struct KeyForm {
@@ -247,6 +247,93 @@ pub(in crate::console) async fn delete_credential(
         .await
     {
         Ok(_) => layout::see_other(&format!("{base}?done=deleted")),
+        Err(e) => refused(&s, p, account, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(in crate::console) struct BindingForm {
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    subject: String,
+    /// `name=value`, separated by commas.
+    #[serde(default)]
+    claims: String,
+}
+
+/// Binds an identity from a trusted issuer (or a client certificate's
+/// SPIFFE id) to the account.
+pub(in crate::console) async fn bind(
+    State(s): State<ConsoleState>,
+    Path(account): Path<String>,
+    p: Posted<BindingForm>,
+) -> Response {
+    let account = match id(&account) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let mut claims = std::collections::BTreeMap::new();
+    for line in p
+        .form
+        .claims
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        match line.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                claims.insert(name.trim().to_string(), value.trim().to_string());
+            }
+            _ => {
+                let e = manage::Error::invalid("claims", format!("{line:?} is not name=value"));
+                return refused(&s, p, account, e).await;
+            }
+        }
+    }
+    let new = NewBinding {
+        issuer: p.form.issuer.trim().to_string(),
+        subject: p.form.subject.trim().to_string(),
+        claims,
+    };
+    match s
+        .manager
+        .create_federated_identity(&p.signed.actor, account, new)
+        .await
+    {
+        Ok(_) => layout::see_other(&format!("/console/service-accounts/{account}?done=bound")),
+        Err(e) => refused(&s, p, account, e).await,
+    }
+}
+
+pub(in crate::console) async fn unbind(
+    State(s): State<ConsoleState>,
+    Path((account, binding)): Path<(String, String)>,
+    p: Posted<Nothing>,
+) -> Response {
+    let (account, binding) = match ids(&account, &binding) {
+        Ok(ids) => ids,
+        Err(r) => return r.into_response(),
+    };
+    let base = format!("/console/service-accounts/{account}");
+    if !p.confirmed {
+        return layout::confirm(
+            &p.signed,
+            "Unbind this identity?",
+            "Its next exchange and request are refused, and the tokens minted through it stop \
+             working at once.",
+            &format!("{base}/federated-identities/{binding}/delete"),
+            "Unbind",
+            &p.draft,
+            &base,
+        );
+    }
+    match s
+        .manager
+        .delete_federated_identity(&p.signed.actor, account, binding)
+        .await
+    {
+        Ok(_) => layout::see_other(&format!("{base}?done=unbound")),
         Err(e) => refused(&s, p, account, e).await,
     }
 }
