@@ -302,6 +302,18 @@ impl Authenticator {
         }
     }
 
+    /// An external token judged again after its issuer's keys were
+    /// refetched: the principal it now stands for, if any. Nothing is
+    /// charged: the refusal that led here already was.
+    pub fn external_after_refetch(
+        &self,
+        token: &str,
+        issuers: IssuerSet,
+    ) -> Option<Arc<Principal>> {
+        let now = self.fresh().ok()?;
+        self.external(token, issuers, now, false)
+    }
+
     fn bound(&self, v: &federation::VerifiedExternal) -> cache::bindings::Matched {
         self.cache.bindings_matching(
             self.federation.name(v.issuer),

@@ -23,7 +23,7 @@ use super::respond::{Body, Denial};
 use super::trailers::{self, Outbound};
 use super::websocket::{self, Opening, Tunnel};
 use super::{headers, upstream, Proxy, Route};
-use crate::authn::{self, presented, Accept, Principal};
+use crate::authn::{self, federation, presented, Accept, Principal};
 use crate::config::{ForwardAuth, UpstreamProtocol};
 use crate::jwt::upstream::For;
 use crate::listener::ConnInfo;
@@ -135,7 +135,7 @@ impl Proxy {
         let started = self.record.phase();
         let mut principal = self.authenticate(route, head.headers, client);
         if matches!(principal, Err(authn::Refusal::Invalid)) && !route.issuers.is_empty() {
-            principal = self.after_refetch(route, head.headers, client).await;
+            principal = self.after_refetch(route, head.headers).await;
         }
         // On a client-certificate route, a certificate bound to an account
         // (an `x509` federated identity) is a credential when no other is
@@ -350,7 +350,6 @@ impl Proxy {
         &self,
         route: &Route,
         h: &HeaderMap,
-        client: IpAddr,
     ) -> Result<Option<Arc<Principal>>, authn::Refusal> {
         let presented = presented::extract(
             h.get_all(header::AUTHORIZATION)
@@ -360,20 +359,24 @@ impl Proxy {
                 .iter()
                 .map(HeaderValue::as_bytes),
         );
-        let refetched = match presented {
-            Ok(token) => {
-                self.authn
-                    .federation()
-                    .refetch_for(token, route.issuers, self.authn.now_ms())
-                    .await
+        let Ok(token) = presented else {
+            return Err(authn::Refusal::Invalid);
+        };
+        let federation = self.authn.federation();
+        let now = self.authn.now_ms();
+        let known = match federation.verify(token, route.issuers, now) {
+            Err(federation::Error::UnknownKey(_)) => {
+                federation.refetch_for(token, route.issuers, now).await
             }
+            // A refetch under way for another request brought the key.
+            Ok(_) => true,
             Err(_) => false,
         };
-        if refetched {
-            self.authenticate(route, h, client)
-        } else {
-            Err(authn::Refusal::Invalid)
-        }
+        known
+            .then(|| self.authn.external_after_refetch(token, route.issuers))
+            .flatten()
+            .map(Some)
+            .ok_or(authn::Refusal::Invalid)
     }
 
     /// Authorize: the client's address is one the credential may be used

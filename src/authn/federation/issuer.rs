@@ -83,6 +83,14 @@ impl Issuer {
                 .is_ok()
     }
 
+    /// Waits for a fetch under way, if any (a token that arrives while the
+    /// one allowed refetch runs is judged on its result, not refused).
+    pub(crate) async fn settled(&self) {
+        if self.fetching.try_lock().is_err() {
+            drop(self.fetching.lock().await);
+        }
+    }
+
     /// Fetches the key set and, when it is good, replaces the current one.
     pub(crate) async fn refresh(
         &self,

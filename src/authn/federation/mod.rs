@@ -335,8 +335,9 @@ impl Federation {
     }
 
     /// For a token refused because its `kid` is not in its issuer's set:
-    /// refetches that set, at most once per issuer per 30 s, and says
-    /// whether the key is known now. Anything else: `false`, at once.
+    /// refetches that set, at most once per issuer per 30 s (a token that
+    /// comes while that refetch runs waits for it), and says whether the
+    /// key is known now.
     pub async fn refetch_for(&self, token: &str, allowed: IssuerSet, now_ms: i64) -> bool {
         let Some(fetcher) = &self.fetcher else {
             return false;
@@ -360,8 +361,14 @@ impl Federation {
             return false;
         };
         let kid = header.kid.as_deref();
-        if issuer.has_kid(kid) || !issuer.claim_kid_refetch(now_ms) {
-            return false;
+        if issuer.has_kid(kid) {
+            return true;
+        }
+        if !issuer.claim_kid_refetch(now_ms) {
+            // Within 30 s of the last refetch: no new fetch, but one under
+            // way may be bringing this key.
+            issuer.settled().await;
+            return issuer.has_kid(kid);
         }
         tracing::info!(issuer = %issuer.config.name, "unknown kid: refetching the issuer's keys");
         let _ = issuer.refresh(fetcher, now_ms).await;
