@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 pub use cache::Cache;
 pub use federation::{Federation, IssuerSet};
-pub use principal::{CredentialKind, Identity, Principal};
+pub use principal::{CredentialKind, Identity, Principal, Profile};
 pub use tokens::VerifiedToken;
 pub use usage::UsageQueue;
 
@@ -462,7 +462,7 @@ impl Authenticator {
                 window: crate::quota::window(&q, now_ms),
             })
         };
-        crate::quota::Charges::new(charge(p.source), charge(p.account_id))
+        crate::quota::Charges::new(charge(p.source()), charge(p.account_id))
     }
 
     /// The clock requests are judged by.

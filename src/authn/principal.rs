@@ -2,6 +2,8 @@
 //! what it may do. One type for API keys, client credentials and JWTs; the
 //! admin API takes it as its actor as is.
 
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -12,6 +14,7 @@ use uuid::Uuid;
 use crate::config::RateSpec;
 use crate::jwt::mint::Subject;
 use crate::scope::ScopeSet;
+use crate::secret::KeyHash;
 use crate::store::{AuthEntry, Role, ServiceAccount, ADMIN_SCOPE};
 
 /// What the caller presented.
@@ -30,35 +33,88 @@ pub enum CredentialKind {
 /// Who a credential belongs to, and what it may do. Shared by `Arc`: the
 /// cache holds one per live key or client credential, the verified-token
 /// cache one per JWT, so a request clones a pointer, never the data.
+///
+/// Kept small, because the cache holds a million of them: what is the
+/// credential's own (its id, its account, its expiry) is held here, and
+/// what credentials of accounts alike have in common (organization,
+/// project, role, scopes, rate limit, address limits) in a shared
+/// [`Profile`], whose fields read as the principal's own (`Deref`).
 #[derive(Debug)]
 pub struct Principal {
     /// The API key, client credential or token (`jti`) presented.
     pub credential_id: Uuid,
-    pub kind: CredentialKind,
     pub account_id: Uuid,
+    /// The earlier of the account's and the credential's expiry, unix ms
+    /// (`i64::MAX`: never).
+    pub expires_at: i64,
+    /// The SHA-256 of the API key presented, by which the cache finds the
+    /// principal (all zeros for any other credential).
+    key_hash: KeyHash,
+    profile: Arc<Profile>,
+    /// Last time a use was queued for `last_used_at` (unix ms).
+    last_used_ms: AtomicI64,
+    /// Ids pre-encoded for forwarding, built on first use: only credentials
+    /// that are actually used pay for them.
+    identity: OnceLock<Box<Identity>>,
+}
+
+/// What a principal has in common with the credentials of accounts alike:
+/// the cache interns these, so a million keys of a few kinds of account
+/// hold a few profiles.
+#[derive(Debug)]
+pub struct Profile {
+    /// What the caller presented.
+    pub kind: CredentialKind,
     pub organization_id: Uuid,
     pub project_id: Option<Uuid>,
     pub role: Role,
     /// Holds `keygate:admin`.
     pub admin: bool,
     pub scopes: Arc<ScopeSet>,
-    /// The earlier of the account's and the credential's expiry, unix ms
-    /// (`i64::MAX`: never).
-    pub expires_at: i64,
     /// The account's own rate limit. JWT principals do not carry it (it may
     /// change while the token lives): see `Authenticator::account_limit`.
     pub rate_limit: Option<RateSpec>,
-    /// The key or client credential the principal's authority comes from
-    /// (a JWT's: the one it was minted from; nil when unknown): whose quota
-    /// it spends.
-    pub source: Uuid,
     /// Client addresses the credential may be used from; `None`: any.
     pub allowed_cidrs: Option<Arc<[IpNet]>>,
-    /// Last time a use was queued for `last_used_at` (unix ms).
-    last_used_ms: AtomicI64,
-    /// Ids pre-encoded for forwarding, built on first use: only credentials
-    /// that are actually used pay for them.
-    identity: OnceLock<Box<Identity>>,
+    /// Whose quota the principal spends when that is not its own
+    /// credential (a JWT's: the key or client credential it was minted
+    /// from); see [`Principal::source`].
+    source: Option<Uuid>,
+}
+
+// Interning compares scope sets by identity: the cache's are interned, so
+// equal sets are the same set (and unequal pointers only cost a profile).
+impl PartialEq for Profile {
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind
+            && self.organization_id == o.organization_id
+            && self.project_id == o.project_id
+            && self.role == o.role
+            && self.admin == o.admin
+            && Arc::ptr_eq(&self.scopes, &o.scopes)
+            && self.rate_limit == o.rate_limit
+            && self.allowed_cidrs == o.allowed_cidrs
+            && self.source == o.source
+    }
+}
+
+impl Eq for Profile {}
+
+impl Hash for Profile {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.organization_id.hash(h);
+        self.project_id.hash(h);
+        Arc::as_ptr(&self.scopes).hash(h);
+        self.source.hash(h);
+    }
+}
+
+impl Deref for Principal {
+    type Target = Profile;
+
+    fn deref(&self) -> &Profile {
+        &self.profile
+    }
 }
 
 /// A principal's ids as text, ready to become header values without copying.
@@ -73,6 +129,8 @@ pub struct Identity {
 /// The account facts a principal is made of, whichever way they were read.
 pub(crate) struct AccountFacts {
     pub(crate) credential_id: Uuid,
+    /// An API key's hash.
+    pub(crate) key_hash: Option<KeyHash>,
     pub(crate) kind: CredentialKind,
     pub(crate) account_id: Uuid,
     pub(crate) organization_id: Uuid,
@@ -91,6 +149,7 @@ impl AccountFacts {
     pub(crate) fn from_entry(e: &AuthEntry, scopes: Arc<ScopeSet>) -> Self {
         Self {
             credential_id: e.key_id,
+            key_hash: Some(e.hash),
             kind: CredentialKind::ApiKey,
             account_id: e.account_id,
             organization_id: e.organization_id,
@@ -119,6 +178,7 @@ impl AccountFacts {
     ) -> Self {
         Self {
             credential_id,
+            key_hash: None,
             kind,
             account_id: account.id,
             organization_id: account.organization_id,
@@ -138,26 +198,58 @@ impl AccountFacts {
 }
 
 impl Principal {
+    /// A principal with a profile of its own (a JWT's).
     pub(crate) fn new(g: AccountFacts) -> Self {
-        Self {
-            credential_id: g.credential_id,
+        Self::with_profile(g, Arc::new)
+    }
+
+    /// A principal whose profile `share` may find among existing ones.
+    pub(crate) fn with_profile(
+        g: AccountFacts,
+        share: impl FnOnce(Profile) -> Arc<Profile>,
+    ) -> Self {
+        let profile = Profile {
             kind: g.kind,
-            account_id: g.account_id,
             organization_id: g.organization_id,
             project_id: g.project_id,
             role: g.role,
             admin: g.scopes.contains(ADMIN_SCOPE),
             scopes: g.scopes,
+            rate_limit: g.rate_limit,
+            allowed_cidrs: g.allowed_cidrs,
+            source: Some(g.source).filter(|s| *s != g.credential_id),
+        };
+        Self {
+            credential_id: g.credential_id,
+            account_id: g.account_id,
             expires_at: g
                 .account_expires_at
                 .unwrap_or(i64::MAX)
                 .min(g.credential_expires_at.unwrap_or(i64::MAX)),
-            rate_limit: g.rate_limit,
-            source: g.source,
-            allowed_cidrs: g.allowed_cidrs,
+            key_hash: g.key_hash.unwrap_or(KeyHash([0; 32])),
+            profile: share(profile),
             last_used_ms: AtomicI64::new(0),
             identity: OnceLock::new(),
         }
+    }
+
+    /// The hash of the API key this principal is found by (all zeros for
+    /// any other credential).
+    pub(crate) fn key_hash(&self) -> &KeyHash {
+        &self.key_hash
+    }
+
+    /// The key or client credential the principal's authority comes from
+    /// (a JWT's: the one it was minted from; nil when unknown): whose quota
+    /// it spends.
+    pub fn source(&self) -> Uuid {
+        self.profile.source.unwrap_or(self.credential_id)
+    }
+
+    /// Whether two principals share one profile (tests of the cache).
+    #[cfg(test)]
+    pub(crate) fn shares_profile(&self, other: &Principal) -> bool {
+        Arc::ptr_eq(&self.profile, &other.profile)
     }
 
     pub fn identity(&self) -> &Identity {

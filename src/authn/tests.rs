@@ -189,6 +189,41 @@ fn equal_scope_sets_are_shared() {
 }
 
 #[test]
+fn keys_of_accounts_alike_share_a_profile_until_both_are_gone() {
+    let clock = ManualClock::new(1);
+    let (a, format) = authenticator(Arc::clone(&clock));
+    let x = account(true);
+    let mut y = account(true);
+    y.organization_id = x.organization_id;
+    let (sx, kx) = key(&format, &x);
+    let (sy, ky) = key(&format, &y);
+    a.cache().apply_account(&x, std::slice::from_ref(&kx), &[]);
+    a.cache().apply_account(&y, std::slice::from_ref(&ky), &[]);
+    let px = a.bearer(PEER, Ok(&sx), route()).unwrap();
+    let py = a.bearer(PEER, Ok(&sy), route()).unwrap();
+    assert!(px.shares_profile(&py));
+    // What is each key's own stays its own.
+    assert_eq!((px.account_id, py.account_id), (x.id, y.id));
+    assert_eq!((px.credential_id, py.credential_id), (kx.id, ky.id));
+    assert_eq!((px.source(), py.source()), (kx.id, ky.id));
+    assert_eq!(a.cache().profile_count(), 1);
+
+    // Another organization: another profile.
+    let z = account(true);
+    let (sz, kz) = key(&format, &z);
+    a.cache().apply_account(&z, &[kz], &[]);
+    let pz = a.bearer(PEER, Ok(&sz), route()).unwrap();
+    assert!(!pz.shares_profile(&px));
+    assert_eq!(pz.organization_id, z.organization_id);
+
+    // Profiles go with the last principal holding them.
+    drop((px, py, pz));
+    a.cache().evict(&[kx, ky], &[]);
+    a.cache().sweep_dead(1, 0);
+    assert_eq!(a.cache().profile_count(), 1);
+}
+
+#[test]
 fn a_stale_cache_fails_closed() {
     let clock = ManualClock::new(1);
     let format = ApiKeyFormat::new("kg");

@@ -106,6 +106,7 @@ impl VerifiedTokens {
         let parse = |s: &str| Uuid::parse_str(s).map_err(|_| verify::Error::Invalid);
         let principal = Principal::new(AccountFacts {
             credential_id: parse(&claims.jti)?,
+            key_hash: None,
             kind: CredentialKind::Jwt,
             account_id: parse(&claims.sub)?,
             organization_id: parse(&claims.org_id)?,

@@ -34,6 +34,11 @@ pub struct Sqlite {
 /// more than the longest page keygate reads.
 const ROW_BUFFER: usize = 4_096;
 
+/// Maps as much of the file as SQLite allows (it caps the size at its
+/// compile-time maximum, 2 GB), and ends the mapping.
+const MAP_FILE: &str = "PRAGMA mmap_size = 1099511627776";
+const UNMAP_FILE: &str = "PRAGMA mmap_size = 0";
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and migrates it.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -153,6 +158,28 @@ impl Backend for Sqlite {
             .fetch_all(&self.pool)
             .await
             .map_err(db)
+    }
+
+    /// With the file memory-mapped for the one statement. Read through
+    /// `pread`, the initial load of 1M keys made ~3M calls, each copying a
+    /// page SQLite's cache had let go: half its time. Mapped, pages are read
+    /// where they lie. The mapping ends with the statement, so the file's
+    /// pages do not stay in the resident set.
+    async fn fetch_scan(&self, stmt: Stmt) -> Result<Vec<SqliteRow>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        sqlx::query(MAP_FILE)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        let rows = bind_all(sqlx::query(&stmt.sql), stmt.args)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db);
+        if sqlx::query(UNMAP_FILE).execute(&mut *conn).await.is_err() {
+            // It may still map the file: not for the next borrower.
+            conn.close_on_drop();
+        }
+        rows
     }
 
     async fn run(&self, stmts: Vec<Stmt>) -> Result<()> {

@@ -1,9 +1,11 @@
-//! Scope-set interning: accounts with the same scopes share one
-//! [`ScopeSet`], so a million keys hold a handful of sets.
+//! Interning: accounts with the same scopes share one [`ScopeSet`], and
+//! credentials of accounts alike one [`Profile`], so a million keys hold a
+//! handful of each.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::authn::principal::Profile;
 use crate::scope::ScopeSet;
 
 #[derive(Default)]
@@ -13,6 +15,8 @@ pub(crate) struct Interner {
     /// Stored scopes JSON → its set (the initial load parses each distinct
     /// text once).
     json: Mutex<HashMap<Box<str>, Arc<ScopeSet>>>,
+    /// The profiles of cached principals (a set: a profile is its own key).
+    profiles: Mutex<HashSet<Arc<Profile>>>,
 }
 
 impl Interner {
@@ -36,5 +40,32 @@ impl Interner {
             m.insert(json.into(), Arc::clone(&set));
         }
         set
+    }
+
+    /// The shared profile equal to `p`.
+    pub(crate) fn profile(&self, p: Profile) -> Arc<Profile> {
+        let Ok(mut set) = self.profiles.lock() else {
+            return Arc::new(p);
+        };
+        if let Some(found) = set.get(&p) {
+            return Arc::clone(found);
+        }
+        let p = Arc::new(p);
+        set.insert(Arc::clone(&p));
+        p
+    }
+
+    /// Forgets the profiles no cached principal holds any more (their
+    /// accounts changed or are gone).
+    pub(crate) fn prune_profiles(&self) {
+        if let Ok(mut set) = self.profiles.lock() {
+            set.retain(|p| Arc::strong_count(p) > 1);
+        }
+    }
+
+    /// Profiles held.
+    #[cfg(test)]
+    pub(crate) fn profile_count(&self) -> usize {
+        self.profiles.lock().map_or(0, |s| s.len())
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod bindings;
 mod freshness;
 mod hasher;
 mod intern;
+mod keys;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use uuid::Uuid;
 pub use freshness::Freshness;
 
 use self::bindings::{BindingEntry, Bindings, Matched};
-use self::hasher::BuildIdentity;
 use self::intern::Interner;
+use self::keys::Keys;
 use super::principal::{AccountFacts, CredentialKind, Principal};
 use crate::config::RateSpec;
 use crate::jwt::jwk::{self, PublicKey};
@@ -69,7 +70,7 @@ pub(crate) struct ClientEntry {
 }
 
 pub struct Cache {
-    keys: DashMap<KeyHash, Arc<Principal>, BuildIdentity>,
+    keys: Keys,
     clients: DashMap<Box<str>, Arc<ClientEntry>>,
     /// Accounts a JWT must be checked against: disabled or closed, with an
     /// expiry, re-enabled, or with their own rate limit. Ordinary accounts
@@ -99,7 +100,7 @@ impl Cache {
 
     pub fn with_capacity(max_staleness_ms: i64, capacity: usize) -> Self {
         Self {
-            keys: DashMap::with_capacity_and_hasher(capacity, BuildIdentity),
+            keys: Keys::with_capacity(capacity),
             clients: DashMap::new(),
             restricted: DashMap::new(),
             revoked: DashMap::new(),
@@ -118,8 +119,7 @@ impl Cache {
 
     /// The principal of a live API key, by the SHA-256 of its value.
     pub(crate) fn key(&self, hash: &KeyHash) -> Option<Arc<Principal>> {
-        // The shard guard lives only for this expression; never across an await.
-        self.keys.get(hash).map(|e| Arc::clone(e.value()))
+        self.keys.get(hash)
     }
 
     /// A live client credential by its client id.
@@ -130,8 +130,13 @@ impl Cache {
     /// Inserts one live key from the initial load.
     pub fn insert(&self, e: &AuthEntry) {
         let scopes = self.interner.intern_json(&e.scopes_json);
-        let p = Principal::new(AccountFacts::from_entry(e, scopes));
-        self.keys.insert(e.hash, Arc::new(p));
+        let p = self.share(AccountFacts::from_entry(e, scopes));
+        self.keys.insert(Arc::new(p));
+    }
+
+    /// A principal with its profile interned.
+    fn share(&self, facts: AccountFacts) -> Principal {
+        Principal::with_profile(facts, |p| self.interner.profile(p))
     }
 
     /// Inserts one live client credential (the initial load, or its
@@ -190,15 +195,16 @@ impl Cache {
         let open = account.closed_at.is_none() && account.enabled;
         for key in keys {
             if open && key.revoked_at.is_none() {
-                let p = self.principal(
+                let mut facts = self.facts(
                     account,
                     CredentialKind::ApiKey,
                     key.id,
                     key.expires_at,
                     &key.limits,
                 );
+                facts.key_hash = Some(key.hash);
                 self.set_quota(key.id, key.limits.quota);
-                self.keys.insert(key.hash, Arc::new(p));
+                self.keys.insert(Arc::new(self.share(facts)));
             } else {
                 self.keys.remove(&key.hash);
                 self.set_quota(key.id, None);
@@ -386,11 +392,14 @@ impl Cache {
     }
 
     /// Forgets stopped credentials whose tokens have all expired
-    /// (`horizon_ms`: the longest a token lives, plus leeway).
+    /// (`horizon_ms`: the longest a token lives, plus leeway), and profiles
+    /// no principal holds.
     pub fn sweep_dead(&self, now_ms: i64, horizon_ms: i64) {
         let floor = now_ms.saturating_sub(horizon_ms);
         self.dead
             .retain(|_, s| (s.at != i64::MAX && s.at > floor) || s.not_before > floor);
+        // On the same schedule: profiles whose last principal went.
+        self.interner.prune_profiles();
     }
 
     /// Replaces the revoked-token set with `tokens`: adds first, then drops
@@ -412,6 +421,19 @@ impl Cache {
         credential_expires_at: Option<i64>,
         limits: &CredentialLimits,
     ) -> Principal {
+        let facts = self.facts(account, kind, credential_id, credential_expires_at, limits);
+        self.share(facts)
+    }
+
+    /// What a principal of `account`'s credential is made of.
+    fn facts(
+        &self,
+        account: &ServiceAccount,
+        kind: CredentialKind,
+        credential_id: Uuid,
+        credential_expires_at: Option<i64>,
+        limits: &CredentialLimits,
+    ) -> AccountFacts {
         let scopes = match &limits.scopes {
             None => self.interner.intern(&account.scopes),
             // What the key may do: its own scopes that its account still
@@ -427,14 +449,14 @@ impl Cache {
             }
         };
         let cidrs: Option<Arc<[IpNet]>> = limits.allowed_cidrs.as_deref().map(Arc::from);
-        Principal::new(AccountFacts::from_account(
+        AccountFacts::from_account(
             account,
             kind,
             credential_id,
             credential_expires_at,
             scopes,
             cidrs,
-        ))
+        )
     }
 
     /// Live keys cached.
@@ -443,11 +465,17 @@ impl Cache {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.len() == 0
     }
 
     /// Live client credentials cached.
     pub fn client_count(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Distinct profiles held.
+    #[cfg(test)]
+    pub(crate) fn profile_count(&self) -> usize {
+        self.interner.profile_count()
     }
 }

@@ -41,6 +41,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Rows of one query.
     fn fetch(&self, stmt: Stmt) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
 
+    /// Rows of a query that reads much of the database (the initial load),
+    /// in whatever way the backend reads such queries fastest.
+    fn fetch_scan(&self, stmt: Stmt) -> impl Future<Output = Result<Vec<Self::Row>>> + Send {
+        self.fetch(stmt)
+    }
+
     /// Runs `stmts` in one transaction, checking each one's `on_no_row`.
     fn run(&self, stmts: Vec<Stmt>) -> impl Future<Output = Result<()>> + Send;
 
@@ -102,6 +108,13 @@ impl<B: Backend> SqlStore<B> {
 
     async fn all<T>(&self, stmt: Stmt, map: fn(&B::Row) -> Result<T>) -> Result<Vec<T>> {
         let r = self.fetch(stmt).await?.iter().map(map).collect();
+        self.counted(r)
+    }
+
+    /// [`Self::all`] for a query that reads much of the database.
+    async fn all_scanned<T>(&self, stmt: Stmt, map: fn(&B::Row) -> Result<T>) -> Result<Vec<T>> {
+        let rows = self.backend.fetch_scan(stmt).await;
+        let r = self.counted(rows)?.iter().map(map).collect();
         self.counted(r)
     }
 
@@ -332,10 +345,13 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn credential_records(&self) -> Result<Vec<(ClientCredential, ServiceAccount)>> {
         let stmt = Stmt::new(format!(
             "SELECT {CREDENTIAL_COLUMNS}, {ACCOUNT_COLUMNS} FROM client_credentials c \
-             JOIN service_accounts a ON a.id = c.service_account_id \
-             WHERE c.deleted_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE"
+             CROSS JOIN service_accounts a WHERE a.id = c.service_account_id \
+             AND c.deleted_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE"
         ));
-        self.all(stmt, |r| Ok((credential_from(r)?, account_from(r)?)))
+        // CROSS JOIN: SQLite keeps the order written, so it visits the
+        // credentials and looks their accounts up, not every account (by
+        // an index on names, so in no order of the table) for credentials.
+        self.all_scanned(stmt, |r| Ok((credential_from(r)?, account_from(r)?)))
             .await
     }
 
@@ -366,7 +382,7 @@ impl<B: Backend> Store for SqlStore<B> {
              OR a.enabled = FALSE OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL \
              OR a.tokens_not_before IS NOT NULL"
         ));
-        self.all(stmt, account_from).await
+        self.all_scanned(stmt, account_from).await
     }
 
     async fn dead_credentials(&self, since_ms: i64) -> Result<Vec<DeadCredential>> {
@@ -416,7 +432,12 @@ impl<B: Backend> Store for SqlStore<B> {
         ))
         .arg(after(page))
         .arg(limit(page));
-        let text = self.first(stmt, |r| r.opt_text("page")).await?.flatten();
+        let text = self
+            .all_scanned(stmt, |r| r.opt_text("page"))
+            .await?
+            .into_iter()
+            .next()
+            .flatten();
         let r = text.as_deref().map_or(Ok(Vec::new()), auth_entries_from);
         self.counted(r)
     }
@@ -447,7 +468,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn narrowed_accounts(&self) -> Result<Vec<Uuid>> {
-        self.all(Stmt::new(metering::NARROWED_ACCOUNTS), |r| r.uuid("id"))
+        self.all_scanned(Stmt::new(metering::NARROWED_ACCOUNTS), |r| r.uuid("id"))
             .await
     }
 
