@@ -4,13 +4,21 @@
 //! revisions commit in order and a cache reading "changes after N" can never
 //! skip one that commits late. Each commit also `NOTIFY`s, so replicas pick
 //! changes up at once; polling remains the backstop.
+//!
+//! Group commit: writes that arrive while one commits wait, then commit
+//! together in one transaction — each in a savepoint of its own (one that
+//! fails is rolled back alone, with its own error), each with its own
+//! revision and audit row, drawn in arrival order under the lock — so a
+//! burst pays one flush instead of one per write. Leadership runs on a task
+//! of its own: a caller that goes away never strands the others.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row as _;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use super::sql::rows::db;
 use super::sql::stmt::{bind_all, Stmt};
@@ -31,7 +39,25 @@ pub struct Postgres {
     pool: PgPool,
     notify: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
+    writes: Arc<Writes>,
 }
+
+/// Writes waiting to commit, and whether a leader is committing them.
+#[derive(Default)]
+struct Writes {
+    queue: Mutex<Vec<Pending>>,
+    leading: AtomicBool,
+}
+
+/// One write waiting for its group's commit.
+struct Pending {
+    stmts: Vec<Stmt>,
+    change: Stmt,
+    done: oneshot::Sender<Result<i64>>,
+}
+
+/// Most writes committed in one transaction.
+const MAX_GROUP: usize = 64;
 
 impl PostgresStore {
     /// Connects, migrates, and starts listening for other replicas' commits.
@@ -49,6 +75,7 @@ impl PostgresStore {
             pool,
             notify,
             listener,
+            writes: Arc::default(),
         }))
     }
 }
@@ -102,7 +129,136 @@ async fn relay(l: &mut PgListener, notify: &Notify) -> bool {
     }
 }
 
+impl Writes {
+    /// Takes up to [`MAX_GROUP`] waiting writes; none: leadership ends
+    /// (checked under the queue's lock, so a write queued meanwhile either
+    /// is taken or finds no leader and leads).
+    fn next_group(&self) -> Vec<Pending> {
+        let mut q = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if q.is_empty() {
+            self.leading.store(false, Ordering::Release);
+            return Vec::new();
+        }
+        let n = q.len().min(MAX_GROUP);
+        q.drain(..n).collect()
+    }
+}
+
+/// Ends leadership if the leader's task dies unexpectedly.
+struct Leadership(Arc<Writes>);
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.leading.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The error of a group whose transaction failed as a whole, for each of
+/// its writes but the first (which gets the cause).
+fn group_failed() -> Error {
+    Error::Unavailable(sqlx::Error::Protocol(
+        "the transaction this write was committed in failed".into(),
+    ))
+}
+
 impl Postgres {
+    /// Commits waiting writes, group by group, until none wait.
+    async fn lead(pool: PgPool, writes: Arc<Writes>) {
+        let _guard = Leadership(Arc::clone(&writes));
+        loop {
+            let group = writes.next_group();
+            if group.is_empty() {
+                return;
+            }
+            Self::commit_group(&pool, group).await;
+        }
+    }
+
+    async fn commit_group(pool: &PgPool, group: Vec<Pending>) {
+        let mut tx = match pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let mut first = Some(db(e));
+                for p in group {
+                    let _ = p.done.send(Err(first.take().unwrap_or_else(group_failed)));
+                }
+                return;
+            }
+        };
+        // Each write in a savepoint: one that fails is undone alone.
+        let mut kept = Vec::with_capacity(group.len());
+        for p in group {
+            let outcome = async {
+                let mut sp = sqlx::Acquire::begin(&mut tx).await.map_err(db)?;
+                match Self::run_in(&mut sp, p.stmts).await {
+                    Ok(()) => sp.commit().await.map_err(db),
+                    Err(e) => {
+                        sp.rollback().await.map_err(db)?;
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match outcome {
+                Ok(()) => kept.push((p.change, p.done)),
+                Err(e) => {
+                    let _ = p.done.send(Err(e));
+                }
+            }
+        }
+        if kept.is_empty() {
+            let _ = tx.rollback().await;
+            return;
+        }
+        // Serialise only the revision draws and the commit: see the module docs.
+        let drawn = async {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(REVISION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let mut revisions = Vec::with_capacity(kept.len());
+            for (change, _) in &mut kept {
+                let change = std::mem::replace(change, Stmt::new(""));
+                let revision: i64 = bind_all(sqlx::query(&change.sql), change.args)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .try_get("revision")
+                    .map_err(db)?;
+                revisions.push(revision);
+            }
+            let last = revisions.last().copied().unwrap_or_default();
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(last.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok::<_, Error>(revisions)
+        }
+        .await;
+        match drawn {
+            Ok(revisions) => {
+                for ((_, done), revision) in kept.into_iter().zip(revisions) {
+                    let _ = done.send(Ok(revision));
+                }
+            }
+            Err(e) => {
+                let mut first = Some(e);
+                for (_, done) in kept {
+                    let _ = done.send(Err(first.take().unwrap_or_else(group_failed)));
+                }
+            }
+        }
+    }
+
     async fn run_in(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         stmts: Vec<Stmt>,
@@ -138,28 +294,24 @@ impl Backend for Postgres {
     }
 
     async fn commit(&self, stmts: Vec<Stmt>, change: Stmt) -> Result<i64> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        Self::run_in(&mut tx, stmts).await?;
-        // Serialise only the revision draw and commit: see the module docs.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(REVISION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let revision: i64 = bind_all(sqlx::query(&change.sql), change.args)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .try_get("revision")
-            .map_err(db)?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(revision.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(revision)
+        let (done, answer) = oneshot::channel();
+        let lead = {
+            let mut q = self
+                .writes
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.push(Pending {
+                stmts,
+                change,
+                done,
+            });
+            !self.writes.leading.swap(true, Ordering::AcqRel)
+        };
+        if lead {
+            tokio::spawn(Self::lead(self.pool.clone(), Arc::clone(&self.writes)));
+        }
+        answer.await.unwrap_or_else(|_| Err(group_failed()))
     }
 
     async fn close(&self) {

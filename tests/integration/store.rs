@@ -174,6 +174,82 @@ async fn a_failed_batch_writes_nothing_and_bumps_no_revision() {
     }
 }
 
+/// Many batches at once (PostgreSQL commits the ones that queue up in one
+/// transaction): each is all or nothing on its own — a failing batch
+/// beside good ones takes none of them down and leaves nothing half
+/// written — and every committed batch gets a revision of its own, with
+/// the change feed listing exactly those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_commit_alone_or_together_each_all_or_nothing() {
+    for (backend, s, _dir) in stores().await {
+        eprintln!("concurrent_batches…: {backend}");
+        let o = org();
+        write(s.as_ref(), vec![Write::InsertOrganization(o.clone())])
+            .await
+            .unwrap();
+        let before = s.revision().await.unwrap();
+        // 40 batches of two accounts; every fourth also takes a name the
+        // batch before it takes: of each such pair, whichever commits
+        // second fails whole.
+        let batches = (0..40).map(|i| {
+            let s = Arc::clone(&s);
+            let o = o.id;
+            async move {
+                let first = account(o, &format!("a{i}"));
+                let second = if i % 4 == 3 {
+                    account(o, &format!("a{}", i - 1))
+                } else {
+                    account(o, &format!("b{i}"))
+                };
+                let ids = (first.id, second.id);
+                let r = write(
+                    s.as_ref(),
+                    vec![Write::InsertAccount(first), Write::InsertAccount(second)],
+                )
+                .await;
+                (i, ids, r)
+            }
+        });
+        let results = futures_util::future::join_all(batches).await;
+        let mut revisions = Vec::new();
+        let mut failed = Vec::new();
+        for (i, (a, b), r) in results {
+            let written = (
+                s.account(a).await.unwrap().is_some(),
+                s.account(b).await.unwrap().is_some(),
+            );
+            match r {
+                Ok(rev) => {
+                    assert_eq!(written, (true, true), "batch {i}");
+                    revisions.push(rev);
+                }
+                Err(e) => {
+                    assert!(i % 4 >= 2, "batch {i} failed: {e:?}");
+                    assert!(
+                        matches!(e, keygate::store::Error::Conflict("name")),
+                        "{e:?}"
+                    );
+                    assert_eq!(written, (false, false), "batch {i} half written");
+                    failed.push(i / 4);
+                }
+            }
+        }
+        // Exactly one of each colliding pair.
+        failed.sort_unstable();
+        assert_eq!(failed, (0..10).collect::<Vec<_>>(), "one failure per pair");
+        assert_eq!(revisions.len(), 30);
+        revisions.sort_unstable();
+        revisions.dedup();
+        assert_eq!(revisions.len(), 30, "a revision of its own for each batch");
+        let feed = s.changes_since(before, 1000).await.unwrap();
+        let feed: Vec<i64> = feed.iter().map(|c| c.revision).collect();
+        assert_eq!(
+            feed, revisions,
+            "the feed lists exactly the committed batches, in order"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earlier() {
     for (backend, s, _dir) in stores().await {
