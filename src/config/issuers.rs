@@ -74,23 +74,35 @@ pub struct TrustedIssuer {
     pub jwks_refresh: Duration,
 }
 
-/// SECURITY: keys are fetched over https, except from a loopback host
-/// (a test issuer, or a sidecar serving the cluster's keys).
+/// Whether keys may be fetched from `uri`. SECURITY: https only, except to
+/// a loopback host (a test issuer, or a sidecar serving a cluster's keys).
+/// The one rule for configured URLs and for a discovery document's
+/// `jwks_uri` alike.
+pub fn fetchable_uri(uri: &http::Uri) -> bool {
+    let loopback = uri.host().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+    });
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => loopback,
+        _ => false,
+    }
+}
+
 fn fetchable(p: &mut Problems, key: &str, url: &str) -> Option<http::Uri> {
     let Ok(uri) = url.parse::<http::Uri>() else {
         p.push(key, format_args!("{url:?} is not a URL"));
         return None;
     };
-    let host = uri.host().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback());
+    if fetchable_uri(&uri) {
+        return Some(uri);
+    }
     match uri.scheme_str() {
-        Some("https") => Some(uri),
-        Some("http") if loopback => Some(uri),
         Some("http") => {
             p.push(
                 key,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub use events::{EventsConfig, LeakAction, ScanningKey, SecretScanningConfig};
-pub use issuers::{JwksSource, TrustedIssuer, X509_ISSUER};
+pub use issuers::{fetchable_uri, JwksSource, TrustedIssuer, X509_ISSUER};
 
 /// The whole configuration.
 #[derive(Debug, Clone)]

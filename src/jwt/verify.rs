@@ -35,6 +35,22 @@ pub fn looks_like_jwt(credential: &str) -> bool {
             .is_some_and(|rest| rest.contains(&b'.'))
 }
 
+/// A JWS's payload bytes, unverified: exactly three dot-separated parts,
+/// the middle one base64url. SECURITY: only for choosing whose key
+/// verifies a token (an issuer, a client id); whatever is read here is
+/// checked again once the signature is.
+pub fn unverified_payload(token: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    URL_SAFE_NO_PAD.decode(payload).ok()
+}
+
 pub struct Verifier {
     ring: Arc<KeyRing>,
     issuer: String,

@@ -13,8 +13,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use jsonwebtoken::{Header, Validation};
 use serde_json::{Map, Value};
 
@@ -110,8 +108,7 @@ pub(super) async fn authenticate(
 
 /// The `sub` of an assertion not yet verified: which credential to ask.
 fn unverified_subject(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let bytes = crate::jwt::verify::unverified_payload(token)?;
     let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
     let sub = claims.get("sub")?.as_str()?;
     (!sub.is_empty() && sub.len() <= MAX_CLAIM_BYTES).then(|| sub.to_string())
@@ -209,6 +206,8 @@ fn numeric_date(v: &Value) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use jsonwebtoken::Algorithm;
     use serde_json::json;
 

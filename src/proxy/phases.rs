@@ -54,6 +54,18 @@ pub fn admit(h: &HeaderMap) -> Result<(), Denial<'static>> {
     Ok(())
 }
 
+/// The one credential the headers present (`Authorization` or `X-API-Key`).
+fn credential(h: &HeaderMap) -> Result<&str, presented::Error> {
+    presented::extract(
+        h.get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        h.get_all(&headers::X_API_KEY)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
 /// Where a request came from, as the rewrite vouches for it.
 struct Origin<'c> {
     conn: &'c ConnInfo,
@@ -328,14 +340,7 @@ impl Proxy {
         if route.public {
             return Ok(None);
         }
-        let presented = presented::extract(
-            h.get_all(header::AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            h.get_all(&headers::X_API_KEY)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
+        let presented = credential(h);
         let accept = Accept::Route {
             audience: route.audience.as_deref(),
             issuers: route.issuers,
@@ -351,15 +356,7 @@ impl Proxy {
         route: &Route,
         h: &HeaderMap,
     ) -> Result<Option<Arc<Principal>>, authn::Refusal> {
-        let presented = presented::extract(
-            h.get_all(header::AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            h.get_all(&headers::X_API_KEY)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
-        let Ok(token) = presented else {
+        let Ok(token) = credential(h) else {
             return Err(authn::Refusal::Invalid);
         };
         let federation = self.authn.federation();

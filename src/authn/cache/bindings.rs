@@ -109,8 +109,4 @@ impl Bindings {
             Matched::Several(several)
         }
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.by_subject.iter().map(|l| l.len()).sum()
-    }
 }

@@ -276,11 +276,6 @@ impl Cache {
         self.bindings.matching(issuer, subject, has)
     }
 
-    /// Live federated identities cached.
-    pub fn binding_count(&self) -> usize {
-        self.bindings.len()
-    }
-
     fn set_quota(&self, subject: Uuid, quota: Option<Quota>) {
         match quota {
             Some(q) => {

@@ -139,23 +139,11 @@ pub(crate) fn discovered_jwks_uri(doc: &[u8], issuer: &str) -> Result<Uri, Fetch
     if v.get("issuer").and_then(Value::as_str) != Some(issuer) {
         return Err(FetchError::Discovery);
     }
-    let uri: Uri = v
-        .get("jwks_uri")
+    v.get("jwks_uri")
         .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .ok_or(FetchError::Discovery)?;
-    let loopback = uri.host().is_some_and(|h| {
-        h == "localhost"
-            || h.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback())
-    });
-    match uri.scheme_str() {
-        Some("https") => Ok(uri),
-        Some("http") if loopback => Ok(uri),
-        _ => Err(FetchError::Discovery),
-    }
+        .and_then(|s| s.parse::<Uri>().ok())
+        .filter(crate::config::fetchable_uri)
+        .ok_or(FetchError::Discovery)
 }
 
 /// The usable keys of a JWKS document. Unusable keys are skipped (an

@@ -14,7 +14,7 @@ use crate::config::{JwksSource, TrustedIssuer};
 use crate::jwt::jwk::PublicKey;
 
 /// The soonest an unknown `kid` may cause another fetch (ms).
-pub const KID_REFETCH_GAP_MS: i64 = 30_000;
+pub(super) const KID_REFETCH_GAP_MS: i64 = 30_000;
 
 pub(crate) struct Issuer {
     pub(crate) config: TrustedIssuer,

@@ -27,7 +27,6 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 pub use self::claims::ExternalClaims;
-pub use self::issuer::KID_REFETCH_GAP_MS;
 
 use self::fetch::Fetcher;
 use self::issuer::Issuer;
@@ -114,11 +113,6 @@ impl VerifiedExternal {
     pub(crate) fn in_window(&self, now_ms: i64) -> bool {
         now_ms < self.expires_ms && now_ms >= self.not_before_ms
     }
-
-    /// When the token expires (unix ms, leeway applied).
-    pub fn expires_ms(&self) -> i64 {
-        self.expires_ms
-    }
 }
 
 pub struct Federation {
@@ -162,24 +156,11 @@ impl Federation {
         self.issuers.is_empty()
     }
 
-    /// The index of the trusted issuer called `name`.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.issuers.iter().position(|i| i.config.name == name)
-    }
-
     /// The configured name of issuer `index`.
     pub fn name(&self, index: usize) -> &str {
         self.issuers
             .get(index)
             .map_or("", |i| i.config.name.as_str())
-    }
-
-    /// The set of issuers named.
-    pub fn set_of(&self, names: &[String]) -> IssuerSet {
-        names
-            .iter()
-            .filter_map(|n| self.index_of(n))
-            .fold(IssuerSet::EMPTY, IssuerSet::with)
     }
 
     /// Reads the key files, so a bad `jwks_file` stops keygate at start
