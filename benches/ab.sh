@@ -7,6 +7,10 @@
 #   (change, rebuild)
 #   bash benches/ab.sh /tmp/keygate-before target/release/keygate [rounds] [duration]
 #
+# One build in two configurations: the same binary twice, with environment
+# overrides for each side, e.g.
+#   A_ENV=KEYGATE_SERVER__UPSTREAM_REUSE=pool bash benches/ab.sh target/release/keygate target/release/keygate
+#
 # Each build and nginx run pinned to core 0 with one worker; wrk and the
 # fixed upstream on core 1; 64 connections. Prints each round's req/s, p50
 # and p99 (µs), and B/A, A/nginx, B/nginx. Installs wrk and nginx-light from
@@ -40,9 +44,11 @@ KEY=$(head -n1 "$work/a.keys")
 i=0
 for build in "$A" "$B"; do
   i=$((i + 1)); port=$((18000 + i * 100))
+  if [ $i = 1 ]; then extra=${A_ENV:-}; else extra=${B_ENV:-}; fi
   sed -e "s|@PUBLIC@|$port|g" -e "s|@ADMIN@|$((port + 1))|g" -e "s|@STORE@|sqlite://$work/a.db|g" \
     -e "s|@ALG@|ES256|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/keygate.toml > "$work/kg$i.toml"
-  TOKIO_WORKER_THREADS=1 KEYGATE_ADMIN_KEY=$ADMIN_KEY RUST_LOG=warn \
+  # shellcheck disable=SC2086 # $extra is a list of NAME=value words
+  env $extra TOKIO_WORKER_THREADS=1 KEYGATE_ADMIN_KEY=$ADMIN_KEY RUST_LOG=warn \
     taskset -c 0 "$build" serve --config "$work/kg$i.toml" --log-format text > "$work/kg$i.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null && break; sleep 0.05; done

@@ -436,9 +436,11 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         move |conn: Arc<ConnInfo>| {
             let proxy = Arc::clone(&proxy);
             let oauth = oauth.clone();
+            let kept = Arc::new(proxy.kept());
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let proxy = Arc::clone(&proxy);
                 let conn = Arc::clone(&conn);
+                let kept = Arc::clone(&kept);
                 // The OAuth endpoints are an edge of their own, served
                 // beside the routes; they charge failures to the client's
                 // address.
@@ -449,7 +451,11 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
                     req.extensions_mut().insert(client);
                     oauth.clone()
                 });
-                async move { Ok::<_, Infallible>(proxy.handle(req, &conn, beside.as_ref()).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        proxy.handle(req, &conn, Some(&kept), beside.as_ref()).await,
+                    )
+                }
             })
         },
         rx,

@@ -65,6 +65,8 @@ mod hardening;
 mod jwt;
 #[path = "integration/jwt_limits.rs"]
 mod jwt_limits;
+#[path = "integration/kept.rs"]
+mod kept;
 #[path = "integration/leaks.rs"]
 mod leaks;
 #[path = "integration/lifecycle.rs"]

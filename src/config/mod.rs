@@ -82,6 +82,18 @@ pub struct ServerConfig {
     pub websocket_idle_timeout: Duration,
     /// A WebSocket tunnel is closed after this long, whatever happens.
     pub websocket_max_lifetime: Duration,
+    /// How HTTP/1.1 upstream connections are shared.
+    pub upstream_reuse: UpstreamReuse,
+}
+
+/// How proxied requests find an HTTP/1.1 upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamReuse {
+    /// Each client HTTP/1.1 connection keeps an upstream connection of its
+    /// own, driven on its own task (the default: no pool, no hand-off).
+    Connection,
+    /// Every request takes a connection from one shared pool.
+    Pool,
 }
 
 #[derive(Debug, Clone)]

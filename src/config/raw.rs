@@ -39,6 +39,7 @@ pub(crate) struct RawServer {
     pub(crate) access_log: bool,
     pub(crate) websocket_idle_timeout: String,
     pub(crate) websocket_max_lifetime: String,
+    pub(crate) upstream_reuse: String,
 }
 
 impl Default for RawServer {
@@ -57,6 +58,7 @@ impl Default for RawServer {
             access_log: true,
             websocket_idle_timeout: "5m".into(),
             websocket_max_lifetime: "24h".into(),
+            upstream_reuse: "connection".into(),
         }
     }
 }

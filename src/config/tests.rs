@@ -19,6 +19,21 @@ fn empty_config_gives_the_documented_defaults() {
     assert_eq!(c.store.poll_interval, Duration::from_secs(1));
     assert_eq!(c.tokens.algorithm, Algorithm::Es256);
     assert_eq!(c.keys.prefix, "kg");
+    assert_eq!(c.server.upstream_reuse, UpstreamReuse::Connection);
+}
+
+#[test]
+fn upstream_reuse_is_connection_or_pool_and_nothing_else() {
+    let c = Config::from_toml("[server]\nupstream_reuse = \"pool\"\n", &HashMap::new()).unwrap();
+    assert_eq!(c.server.upstream_reuse, UpstreamReuse::Pool);
+    let err = Config::from_toml(
+        "[server]\nupstream_reuse = \"sometimes\"\n",
+        &HashMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.upstream_reuse"), "{err}");
+    assert!(err.contains("sometimes"), "{err}");
 }
 
 #[test]

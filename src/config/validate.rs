@@ -24,6 +24,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "access_log",
             "websocket_idle_timeout",
             "websocket_max_lifetime",
+            "upstream_reuse",
         ],
     ),
     (
@@ -156,6 +157,17 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
             .duration("server.websocket_idle_timeout", &s.websocket_idle_timeout),
         websocket_max_lifetime: p
             .duration("server.websocket_max_lifetime", &s.websocket_max_lifetime),
+        upstream_reuse: match s.upstream_reuse.as_str() {
+            "connection" => UpstreamReuse::Connection,
+            "pool" => UpstreamReuse::Pool,
+            other => {
+                p.push(
+                    "server.upstream_reuse",
+                    format!("must be \"connection\" or \"pool\", not {other:?}"),
+                );
+                UpstreamReuse::Connection
+            }
+        },
     };
     let a = &raw.admin;
     let admin = AdminConfig {

@@ -9,6 +9,7 @@
 
 mod client;
 mod handshake;
+mod side;
 mod subject;
 pub mod tls;
 mod trust;
@@ -30,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use client::ClientAddr;
 pub use handshake::FailedHandshakes;
+pub use side::Side;
 pub use tls::Tls;
 pub use trust::TrustedProxies;
 pub use unread::close_if_unread;
@@ -69,6 +71,9 @@ pub struct ConnInfo {
     /// The verified client certificate's SPIFFE id (its `spiffe://` URI
     /// SAN), prebuilt as a header value.
     pub spiffe_id: Option<HeaderValue>,
+    /// Work the connection's requests leave to its task (the proxy's
+    /// upstream connection).
+    pub side: Side,
 }
 
 impl ConnInfo {
@@ -99,6 +104,7 @@ impl ConnInfo {
             trusted: trust.filter(|t| t.contains(ip)).cloned(),
             client_subject: None,
             spiffe_id: None,
+            side: Side::default(),
         }
     }
 
@@ -313,13 +319,21 @@ where
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let svc = (self.service)(Arc::new(info));
+        let info = Arc::new(info);
+        let svc = (self.service)(Arc::clone(&info));
         let conn = self.watcher.watch(
             self.builder
                 .serve_connection_with_upgrades(io, svc)
                 .into_owned(),
         );
-        if let Err(e) = conn.await {
+        let conn = std::pin::pin!(conn);
+        let served = side::WithSide {
+            conn,
+            side: &info.side,
+        }
+        .await;
+        info.side.end();
+        if let Err(e) = served {
             tracing::debug!(error = %e, "connection ended with error");
         }
     }

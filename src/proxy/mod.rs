@@ -11,6 +11,7 @@
 
 mod connector;
 pub mod headers;
+mod kept;
 mod phases;
 pub(crate) mod record;
 pub mod respond;
@@ -27,6 +28,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 pub use headers::X_REQUEST_ID;
+pub use kept::Kept;
 pub use phases::{admit, Ctx, Edge, Head, Passed};
 pub use respond::{Body, Denial};
 pub use routing::{Route, RouteTable};
@@ -82,7 +84,11 @@ impl Proxy {
             authn: parts.authn,
             limits: parts.limits,
             upstream_tokens: parts.upstream_tokens,
-            upstreams: upstream::Upstreams::new(&config.routes, config.server.request_timeout)?,
+            upstreams: upstream::Upstreams::new(
+                &config.routes,
+                config.server.request_timeout,
+                config.server.upstream_reuse,
+            )?,
             request_timeout: config.server.request_timeout,
             max_body_bytes: config.server.max_body_bytes,
             websocket_idle: config.server.websocket_idle_timeout,
@@ -104,10 +110,13 @@ impl Proxy {
     /// the routes (the OAuth endpoints), which answers it instead of the
     /// phases after `admit`, and shares this exit. Which requests that is,
     /// the listener decides; the proxy knows nothing of what it serves.
+    /// `kept`: the upstream connection the client's connection keeps
+    /// ([`Proxy::kept`]).
     pub async fn handle(
         &self,
         mut req: Request<Incoming>,
         conn: &ConnInfo,
+        kept: Option<&Kept>,
         beside: Option<&Beside>,
     ) -> Response<Body> {
         let started = self.record.start();
@@ -128,7 +137,10 @@ impl Proxy {
         let answer = match (phases::admit(req.headers()), beside) {
             (Err(refusal), _) => Err(refusal),
             (Ok(()), Some(service)) => Ok(serve_beside(service, req).await),
-            (Ok(()), None) => self.run(req, conn, client, &request_id, &mut ctx).await,
+            (Ok(()), None) => {
+                self.run(req, conn, kept, client, &request_id, &mut ctx)
+                    .await
+            }
         };
         let mut res = match answer {
             Ok(res) => res,
@@ -156,6 +168,11 @@ impl Proxy {
         }
         res.headers_mut().insert(&X_REQUEST_ID, request_id);
         res
+    }
+
+    /// What one client connection keeps of the upstream (see [`Kept`]).
+    pub fn kept(&self) -> Kept {
+        Kept::new(std::sync::Arc::clone(&self.upstreams.parked))
     }
 
     /// Forgets per-caller state that carries no information any more.

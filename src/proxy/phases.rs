@@ -18,9 +18,11 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 
+use super::kept::{self, Checkout, Kept};
 use super::record::{AuthOutcome, Trace};
 use super::respond::{Body, Denial};
 use super::trailers::{self, Outbound};
+use super::upstream::KeptUpstream;
 use super::websocket::{self, Opening, Tunnel};
 use super::{headers, upstream, Proxy, Route};
 use crate::authn::{self, federation, presented, Accept, Principal};
@@ -245,6 +247,7 @@ impl Proxy {
         &'a self,
         mut req: Request<Incoming>,
         conn: &ConnInfo,
+        kept: Option<&Kept>,
         client: IpAddr,
         request_id: &HeaderValue,
         ctx: &mut Ctx<'a>,
@@ -265,10 +268,17 @@ impl Proxy {
             .await?;
         // `decide` refuses decision-only routes on the proxy's edge.
         let target = route.upstream.as_ref().ok_or(Denial::NoRoute)?;
-        let uri = upstream::uri(route, target, &path, req.uri()).ok_or(Denial::BadPath)?;
+        let upgrade = route.websocket && websocket::requested(&req);
+        // An HTTP/1 client's request goes on the upstream connection its
+        // connection keeps; HTTP/2 streams and WebSocket handshakes use the
+        // shared pool.
+        let keep = kept
+            .filter(|_| !upgrade && req.version() <= Version::HTTP_11)
+            .and_then(|k| Some((k, self.upstreams.kept(route)?)));
+        let uri = upstream::uri(route, target, &path, req.uri(), keep.is_some())
+            .ok_or(Denial::BadPath)?;
         drop(path);
-        let websocket =
-            (route.websocket && websocket::requested(&req)).then(|| Opening::take(&mut req, route));
+        let websocket = upgrade.then(|| Opening::take(&mut req, route));
         let mut upstream_req = self.rewrite(
             route,
             uri,
@@ -283,7 +293,13 @@ impl Proxy {
         if let Some(ws) = &websocket {
             ws.ask_upstream(upstream_req.headers_mut());
         }
-        let mut res = self.forward(route, upstream_req).await?;
+        let mut res = match keep {
+            Some((kept, (pool, up))) => {
+                self.forward_kept(route, (kept, pool, up), conn, upstream_req)
+                    .await?
+            }
+            None => self.forward(route, upstream_req).await?,
+        };
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             // Only a WebSocket handshake keygate forwarded may switch: any
             // other 101 would leave the client on a connection no one serves.
@@ -482,6 +498,85 @@ impl Proxy {
                 tracing::error!(error = %e, route = %route.name, "cannot mint a token for the upstream");
                 Denial::BadGateway
             })
+    }
+
+    /// Forward on the client connection's kept upstream connection (see
+    /// [`super::kept`]), within `request_timeout`. A request the kept
+    /// connection could not take (busy, or found closed before anything
+    /// was written) goes through the shared pool instead.
+    async fn forward_kept(
+        &self,
+        route: &Route,
+        (kept, pool, up): (&Kept, usize, &KeptUpstream),
+        conn: &ConnInfo,
+        mut req: Request<Outbound>,
+    ) -> Result<Response<Incoming>, Denial<'static>> {
+        if !req.headers().contains_key(header::HOST) {
+            req.headers_mut().insert(header::HOST, up.host.clone());
+        }
+        let started = self.record.phase();
+        let answered = tokio::time::timeout(self.request_timeout, async {
+            let mut sender = match kept.checkout(pool, &conn.side) {
+                Checkout::Ready(s) => s,
+                Checkout::Busy => return Err(req),
+                Checkout::Connect => match self.connect(up).await {
+                    Ok((s, c)) => {
+                        kept.install(pool, c, &conn.side);
+                        s
+                    }
+                    Err(e) => {
+                        tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+                        return Ok(Err(None));
+                    }
+                },
+            };
+            let sent = sender.try_send_request(req);
+            kept.give_back(pool, sender);
+            match sent.await {
+                Ok(res) => Ok(Ok(res)),
+                Err(mut e) => match e.take_message() {
+                    Some(req) => Err(req),
+                    None => Ok(Err(Some(e.into_error()))),
+                },
+            }
+        })
+        .await;
+        if !matches!(answered, Ok(Err(_))) {
+            self.record.upstream_took(route, started);
+        }
+        match answered {
+            Err(_) => {
+                tracing::warn!(route = %route.name, "upstream timed out");
+                Err(Denial::GatewayTimeout)
+            }
+            Ok(Ok(Ok(res))) => Ok(res),
+            Ok(Ok(Err(None))) => Err(Denial::BadGateway),
+            Ok(Ok(Err(Some(e)))) if upstream::is_body_limit(&e) => Err(Denial::TooLarge),
+            Ok(Ok(Err(Some(e)))) => {
+                tracing::warn!(route = %route.name, error = %e, "upstream failed");
+                Err(Denial::BadGateway)
+            }
+            // Not taken: nothing was written; the pool sends it.
+            Ok(Err(mut req)) => {
+                let target = route.upstream.as_ref().ok_or(Denial::NoRoute)?;
+                let pq = req.uri().path_and_query().cloned();
+                *req.uri_mut() = pq
+                    .and_then(|pq| upstream::absolute(target, pq))
+                    .ok_or(Denial::BadPath)?;
+                self.forward(route, req).await
+            }
+        }
+    }
+
+    /// A new connection to a kept upstream (TCP, then TLS for `https`).
+    async fn connect(
+        &self,
+        up: &KeptUpstream,
+    ) -> Result<(kept::Sender, kept::Connection), Box<dyn std::error::Error + Send + Sync>> {
+        use tower::Service as _;
+        let mut connector = self.upstreams.connector(up);
+        let io = connector.call(up.connect_to.clone()).await?;
+        Ok(hyper::client::conn::http1::handshake(io).await?)
     }
 
     /// Forward: send upstream within `request_timeout`; the answer's body

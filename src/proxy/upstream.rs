@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
+use http::HeaderValue;
 use http_body_util::LengthLimitError;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -18,24 +19,50 @@ use rustls::{ClientConfig, RootCertStore};
 use super::connector::TcpConnector;
 use super::routing::Target;
 use super::Route;
-use crate::config::{RouteConfig, UpstreamProtocol};
+use crate::config::{RouteConfig, UpstreamProtocol, UpstreamReuse};
+
+use super::kept::Parked;
 
 pub(super) type Client =
     hyper_util::client::legacy::Client<HttpsConnector<TcpConnector>, super::trailers::Outbound>;
 
+pub(super) type Connector = HttpsConnector<TcpConnector>;
+
 /// Every route's upstream client: one per distinct protocol and CA, each
-/// with its own connection pool.
+/// with its own connection pool; and for HTTP/1.1 upstreams, the
+/// connections client connections keep ([`super::kept`]).
 pub(super) struct Upstreams {
-    clients: Vec<Client>,
+    clients: Vec<(Client, Connector)>,
     /// Route position in the config → its client.
     by_route: Vec<usize>,
+    /// Route position → the upstream whose connections client connections
+    /// keep, when they do (HTTP/1.1 upstreams, `upstream_reuse = "connection"`).
+    kept_by_route: Vec<Option<usize>>,
+    kept: Vec<KeptUpstream>,
+    pub(super) parked: Arc<Parked>,
+}
+
+/// An upstream (client kind, scheme and authority) that client
+/// connections keep connections to.
+pub(super) struct KeptUpstream {
+    client: usize,
+    /// Where to connect: `scheme://authority/`.
+    pub(super) connect_to: Uri,
+    /// For requests that arrive without one (from HTTP/2 clients).
+    pub(super) host: HeaderValue,
 }
 
 impl Upstreams {
-    pub(super) fn new(routes: &[RouteConfig], request_timeout: Duration) -> Result<Self, String> {
+    pub(super) fn new(
+        routes: &[RouteConfig],
+        request_timeout: Duration,
+        reuse: UpstreamReuse,
+    ) -> Result<Self, String> {
         let mut kinds: Vec<(UpstreamProtocol, Option<PathBuf>)> = Vec::new();
         let mut clients = Vec::new();
         let mut by_route = Vec::with_capacity(routes.len());
+        let mut kept: Vec<KeptUpstream> = Vec::new();
+        let mut kept_by_route = Vec::with_capacity(routes.len());
         for r in routes {
             let kind = (r.upstream_protocol, r.upstream_ca.clone());
             let i = match kinds.iter().position(|k| *k == kind) {
@@ -50,15 +77,74 @@ impl Upstreams {
                 }
             };
             by_route.push(i);
+            let keep = match (&r.upstream, reuse, r.upstream_protocol) {
+                (Some(u), UpstreamReuse::Connection, UpstreamProtocol::Http1) => {
+                    KeptUpstream::new(i, u)
+                }
+                _ => None,
+            };
+            kept_by_route.push(keep.map(|k| {
+                kept.iter()
+                    .position(|e| e.client == k.client && e.connect_to == k.connect_to)
+                    .unwrap_or_else(|| {
+                        kept.push(k);
+                        kept.len() - 1
+                    })
+            }));
         }
         if clients.is_empty() {
             clients.push(client(&UpstreamProtocol::Http1, None, request_timeout)?);
         }
-        Ok(Self { clients, by_route })
+        Ok(Self {
+            clients,
+            by_route,
+            kept_by_route,
+            parked: Arc::new(Parked::new(kept.len())),
+            kept,
+        })
     }
 
     pub(super) fn client(&self, route: &Route) -> &Client {
-        &self.clients[self.by_route.get(route.index).copied().unwrap_or(0)]
+        &self.clients[self.by_route.get(route.index).copied().unwrap_or(0)].0
+    }
+
+    /// The kept upstream of `route`, if its connections are kept.
+    pub(super) fn kept(&self, route: &Route) -> Option<(usize, &KeptUpstream)> {
+        let i = self.kept_by_route.get(route.index).copied().flatten()?;
+        Some((i, &self.kept[i]))
+    }
+
+    /// A connector for a kept upstream's new connections.
+    pub(super) fn connector(&self, upstream: &KeptUpstream) -> Connector {
+        self.clients[upstream.client].1.clone()
+    }
+}
+
+impl KeptUpstream {
+    fn new(client: usize, upstream: &Uri) -> Option<Self> {
+        let scheme = upstream.scheme()?.clone();
+        let authority = upstream.authority()?.clone();
+        // As hyper's pooled client writes it: the port only when it is not
+        // the scheme's default.
+        let default_port = if scheme == http::uri::Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
+        let host = match authority.port_u16() {
+            Some(p) if p != default_port => format!("{}:{p}", authority.host()),
+            _ => authority.host().to_string(),
+        };
+        Some(Self {
+            client,
+            connect_to: Uri::builder()
+                .scheme(scheme)
+                .authority(authority)
+                .path_and_query("/")
+                .build()
+                .ok()?,
+            host: HeaderValue::from_str(&host).ok()?,
+        })
     }
 }
 
@@ -96,7 +182,7 @@ fn client(
     protocol: &UpstreamProtocol,
     ca: Option<&PathBuf>,
     request_timeout: Duration,
-) -> Result<Client, String> {
+) -> Result<(Client, Connector), String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -110,7 +196,7 @@ fn client(
             https.enable_http2().wrap_connector(TcpConnector(http))
         }
     };
-    Ok(
+    Ok((
         hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
@@ -118,13 +204,22 @@ fn client(
             .timer(TokioTimer::new())
             // h2c is HTTP/2 with prior knowledge; h2 is negotiated by ALPN.
             .http2_only(*protocol != UpstreamProtocol::Http1)
-            .build(connector),
-    )
+            .build(connector.clone()),
+        connector,
+    ))
 }
 
 /// The upstream URI: route's upstream + (prefix-stripped) normalised path +
 /// query. Reuses the incoming path-and-query when nothing changes.
-pub(super) fn uri(route: &Route, target: &Target, path: &str, incoming: &Uri) -> Option<Uri> {
+/// `origin_form`: only the path and query, as a kept connection sends it
+/// (the pooled client needs the scheme and authority to pick a connection).
+pub(super) fn uri(
+    route: &Route,
+    target: &Target,
+    path: &str,
+    incoming: &Uri,
+    origin_form: bool,
+) -> Option<Uri> {
     let rest = if route.strip_prefix && route.prefix != "/" {
         match &path[route.prefix.len()..] {
             "" => "/",
@@ -151,6 +246,14 @@ pub(super) fn uri(route: &Route, target: &Target, path: &str, incoming: &Uri) ->
         }
         PathAndQuery::from_maybe_shared(bytes::Bytes::from(s)).ok()?
     };
+    if origin_form {
+        return Some(Uri::from(pq));
+    }
+    absolute(target, pq)
+}
+
+/// `pq` on `target`'s scheme and authority.
+pub(super) fn absolute(target: &Target, pq: PathAndQuery) -> Option<Uri> {
     Uri::builder()
         .scheme(target.scheme.clone())
         .authority(target.authority.clone())

@@ -199,6 +199,11 @@ poll_interval = "{POLL}"
     async fn boot(&self) -> Running {
         let mut env: HashMap<String, String> = self.env.iter().cloned().collect();
         env.insert("KEYGATE_ADMIN_KEY".to_string(), self.admin_key.clone());
+        // CI runs the forwarding tests again on the shared pool.
+        if let Ok(reuse) = std::env::var("KEYGATE_TEST_UPSTREAM_REUSE") {
+            env.entry("KEYGATE_SERVER__UPSTREAM_REUSE".to_string())
+                .or_insert(reuse);
+        }
         let config = match Config::from_toml(&self.toml, &env) {
             Ok(config) => config,
             Err(e) => panic!("test config refused: {e}\n{}", self.toml),

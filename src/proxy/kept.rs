@@ -1,0 +1,270 @@
+//! The upstream connection a client's HTTP/1.1 connection keeps.
+//!
+//! A request forwarded through a shared pool crosses tasks twice: it is
+//! handed to the task driving the pooled connection, and its response is
+//! handed back, each a wake-up and a trip through the scheduler, plus the
+//! pool's lookup and return. Here a client connection instead keeps one
+//! upstream connection of its own (hyper's `client::conn`), driven on the
+//! client connection's task beside it ([`crate::listener::Side`]): request
+//! and response pass within one task, and the next request on the client
+//! connection finds its upstream connection without a lookup.
+//!
+//! When the client connection ends, an idle upstream connection is parked
+//! ([`Parked`]) for the next client connection to the same upstream, so
+//! short client connections do not cost an upstream handshake each. A
+//! parked connection is not polled; it is looked at once when taken (an
+//! upstream that closed it meanwhile is seen then) and forgotten after
+//! [`PARKED_FOR`].
+//!
+//! HTTP/2 upstreams, WebSocket handshakes and client connections that
+//! speak HTTP/2 use the shared pool, as does any request that finds its
+//! connection busy.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1;
+use hyper_rustls::MaybeHttpsStream;
+
+use super::connector::Tcp;
+use super::trailers::Outbound;
+use crate::listener::Side;
+
+pub(super) type Sender = http1::SendRequest<Outbound>;
+pub(super) type Connection = http1::Connection<MaybeHttpsStream<Tcp>, Outbound>;
+
+/// A parked connection older than this is closed rather than used: well
+/// under the keep-alive timeouts upstream servers commonly use (60–75 s),
+/// so keygate closes first.
+pub(super) const PARKED_FOR: Duration = Duration::from_secs(50);
+/// Parked connections kept per upstream at most.
+const MAX_PARKED: usize = 1024;
+
+/// An idle upstream connection and its sender.
+pub(super) struct Pair {
+    sender: Sender,
+    conn: Pin<Box<Connection>>,
+}
+
+impl Pair {
+    /// Whether the connection can carry a request now: looked at once
+    /// (an upstream's close is read here), with no one to wake.
+    fn usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.conn.as_mut().poll(&mut cx).is_pending() && self.sender.is_ready()
+    }
+}
+
+/// Idle upstream connections between client connections, one list per
+/// upstream (see [`super::upstream::Upstreams`]).
+pub(super) struct Parked {
+    lists: Vec<Mutex<VecDeque<(Pair, Instant)>>>,
+}
+
+impl Parked {
+    pub(super) fn new(upstreams: usize) -> Self {
+        Self {
+            lists: (0..upstreams).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn list(&self, pool: usize) -> Option<MutexGuard<'_, VecDeque<(Pair, Instant)>>> {
+        self.lists
+            .get(pool)
+            .map(|l| l.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The most recently parked connection to `pool` that is still usable.
+    fn take(&self, pool: usize) -> Option<Pair> {
+        let now = Instant::now();
+        loop {
+            let (mut pair, since) = self.list(pool)?.pop_back()?;
+            if now.duration_since(since) > PARKED_FOR {
+                // The rest are older still.
+                let stale = std::mem::take(&mut *self.list(pool)?);
+                drop(stale);
+                return None;
+            }
+            if pair.usable() {
+                return Some(pair);
+            }
+        }
+    }
+
+    fn park(&self, pool: usize, mut pair: Pair) {
+        if !pair.usable() {
+            return;
+        }
+        let Some(mut list) = self.list(pool) else {
+            return;
+        };
+        if list.len() >= MAX_PARKED {
+            let oldest = list.pop_front();
+            list.push_back((pair, Instant::now()));
+            drop(list);
+            drop(oldest);
+        } else {
+            list.push_back((pair, Instant::now()));
+        }
+    }
+}
+
+/// One client connection's upstream connection.
+pub struct Kept {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    slot: Mutex<Slot>,
+    parked: Arc<Parked>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Which upstream the connection goes to.
+    pool: usize,
+    /// Out while a request is being handed over.
+    sender: Option<Sender>,
+    conn: Option<Pin<Box<Connection>>>,
+    /// The driver is on the client connection's task.
+    driven: bool,
+}
+
+/// What a request finds.
+pub(super) enum Checkout {
+    /// A ready sender to `pool`; give it back with [`Kept::give_back`].
+    Ready(Sender),
+    /// No connection to that upstream: open one and [`Kept::install`] it.
+    Connect,
+    /// The kept connection is busy (or not yet idle): use the shared pool.
+    Busy,
+}
+
+impl Kept {
+    pub(super) fn new(parked: Arc<Parked>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                slot: Mutex::default(),
+                parked,
+            }),
+        }
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        self.shared.slot()
+    }
+
+    /// The sender to use for a request to `pool`; a parked connection
+    /// taken is driven from now on by `side`'s task.
+    pub(super) fn checkout(&self, pool: usize, side: &Side) -> Checkout {
+        let mut slot = self.slot();
+        if slot.conn.is_some() && slot.pool == pool {
+            return match slot.sender.take() {
+                Some(s) if s.is_ready() => Checkout::Ready(s),
+                Some(s) if !s.is_closed() => {
+                    slot.sender = Some(s);
+                    Checkout::Busy
+                }
+                Some(_) => {
+                    slot.conn = None;
+                    Checkout::Connect
+                }
+                None => Checkout::Busy,
+            };
+        }
+        // Another upstream, or none yet: park what is kept, if idle.
+        let (from, old) = (slot.pool, slot.take_pair());
+        slot.conn = None;
+        drop(slot);
+        if let Some(old) = old {
+            self.shared.parked.park(from, old);
+        }
+        match self.shared.parked.take(pool) {
+            Some(pair) => {
+                self.keep(pool, pair.conn, side);
+                Checkout::Ready(pair.sender)
+            }
+            None => Checkout::Connect,
+        }
+    }
+
+    /// A new connection to `pool`, driven from now on by `side`'s task.
+    pub(super) fn install(&self, pool: usize, conn: Connection, side: &Side) {
+        self.keep(pool, Box::pin(conn), side);
+    }
+
+    fn keep(&self, pool: usize, conn: Pin<Box<Connection>>, side: &Side) {
+        let mut slot = self.slot();
+        let old = slot.take_pair();
+        slot.pool = pool;
+        slot.conn = Some(conn);
+        let start = !std::mem::replace(&mut slot.driven, true);
+        drop(slot);
+        drop(old);
+        if start {
+            side.run(Driver(Arc::clone(&self.shared)));
+        }
+    }
+
+    /// Puts the sender back once its request is handed over.
+    pub(super) fn give_back(&self, pool: usize, sender: Sender) {
+        let mut slot = self.slot();
+        if slot.pool == pool && slot.sender.is_none() && slot.conn.is_some() {
+            slot.sender = Some(sender);
+        }
+    }
+}
+
+impl Shared {
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Slot {
+    fn take_pair(&mut self) -> Option<Pair> {
+        match (self.sender.take(), self.conn.take()) {
+            (Some(sender), Some(conn)) => Some(Pair { sender, conn }),
+            _ => None,
+        }
+    }
+}
+
+/// Drives the kept connection on the client connection's task; parks it
+/// when the client connection ends.
+struct Driver(Arc<Shared>);
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut slot = self.0.slot();
+        if let Some(conn) = slot.conn.as_mut() {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+                slot.conn = None;
+                slot.sender = None;
+            }
+        }
+        // Never done: a later request may install another connection.
+        Poll::Pending
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let (pool, pair) = {
+            let mut slot = self.0.slot();
+            (slot.pool, slot.take_pair())
+        };
+        if let Some(pair) = pair {
+            self.0.parked.park(pool, pair);
+        }
+    }
+}
