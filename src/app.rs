@@ -30,7 +30,7 @@ use crate::listener::{
     ClientAddr, ConnInfo, FailedHandshakes, Listener, Options, Tls, TrustedProxies,
 };
 use crate::manage::{self, Manager};
-use crate::proxy::{self, Proxy, RouteTable};
+use crate::proxy::{self, Beside, Proxy, RouteTable};
 use crate::ratelimit::RateLimits;
 use crate::replicate::Syncer;
 use crate::secret::ApiKeyFormat;
@@ -365,7 +365,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         rx.clone(),
     )));
 
-    let oauth = crate::oauth::router(Arc::new(crate::oauth::OAuthState {
+    let oauth = crate::oauth::Endpoints::new(Arc::new(crate::oauth::OAuthState {
         minter: Arc::clone(&minter),
         authn: Arc::clone(&authn),
         manager: Arc::clone(&manager),
@@ -384,6 +384,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         ))),
         None => oauth,
     };
+    let oauth = Arc::new(oauth);
     let proxy = Arc::new(
         Proxy::new(
             &config,
@@ -435,7 +436,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         options(public_tls),
         move |conn: Arc<ConnInfo>| {
             let proxy = Arc::clone(&proxy);
-            let oauth = oauth.clone();
+            let oauth = Arc::clone(&oauth);
             let kept = Arc::new(proxy.kept());
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let proxy = Arc::clone(&proxy);
@@ -449,11 +450,18 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
                 let beside = owned.then(|| {
                     let client = ClientAddr(conn.client(req.headers()));
                     req.extensions_mut().insert(client);
-                    oauth.clone()
+                    Arc::clone(&oauth)
                 });
                 async move {
                     Ok::<_, Infallible>(
-                        proxy.handle(req, &conn, Some(&kept), beside.as_ref()).await,
+                        proxy
+                            .handle(
+                                req,
+                                &conn,
+                                Some(&kept),
+                                beside.as_deref().map(|b| b as &dyn Beside),
+                            )
+                            .await,
                     )
                 }
             })

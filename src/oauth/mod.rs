@@ -13,18 +13,24 @@ mod form;
 mod introspect;
 mod token;
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use axum::http::{Method, Request, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
 
 use self::error::OAuthError;
 use self::form::ClientAuth;
 use crate::authn::{self, Authenticator, Principal};
 use crate::clock::SharedClock;
 use crate::jwt::Minter;
+use crate::listener::ClientAddr;
 use crate::manage::Manager;
+use crate::proxy::Beside;
 use crate::ratelimit::RateLimits;
 
 /// Paths this module owns on the public listener.
@@ -88,6 +94,48 @@ fn refused(r: authn::Refusal, invalid: OAuthError) -> OAuthError {
     }
 }
 
+/// Largest body an OAuth endpoint reads.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// The OAuth endpoints as the public listener serves them: `POST
+/// /oauth2/token` directly ([`token::direct`]), the rest through the
+/// router, with whatever else was merged into it.
+pub struct Endpoints {
+    state: Arc<OAuthState>,
+    router: Router,
+}
+
+impl Endpoints {
+    pub fn new(state: Arc<OAuthState>) -> Self {
+        Self {
+            router: router(Arc::clone(&state)),
+            state,
+        }
+    }
+
+    /// Serves `other`'s routes beside these.
+    pub fn merge(self, other: Router) -> Self {
+        Self {
+            router: self.router.merge(other),
+            state: self.state,
+        }
+    }
+}
+
+impl Beside for Endpoints {
+    fn serve(
+        &self,
+        req: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send + '_>> {
+        if req.method() == Method::POST && req.uri().path() == "/oauth2/token" {
+            if let Some(ClientAddr(peer)) = req.extensions().get::<ClientAddr>().copied() {
+                return Box::pin(token::direct(&self.state, peer, req, BODY_LIMIT));
+            }
+        }
+        self.router.serve(req)
+    }
+}
+
 pub fn router(state: Arc<OAuthState>) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(discovery::jwks))
@@ -103,6 +151,6 @@ pub fn router(state: Arc<OAuthState>) -> Router {
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))
         .fallback(|| async { error::not_found() })
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper::body::Incoming;
 
 use super::error::{Code, OAuthError};
 use super::federated::{self, Carrier, GRANT_JWT_BEARER, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT};
@@ -54,16 +54,41 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    answer(&s, peer, &headers, &body).await
+}
+
+/// `POST /oauth2/token` as the listener hands it over, without the router
+/// and its extractors (the busiest OAuth endpoint): the body is read up to
+/// `limit` bytes (413 past it, as the router answers), then answered as
+/// [`token`] answers.
+pub(super) async fn direct(
+    s: &OAuthState,
+    peer: IpAddr,
+    req: Request<Incoming>,
+    limit: usize,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "the body is too large").into_response();
+        }
+        Err(_) => return (StatusCode::BAD_REQUEST, "the body could not be read").into_response(),
+    };
+    answer(s, peer, &parts.headers, &body).await
+}
+
+async fn answer(s: &OAuthState, peer: IpAddr, headers: &HeaderMap, body: &[u8]) -> Response {
     if !s.authn.federation().is_empty() {
-        if let Some(t) = Form::parse(&headers, &body)
+        if let Some(t) = Form::parse(headers, body)
             .ok()
             .as_ref()
             .and_then(federated::token_of)
         {
-            federated::refetch_if_unknown(&s, t).await;
+            federated::refetch_if_unknown(s, t).await;
         }
     }
-    match issue(&s, peer, &headers, &body).await {
+    match issue(s, peer, headers, body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
@@ -213,20 +238,37 @@ async fn issue(
         tracing::error!(error = %e, "token minting failed");
         OAuthError::unavailable()
     })?;
-    let mut body = json!({
-        "access_token": minted.token,
-        "token_type": "Bearer",
-        "expires_in": minted.expires_in,
-        "scope": scope,
-    });
-    if kind == Grant::TokenExchange {
-        body["issued_token_type"] = json!(TOKEN_TYPE_ACCESS_TOKEN);
-    }
-    let mut res = Json(body).into_response();
+    let answer = Issued {
+        access_token: &minted.token,
+        token_type: "Bearer",
+        expires_in: minted.expires_in,
+        scope: &scope,
+        issued_token_type: (kind == Grant::TokenExchange).then_some(TOKEN_TYPE_ACCESS_TOKEN),
+    };
+    let body = serde_json::to_vec(&answer).map_err(|e| {
+        tracing::error!(error = %e, "token response could not be written");
+        OAuthError::unavailable()
+    })?;
+    let mut res = Response::new(axum::body::Body::from(body));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     // RFC 6749 §5.1
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(res)
+}
+
+/// RFC 6749 §5.1 (and RFC 8693 §2.2.1 for `issued_token_type`), written
+/// from the values as they are.
+#[derive(serde::Serialize)]
+struct Issued<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
 }

@@ -20,6 +20,8 @@ mod trailers;
 mod upstream;
 mod websocket;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,15 +58,36 @@ pub struct Proxy {
     record: Recorder,
 }
 
-/// A service the public listener answers beside the routes.
-pub type Beside = axum::Router;
+/// A service the public listener answers beside the routes (the OAuth
+/// endpoints).
+pub trait Beside: Send + Sync {
+    fn serve(
+        &self,
+        req: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send + '_>>;
+}
 
-async fn serve_beside(service: &Beside, req: Request<Incoming>) -> Response<Body> {
-    use tower::ServiceExt as _;
-    match service.clone().oneshot(req).await {
-        Ok(res) => res.map(|b| Either::Right(Either::Right(b))),
-        Err(never) => match never {},
+impl Beside for axum::Router {
+    fn serve(
+        &self,
+        req: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send + '_>> {
+        use tower::ServiceExt as _;
+        let router = self.clone();
+        Box::pin(async move {
+            match router.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            }
+        })
     }
+}
+
+async fn serve_beside(service: &dyn Beside, req: Request<Incoming>) -> Response<Body> {
+    service
+        .serve(req)
+        .await
+        .map(|b| Either::Right(Either::Right(b)))
 }
 
 /// What the proxy shares with the rest of keygate.
@@ -117,7 +140,7 @@ impl Proxy {
         mut req: Request<Incoming>,
         conn: &ConnInfo,
         kept: Option<&Kept>,
-        beside: Option<&Beside>,
+        beside: Option<&dyn Beside>,
     ) -> Response<Body> {
         let started = self.record.start();
         let request_id = headers::request_id(req.headers_mut());

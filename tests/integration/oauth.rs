@@ -246,6 +246,74 @@ async fn token_endpoint_errors_follow_rfc_6749() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_answers_its_edges_as_the_other_oauth_endpoints_do() {
+    // `POST /oauth2/token` is served without the router; these are the
+    // edges the router used to answer.
+    let h = Harness::start("").await;
+    let (_, id, secret) = client(&h, &["orders:read"]).await;
+    let auth = basic(&id, &secret);
+    let (status, hdrs, body) = h
+        .form(
+            "/oauth2/token",
+            "grant_type=client_credentials",
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(header(&hdrs, "content-type"), "application/json");
+    assert_eq!(header(&hdrs, "pragma"), "no-cache");
+    let mut fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["access_token", "expires_in", "scope", "token_type"]
+    );
+    // A body past the 16 KiB the OAuth endpoints read: 413, as on
+    // introspect, and nothing minted.
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "x".repeat(17 * 1024)
+    );
+    for path in ["/oauth2/token", "/oauth2/introspect"] {
+        let (status, _, _) = h.form(path, &big, &[("authorization", &auth)]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    // Other methods still reach the router's answer (405), and other
+    // paths its 404.
+    let (status, _, _) = h
+        .send_to(
+            h.public_addr(),
+            "GET",
+            "/oauth2/token",
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _, _) = h
+        .send_to(h.public_addr(), "POST", "/oauth2/tokens", &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The path is matched exactly: no trailing-slash or case variant is
+    // served as the token endpoint.
+    for path in ["/oauth2/token/", "/OAUTH2/token", "/oauth2//token"] {
+        let (status, _, body) = h
+            .form(
+                path,
+                "grant_type=client_credentials",
+                &[("authorization", &auth)],
+            )
+            .await;
+        assert_ne!(status, StatusCode::OK, "{path}: {body}");
+        assert!(body.get("access_token").is_none(), "{path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_can_be_exchanged_for_a_jwt() {
     let h = Harness::start("").await;
     let org = h.create_org("acme").await;
