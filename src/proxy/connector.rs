@@ -50,7 +50,7 @@ impl Future for TcpConnecting {
 }
 
 /// An upstream TCP connection; reads and writes go straight through.
-pub(super) struct Tcp(TokioIo<TcpStream>);
+pub(super) struct Tcp(pub(super) TokioIo<TcpStream>);
 
 impl Connection for Tcp {
     fn connected(&self) -> Connected {

@@ -95,6 +95,31 @@ impl Parked {
         }
     }
 
+    /// Closes parked connections that are too old or that their upstream
+    /// closed (housekeeping: a connection the upstream closed would
+    /// otherwise hold its socket until the next client took it).
+    pub(super) fn sweep(&self) {
+        let now = Instant::now();
+        for pool in 0..self.lists.len() {
+            let Some(parked) = self.list(pool).map(|mut l| std::mem::take(&mut *l)) else {
+                continue;
+            };
+            // Looked at (and the dead closed) outside the lock.
+            let alive: VecDeque<_> = parked
+                .into_iter()
+                .filter_map(|(mut pair, since)| {
+                    (now.duration_since(since) <= PARKED_FOR && pair.usable())
+                        .then_some((pair, since))
+                })
+                .collect();
+            if let Some(mut list) = self.list(pool) {
+                // Parked meanwhile: newer, so after the survivors.
+                let newer = std::mem::replace(&mut *list, alive);
+                list.extend(newer);
+            }
+        }
+    }
+
     fn park(&self, pool: usize, mut pair: Pair) {
         if !pair.usable() {
             return;
@@ -266,5 +291,61 @@ impl Drop for Driver {
         if let Some(pair) = pair {
             self.0.parked.park(pool, pair);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+
+    fn parked_len(p: &Parked) -> usize {
+        p.list(0).map_or(0, |l| l.len())
+    }
+
+    /// A connection to a listener that accepts and holds it: the pair, and
+    /// the accepted socket (dropping it closes the upstream's side).
+    async fn pair() -> (Pair, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let io = MaybeHttpsStream::Http(Tcp(TokioIo::new(client.unwrap())));
+        let (sender, conn) = http1::handshake(io).await.unwrap();
+        (
+            Pair {
+                sender,
+                conn: Box::pin(conn),
+            },
+            accepted.unwrap().0,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_its_upstream_closed_is_swept_and_never_taken() {
+        let parked = Parked::new(1);
+        let (open, _held) = pair().await;
+        let (closing, upstream_side) = pair().await;
+        parked.park(0, open);
+        parked.park(0, closing);
+        assert_eq!(parked_len(&parked), 2);
+        parked.sweep();
+        assert_eq!(parked_len(&parked), 2, "both are open and fresh");
+
+        drop(upstream_side);
+        // Wait for the close to be readable, then for the sweep to see it.
+        let mut swept = false;
+        for _ in 0..500 {
+            parked.sweep();
+            if parked_len(&parked) == 1 {
+                swept = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(swept, "the closed connection stayed parked");
+        // What is left is the open one, and taking it works.
+        assert!(parked.take(0).is_some());
+        assert!(parked.take(0).is_none());
     }
 }

@@ -201,5 +201,6 @@ impl Proxy {
     /// Forgets per-caller state that carries no information any more.
     pub fn housekeep(&self) {
         self.upstream_tokens.sweep();
+        self.upstreams.parked.sweep();
     }
 }
