@@ -4,7 +4,8 @@
 //! polls the store only every 10 s, so everything faster came by NOTIFY.
 //!
 //! Run: `cargo bench --bench propagation` (PostgreSQL from
-//! `KEYGATE_TEST_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/test).
+//! `KEYGATE_TEST_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/test);
+//! `PROPAGATION_POLL_MS=2` paces the pollers (see [`poll_every`]).
 //! Figures go to benches/README.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -103,14 +104,33 @@ upstream = "http://127.0.0.1:1"
 
 /// Polls B until it refuses `key` (401; the upstream is unreachable, so a
 /// live key answers 502); returns when.
+/// How long each poller waits between its requests to B:
+/// `PROPAGATION_POLL_MS` (default 0, back to back). Back to back, a burst's
+/// 50 pollers keep both cores busy with requests to B (and B's upstream,
+/// in this process), which the replicas' own work then waits behind; a
+/// pause of a millisecond or two measures the propagation, not that load,
+/// to within the pause.
+fn poll_every() -> Duration {
+    Duration::from_millis(
+        std::env::var("PROPAGATION_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 async fn refused_at(c: &HttpClient, b: SocketAddr, key: &str) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let pause = poll_every();
     loop {
         let (status, _) = send(c, b, "GET", "/orders/1", key, None).await;
         if status == StatusCode::UNAUTHORIZED {
             return Instant::now();
         }
         assert!(Instant::now() < deadline, "B never refused the key");
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
@@ -185,13 +205,18 @@ async fn run() {
     report("one by one (revocation sent → refused at B)", one);
 
     let mut burst = Vec::with_capacity(BURSTS * BURST);
+    // When A answered each revocation: what of a burst's time is A's.
+    let mut answered = Vec::with_capacity(BURSTS * BURST);
     for chunk in keys[ONE_BY_ONE..].chunks(BURST) {
         let sent = Instant::now();
         let deletes = chunk.iter().map(|(account, _)| {
             let c = c.clone();
             let path = format!("/v1/service-accounts/{account}");
             let admin = a.admin_addr();
-            async move { send(&c, admin, "DELETE", &path, ADMIN_KEY, None).await.0 }
+            async move {
+                let status = send(&c, admin, "DELETE", &path, ADMIN_KEY, None).await.0;
+                (status, Instant::now())
+            }
         });
         let polls = chunk.iter().map(|(_, key)| {
             let c = c.clone();
@@ -203,9 +228,11 @@ async fn run() {
             futures_util::future::join_all(deletes),
             futures_util::future::join_all(polls)
         );
-        assert!(statuses.iter().all(|s| *s == StatusCode::NO_CONTENT));
+        assert!(statuses.iter().all(|(s, _)| *s == StatusCode::NO_CONTENT));
+        answered.extend(statuses.into_iter().map(|(_, t)| t - sent));
         burst.extend(refused.into_iter().map(|t| t - sent));
     }
+    report("in bursts of 50 (burst sent → A answered each)", answered);
     report(
         "in bursts of 50 (burst sent → each key refused at B)",
         burst,

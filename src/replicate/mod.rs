@@ -131,6 +131,25 @@ impl Syncer {
         self.catch_up_locked().await
     }
 
+    /// Applies changes until the cache reflects `revision` at least. A
+    /// cache already there (another writer's catch-up took this revision
+    /// along, as happens for every write of a burst but the first) costs no
+    /// store read: the writes of a burst wait on one catch-up, not on one
+    /// each in turn. Revisions commit in order, so a cache at `revision`
+    /// holds every change up to it.
+    pub async fn catch_up_to(&self, revision: i64) -> store::Result<i64> {
+        let now = self.cache.freshness().revision();
+        if now >= revision {
+            return Ok(now);
+        }
+        let _one = self.applying.lock().await;
+        let now = self.cache.freshness().revision();
+        if now >= revision {
+            return Ok(now);
+        }
+        self.catch_up_locked().await
+    }
+
     async fn catch_up_locked(&self) -> store::Result<i64> {
         loop {
             let changes = self
@@ -289,7 +308,7 @@ impl Syncer {
 #[async_trait]
 impl AfterCommit for Syncer {
     async fn committed(&self, revision: i64) {
-        if let Err(e) = self.catch_up().await {
+        if let Err(e) = self.catch_up_to(revision).await {
             // Committed; other replicas (and this one's poll) will pick it up.
             tracing::warn!(error = %e, revision, "write committed but local cache catch-up failed");
         }
