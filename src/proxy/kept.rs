@@ -288,10 +288,79 @@ impl Drop for Driver {
             let mut slot = self.0.slot();
             (slot.pool, slot.take_pair())
         };
-        if let Some(pair) = pair {
+        let Some(mut pair) = pair else {
+            return;
+        };
+        if pair.usable() {
             self.0.parked.park(pool, pair);
+            return;
+        }
+        // Mid-exchange: the client connection ended before this one went
+        // idle (its last answer's end not yet seen here, or the client left
+        // while its answer was on the way). Closed at once, it would be lost
+        // to the next client, and an answer still arriving would reset it
+        // under the upstream: let it settle on a task of its own.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(settle(Arc::clone(&self.0.parked), pool, pair));
         }
     }
+}
+
+/// How long a connection left mid-exchange may take to finish it.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Drives a connection left mid-exchange until it is idle (then parked) or
+/// closed; one that does not settle within [`SETTLE`] is closed without a
+/// reset ([`linger`]).
+async fn settle(parked: Arc<Parked>, pool: usize, mut pair: Pair) {
+    let idle = tokio::time::timeout(
+        SETTLE,
+        std::future::poll_fn(|cx| {
+            if pair.conn.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            match pair.sender.poll_ready(cx) {
+                Poll::Ready(ready) => Poll::Ready(ready.is_ok()),
+                Poll::Pending => Poll::Pending,
+            }
+        }),
+    )
+    .await;
+    match idle {
+        Ok(true) => parked.park(pool, pair),
+        // Closed, or not settling: what the upstream still sends is read
+        // before the socket goes, so it never meets a reset.
+        Ok(false) | Err(_) => linger(pair.conn).await,
+    }
+}
+
+/// How long a connection given up is drained before it is dropped
+/// whatever it holds.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Closes a connection given up mid-exchange without resetting it: our
+/// side's FIN, then whatever the upstream still sends is read and
+/// discarded until it closes too (at most [`LINGER`]).
+async fn linger(conn: Pin<Box<Connection>>) {
+    let mut io = Pin::into_inner(conn).into_parts().io;
+    let drained = async {
+        // Already shut down by hyper if it closed the connection itself.
+        let _ =
+            std::future::poll_fn(|cx| hyper::rt::Write::poll_shutdown(Pin::new(&mut io), cx)).await;
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut buf = hyper::rt::ReadBuf::new(&mut scratch);
+            std::future::poll_fn(|cx| {
+                hyper::rt::Read::poll_read(Pin::new(&mut io), cx, buf.unfilled())
+            })
+            .await
+            .ok()?;
+            if buf.filled().is_empty() {
+                return Some(());
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drained).await;
 }
 
 #[cfg(test)]

@@ -25,22 +25,35 @@ struct Seen {
     accepted: AtomicUsize,
     /// Connections the upstream closed itself (`/drop`).
     dropped: AtomicUsize,
+    /// Connections that ended with a reset from keygate's side.
+    resets: AtomicUsize,
+    /// Connections whose handler is done, however they ended.
+    ended: AtomicUsize,
+    /// Connections that answered and wait for a next request.
+    waiting: AtomicUsize,
+    /// `/slow` answers sent whole.
+    slow_answered: AtomicUsize,
 }
 
-/// Reads one request head (these requests have no body).
-async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+/// Reads one request head (these requests have no body): `Ok(None)` when
+/// the peer closed.
+async fn try_read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<String>> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             buf.drain(..end + 4);
-            return Some(head);
+            return Ok(Some(head));
         }
         let mut chunk = [0u8; 4096];
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        match s.read(&mut chunk).await? {
+            0 => return Ok(None),
+            n => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    try_read_head(s, buf).await.ok().flatten()
 }
 
 /// The upstream: `{"port", "nth", "host"}` for every request; `/close`
@@ -56,46 +69,79 @@ async fn spawn_peer() -> (SocketAddr, Arc<Seen>) {
             counts.accepted.fetch_add(1, Ordering::SeqCst);
             let counts = Arc::clone(&counts);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut nth = 0;
-                while let Some(head) = read_head(&mut s, &mut buf).await {
-                    nth += 1;
-                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
-                    let host = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("host").then(|| v.trim().to_string())
-                        })
-                        .unwrap_or_default();
-                    if path.ends_with("/hang") {
-                        // Hold the connection, answer nothing.
-                        let _ = read_head(&mut s, &mut buf).await;
-                        return;
-                    }
-                    let body = serde_json::json!({"port": peer.port(), "nth": nth, "host": host})
-                        .to_string();
-                    let close = path.ends_with("/close");
-                    let res = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                         content-length: {}\r\n{}\r\n{body}",
-                        body.len(),
-                        if close { "connection: close\r\n" } else { "" },
-                    );
-                    if s.write_all(res.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    if close || path.ends_with("/drop") {
-                        let _ = s.shutdown().await;
-                        drop(s);
-                        counts.dropped.fetch_add(1, Ordering::SeqCst);
-                        return;
-                    }
-                }
+                serve_peer(&mut s, peer, &counts).await;
+                counts.ended.fetch_add(1, Ordering::SeqCst);
             });
         }
     });
     (addr, seen)
+}
+
+async fn serve_peer(s: &mut TcpStream, peer: SocketAddr, counts: &Seen) {
+    let mut buf = Vec::new();
+    let mut nth = 0;
+    loop {
+        if nth > 0 {
+            counts.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        let read = try_read_head(s, &mut buf).await;
+        if nth > 0 {
+            counts.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        let head = match read {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::ConnectionReset {
+                    counts.resets.fetch_add(1, Ordering::SeqCst);
+                }
+                return;
+            }
+        };
+        nth += 1;
+        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+        let host = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("host").then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        if path.ends_with("/hang") {
+            // Hold the connection, answer nothing.
+            let _ = read_head(s, &mut buf).await;
+            return;
+        }
+        let body = serde_json::json!({"port": peer.port(), "nth": nth, "host": host}).to_string();
+        let close = path.ends_with("/close");
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n{}\r\n",
+            body.len(),
+            if close { "connection: close\r\n" } else { "" },
+        );
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        if path.ends_with("/slow") {
+            // The body a moment after the head: the client may be gone.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if s.write_all(body.as_bytes()).await.is_err() {
+            return;
+        }
+        if path.ends_with("/slow") {
+            // Time for a reset, if keygate's side answers the body with
+            // one, to arrive before the next read.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            counts.slow_answered.fetch_add(1, Ordering::SeqCst);
+        }
+        if close || path.ends_with("/drop") {
+            let _ = s.shutdown().await;
+            counts.dropped.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    }
 }
 
 /// A raw keep-alive client connection to keygate.
@@ -267,4 +313,37 @@ async fn an_upstream_that_closes_or_hangs_costs_the_client_nothing_more() {
     assert_eq!(status, 504);
     let p4 = c.port("/peer/a").await;
     assert_ne!(p3, p4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_answer_does_not_reset_the_upstream_connection() {
+    if !kept_mode() {
+        return;
+    }
+    let (peer, seen) = spawn_peer().await;
+    let h = start(peer).await;
+    // Clients that ask for one answer and hang up after its first bytes
+    // (a health check reading the status line), while the upstream's body
+    // is still on its way.
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(h.public_addr()).await.unwrap();
+        s.write_all(b"GET /peer/slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut status = [0u8; 12];
+        s.read_exact(&mut status).await.unwrap();
+        assert_eq!(&status, b"HTTP/1.1 200");
+    }
+    // Every upstream connection either waits, parked, for a next request or
+    // was closed the way a client closes (its FIN, after what was sent was
+    // read): the upstream never meets a reset.
+    until("every answer sent and its connection settled", || {
+        seen.slow_answered.load(Ordering::SeqCst) == 20
+            && seen.ended.load(Ordering::SeqCst) + seen.waiting.load(Ordering::SeqCst)
+                == seen.accepted.load(Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(seen.resets.load(Ordering::SeqCst), 0);
+    let mut next = Client::open(h.public_addr()).await;
+    next.port("/peer/a").await;
 }
