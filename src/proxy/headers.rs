@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
-use crate::authn::Principal;
+use crate::authn::{presented, Principal};
 use crate::listener::ConnInfo;
 
 pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -29,6 +29,16 @@ pub(super) static X_KEYGATE_CLIENT_SUBJECT: HeaderName =
     HeaderName::from_static("x-keygate-client-subject");
 /// The SPIFFE id of the verified client certificate.
 pub(super) static X_KEYGATE_SPIFFE_ID: HeaderName = HeaderName::from_static("x-keygate-spiffe-id");
+
+/// The one credential the headers present (`Authorization` or `X-API-Key`).
+pub(super) fn credential(h: &HeaderMap) -> Result<&str, presented::Error> {
+    presented::extract(
+        h.get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        h.get_all(&X_API_KEY).iter().map(HeaderValue::as_bytes),
+    )
+}
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");

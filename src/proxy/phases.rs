@@ -25,7 +25,7 @@ use super::trailers::{self, Outbound};
 use super::upstream::KeptUpstream;
 use super::websocket::{self, Opening, Tunnel};
 use super::{headers, upstream, Proxy, Route};
-use crate::authn::{self, federation, presented, Accept, Principal};
+use crate::authn::{self, federation, Accept, Principal};
 use crate::config::{ForwardAuth, UpstreamProtocol};
 use crate::jwt::upstream::For;
 use crate::listener::ConnInfo;
@@ -54,18 +54,6 @@ pub fn admit(h: &HeaderMap) -> Result<(), Denial<'static>> {
         return Err(Denial::MethodOverride);
     }
     Ok(())
-}
-
-/// The one credential the headers present (`Authorization` or `X-API-Key`).
-fn credential(h: &HeaderMap) -> Result<&str, presented::Error> {
-    presented::extract(
-        h.get_all(header::AUTHORIZATION)
-            .iter()
-            .map(HeaderValue::as_bytes),
-        h.get_all(&headers::X_API_KEY)
-            .iter()
-            .map(HeaderValue::as_bytes),
-    )
 }
 
 /// Where a request came from, as the rewrite vouches for it.
@@ -356,7 +344,7 @@ impl Proxy {
         if route.public {
             return Ok(None);
         }
-        let presented = credential(h);
+        let presented = headers::credential(h);
         let accept = Accept::Route {
             audience: route.audience.as_deref(),
             issuers: route.issuers,
@@ -372,7 +360,7 @@ impl Proxy {
         route: &Route,
         h: &HeaderMap,
     ) -> Result<Option<Arc<Principal>>, authn::Refusal> {
-        let Ok(token) = credential(h) else {
+        let Ok(token) = headers::credential(h) else {
             return Err(authn::Refusal::Invalid);
         };
         let federation = self.authn.federation();

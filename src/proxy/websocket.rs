@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 
 use super::headers;
 use super::Route;
-use crate::authn::{presented, Accept, Authenticator};
+use crate::authn::{Accept, Authenticator};
 
 /// How often an open tunnel's credential is checked again.
 pub(super) const RECHECK: Duration = Duration::from_secs(1);
@@ -78,17 +78,7 @@ impl Opening {
     pub(super) fn take(req: &mut Request<Incoming>, route: &Route) -> Self {
         let h = req.headers();
         let recheck = (!route.public)
-            .then(|| {
-                presented::extract(
-                    h.get_all(header::AUTHORIZATION)
-                        .iter()
-                        .map(HeaderValue::as_bytes),
-                    h.get_all(&headers::X_API_KEY)
-                        .iter()
-                        .map(HeaderValue::as_bytes),
-                )
-                .ok()
-            })
+            .then(|| headers::credential(h).ok())
             .flatten()
             .map(|secret| Recheck {
                 secret: Zeroizing::new(secret.to_owned()),
