@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -16,8 +15,6 @@ type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// another on HTTP/1.1, and only those hand work here).
 #[derive(Default)]
 pub struct Side {
-    /// Set while there is work: a connection without any pays one load.
-    busy: AtomicBool,
     slot: Mutex<Slot>,
 }
 
@@ -31,7 +28,7 @@ struct Slot {
 impl std::fmt::Debug for Side {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Side")
-            .field("busy", &self.busy.load(Ordering::Relaxed))
+            .field("busy", &self.slot().work.is_some())
             .finish()
     }
 }
@@ -46,7 +43,6 @@ impl Side {
     pub fn run(&self, work: impl Future<Output = ()> + Send + 'static) {
         let mut slot = self.slot();
         slot.work = Some(Box::pin(work));
-        self.busy.store(true, Ordering::Release);
         if let Some(w) = slot.waker.take() {
             w.wake();
         }
@@ -54,21 +50,18 @@ impl Side {
 
     /// Polls the work, if any, on the connection's task.
     pub(super) fn poll(&self, cx: &mut Context<'_>) {
-        if !self.busy.load(Ordering::Acquire) {
+        let mut slot = self.slot();
+        match slot.work.as_mut() {
+            Some(work) => {
+                if work.as_mut().poll(cx).is_ready() {
+                    slot.work = None;
+                }
+            }
             // Nothing yet; `run` may be called from a task of its own.
-            let mut slot = self.slot();
-            if slot.work.is_none() {
+            None => {
                 if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     slot.waker = Some(cx.waker().clone());
                 }
-                return;
-            }
-        }
-        let mut slot = self.slot();
-        if let Some(work) = slot.work.as_mut() {
-            if work.as_mut().poll(cx).is_ready() {
-                slot.work = None;
-                self.busy.store(false, Ordering::Release);
             }
         }
     }
@@ -77,7 +70,6 @@ impl Side {
     pub(super) fn end(&self) {
         let work = {
             let mut slot = self.slot();
-            self.busy.store(false, Ordering::Release);
             slot.waker = None;
             slot.work.take()
         };

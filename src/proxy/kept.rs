@@ -12,9 +12,10 @@
 //! When the client connection ends, an idle upstream connection is parked
 //! ([`Parked`]) for the next client connection to the same upstream, so
 //! short client connections do not cost an upstream handshake each. A
-//! parked connection is not polled; it is looked at once when taken (an
-//! upstream that closed it meanwhile is seen then) and forgotten after
-//! [`PARKED_FOR`].
+//! parked connection is not polled; it is looked at when taken (an upstream
+//! that closed it meanwhile is seen then) and by the proxy's housekeeping
+//! ([`Parked::sweep`]), and closed after [`PARKED_FOR`]. One left
+//! mid-exchange settles on a task of its own first ([`retire`]).
 //!
 //! HTTP/2 upstreams, WebSocket handshakes and client connections that
 //! speak HTTP/2 use the shared pool, as does any request that finds its
@@ -40,7 +41,7 @@ pub(super) type Connection = http1::Connection<MaybeHttpsStream<Tcp>, Outbound>;
 /// A parked connection older than this is closed rather than used: well
 /// under the keep-alive timeouts upstream servers commonly use (60–75 s),
 /// so keygate closes first.
-pub(super) const PARKED_FOR: Duration = Duration::from_secs(50);
+const PARKED_FOR: Duration = Duration::from_secs(50);
 /// Parked connections kept per upstream at most.
 const MAX_PARKED: usize = 1024;
 
@@ -120,12 +121,13 @@ impl Parked {
         }
     }
 
-    fn park(&self, pool: usize, mut pair: Pair) {
+    /// Parks `pair` if it is idle; hands it back if not.
+    fn park(&self, pool: usize, mut pair: Pair) -> Result<(), Pair> {
         if !pair.usable() {
-            return;
+            return Err(pair);
         }
         let Some(mut list) = self.list(pool) else {
-            return;
+            return Ok(());
         };
         if list.len() >= MAX_PARKED {
             let oldest = list.pop_front();
@@ -135,6 +137,7 @@ impl Parked {
         } else {
             list.push_back((pair, Instant::now()));
         }
+        Ok(())
     }
 }
 
@@ -201,12 +204,12 @@ impl Kept {
                 None => Checkout::Busy,
             };
         }
-        // Another upstream, or none yet: park what is kept, if idle.
+        // Another upstream, or none yet: retire what is kept.
         let (from, old) = (slot.pool, slot.take_pair());
         slot.conn = None;
         drop(slot);
         if let Some(old) = old {
-            self.shared.parked.park(from, old);
+            retire(&self.shared.parked, from, old);
         }
         match self.shared.parked.take(pool) {
             Some(pair) => {
@@ -288,20 +291,21 @@ impl Drop for Driver {
             let mut slot = self.0.slot();
             (slot.pool, slot.take_pair())
         };
-        let Some(mut pair) = pair else {
-            return;
-        };
-        if pair.usable() {
-            self.0.parked.park(pool, pair);
-            return;
+        if let Some(pair) = pair {
+            retire(&self.0.parked, pool, pair);
         }
-        // Mid-exchange: the client connection ended before this one went
-        // idle (its last answer's end not yet seen here, or the client left
-        // while its answer was on the way). Closed at once, it would be lost
-        // to the next client, and an answer still arriving would reset it
-        // under the upstream: let it settle on a task of its own.
+    }
+}
+
+/// A connection its client connection lets go: parked if idle. One
+/// mid-exchange (its last answer's end not yet seen here, or its client
+/// gone while the answer was on the way) would, closed at once, be lost to
+/// the next client, and an answer still arriving would reset it under the
+/// upstream: it settles on a task of its own.
+fn retire(parked: &Arc<Parked>, pool: usize, pair: Pair) {
+    if let Err(pair) = parked.park(pool, pair) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(settle(Arc::clone(&self.0.parked), pool, pair));
+            runtime.spawn(settle(Arc::clone(parked), pool, pair));
         }
     }
 }
@@ -326,12 +330,16 @@ async fn settle(parked: Arc<Parked>, pool: usize, mut pair: Pair) {
         }),
     )
     .await;
-    match idle {
-        Ok(true) => parked.park(pool, pair),
-        // Closed, or not settling: what the upstream still sends is read
-        // before the socket goes, so it never meets a reset.
-        Ok(false) | Err(_) => linger(pair.conn).await,
-    }
+    let pair = match idle {
+        Ok(true) => match parked.park(pool, pair) {
+            Ok(()) => return,
+            Err(pair) => pair,
+        },
+        Ok(false) | Err(_) => pair,
+    };
+    // Closed, or not settling: what the upstream still sends is read
+    // before the socket goes, so it never meets a reset.
+    linger(pair.conn).await;
 }
 
 /// How long a connection given up is drained before it is dropped
@@ -395,8 +403,8 @@ mod tests {
         let parked = Parked::new(1);
         let (open, _held) = pair().await;
         let (closing, upstream_side) = pair().await;
-        parked.park(0, open);
-        parked.park(0, closing);
+        assert!(parked.park(0, open).is_ok());
+        assert!(parked.park(0, closing).is_ok());
         assert_eq!(parked_len(&parked), 2);
         parked.sweep();
         assert_eq!(parked_len(&parked), 2, "both are open and fresh");

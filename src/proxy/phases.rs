@@ -499,68 +499,60 @@ impl Proxy {
         conn: &ConnInfo,
         mut req: Request<Outbound>,
     ) -> Result<Response<Incoming>, Denial<'static>> {
-        if !req.headers().contains_key(header::HOST) {
-            req.headers_mut().insert(header::HOST, up.host.clone());
+        /// What handing the request to the kept connection came to.
+        enum Sent {
+            Answered(Result<Response<Incoming>, BoxError>),
+            /// Nothing was written: the request is back.
+            NotTaken(Request<Outbound>),
         }
+        // The client's `Host` went to `X-Forwarded-Host` in rewrite; the
+        // upstream is named here, as the pooled client names it.
+        req.headers_mut().insert(header::HOST, up.host.clone());
         let started = self.record.phase();
-        let answered = tokio::time::timeout(self.request_timeout, async {
+        let sent = tokio::time::timeout(self.request_timeout, async {
             let mut sender = match kept.checkout(pool, &conn.side) {
                 Checkout::Ready(s) => s,
-                Checkout::Busy => return Err(req),
+                Checkout::Busy => return Sent::NotTaken(req),
                 Checkout::Connect => match self.connect(up).await {
                     Ok((s, c)) => {
                         kept.install(pool, c, &conn.side);
                         s
                     }
-                    Err(e) => {
-                        tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
-                        return Ok(Err(None));
-                    }
+                    Err(e) => return Sent::Answered(Err(e)),
                 },
             };
-            let sent = sender.try_send_request(req);
+            let sending = sender.try_send_request(req);
             kept.give_back(pool, sender);
-            match sent.await {
-                Ok(res) => Ok(Ok(res)),
+            match sending.await {
+                Ok(res) => Sent::Answered(Ok(res)),
                 Err(mut e) => match e.take_message() {
-                    Some(req) => Err(req),
-                    None => Ok(Err(Some(e.into_error()))),
+                    Some(req) => Sent::NotTaken(req),
+                    None => Sent::Answered(Err(e.into_error().into())),
                 },
             }
         })
         .await;
-        if !matches!(answered, Ok(Err(_))) {
-            self.record.upstream_took(route, started);
-        }
-        match answered {
-            Err(_) => {
-                tracing::warn!(route = %route.name, "upstream timed out");
-                Err(Denial::GatewayTimeout)
-            }
-            Ok(Ok(Ok(res))) => Ok(res),
-            Ok(Ok(Err(None))) => Err(Denial::BadGateway),
-            Ok(Ok(Err(Some(e)))) if upstream::is_body_limit(&e) => Err(Denial::TooLarge),
-            Ok(Ok(Err(Some(e)))) => {
-                tracing::warn!(route = %route.name, error = %e, "upstream failed");
-                Err(Denial::BadGateway)
-            }
-            // Not taken: nothing was written; the pool sends it.
-            Ok(Err(mut req)) => {
+        let answered = match sent {
+            Ok(Sent::NotTaken(mut req)) => {
                 let target = route.upstream.as_ref().ok_or(Denial::NoRoute)?;
                 let pq = req.uri().path_and_query().cloned();
                 *req.uri_mut() = pq
                     .and_then(|pq| upstream::absolute(target, pq))
                     .ok_or(Denial::BadPath)?;
-                self.forward(route, req).await
+                return self.forward(route, req).await;
             }
-        }
+            Ok(Sent::Answered(answered)) => Some(answered),
+            Err(_) => None,
+        };
+        self.record.upstream_took(route, started);
+        answer(route, answered)
     }
 
     /// A new connection to a kept upstream (TCP, then TLS for `https`).
     async fn connect(
         &self,
         up: &KeptUpstream,
-    ) -> Result<(kept::Sender, kept::Connection), Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<(kept::Sender, kept::Connection), BoxError> {
         use tower::Service as _;
         let mut connector = self.upstreams.connector(up);
         let io = connector.call(up.connect_to.clone()).await?;
@@ -576,19 +568,34 @@ impl Proxy {
     ) -> Result<Response<Incoming>, Denial<'static>> {
         let client = self.upstreams.client(route);
         let started = self.record.phase();
-        let answered = tokio::time::timeout(self.request_timeout, client.request(req)).await;
+        let answered = tokio::time::timeout(self.request_timeout, client.request(req))
+            .await
+            .ok()
+            .map(|r| r.map_err(BoxError::from));
         self.record.upstream_took(route, started);
-        match answered {
-            Err(_) => {
-                tracing::warn!(route = %route.name, "upstream timed out");
-                Err(Denial::GatewayTimeout)
-            }
-            Ok(Err(e)) if upstream::is_body_limit(&e) => Err(Denial::TooLarge),
-            Ok(Err(e)) => {
-                tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
-                Err(Denial::BadGateway)
-            }
-            Ok(Ok(res)) => Ok(res),
+        answer(route, answered)
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the upstream's answer is to the client, whichever path sent the
+/// request: `None` (no answer within `request_timeout`) 504, a request body
+/// past `max_body_bytes` 413, any other failure 502.
+fn answer(
+    route: &Route,
+    answered: Option<Result<Response<Incoming>, BoxError>>,
+) -> Result<Response<Incoming>, Denial<'static>> {
+    match answered {
+        None => {
+            tracing::warn!(route = %route.name, "upstream timed out");
+            Err(Denial::GatewayTimeout)
         }
+        Some(Err(e)) if upstream::is_body_limit(&*e) => Err(Denial::TooLarge),
+        Some(Err(e)) => {
+            tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+            Err(Denial::BadGateway)
+        }
+        Some(Ok(res)) => Ok(res),
     }
 }

@@ -48,7 +48,8 @@ pub(super) struct KeptUpstream {
     client: usize,
     /// Where to connect: `scheme://authority/`.
     pub(super) connect_to: Uri,
-    /// For requests that arrive without one (from HTTP/2 clients).
+    /// The `Host` every request to it carries (rewrite moved the
+    /// client's to `X-Forwarded-Host`).
     pub(super) host: HeaderValue,
 }
 

@@ -324,7 +324,10 @@ async fn a_client_that_leaves_mid_answer_does_not_reset_the_upstream_connection(
     let h = start(peer).await;
     // Clients that ask for one answer and hang up after its first bytes
     // (a health check reading the status line), while the upstream's body
-    // is still on its way.
+    // is still on its way. This pins the property; the timing under which
+    // the soak (benches/soak.sh) saw resets before connections left
+    // mid-exchange were settled is not reproduced here, so this test
+    // passes with or without `kept::retire`'s settling.
     for _ in 0..20 {
         let mut s = TcpStream::connect(h.public_addr()).await.unwrap();
         s.write_all(b"GET /peer/slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
