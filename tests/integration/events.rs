@@ -385,3 +385,52 @@ async fn a_webhook_s_url_is_held_to_the_policy_when_changed_too() {
     let (status, ..) = h.admin("GET", &path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// While no webhook exists the dispatcher reads no events, it only moves
+/// the shared cursor past them; a webhook created after that hears exactly
+/// the changes after its creation: none from before, none missed.
+#[tokio::test]
+async fn changes_before_any_webhook_are_passed_over_and_a_later_webhook_hears_every_later_one() {
+    let h = Harness::start(&brisk()).await;
+    let org = h.create_org("before-any-webhook").await;
+    for _ in 0..12 {
+        h.create_account(&org, &[]).await;
+    }
+    // The cursor reaches the head with nothing enqueued.
+    let store = keygate::store::connect(&h.store_url(), metrics::Counter::noop())
+        .await
+        .unwrap();
+    let head = store.revision().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.event_cursor().await.unwrap() < head {
+        assert!(
+            Instant::now() < deadline,
+            "the event cursor never reached {head}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let r = Receiver::start(Answer::FailFirst(0)).await;
+    let (hook, _) = subscribe(&h, &r.url(), &["service_account.created"]).await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(h.create_account(&org, &[]).await.0);
+    }
+    let got = r.wait_for(3, Duration::from_secs(10)).await;
+    let mut heard: Vec<String> = got
+        .iter()
+        .map(|g| g.json()["data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    heard.sort();
+    later.sort();
+    assert_eq!(
+        heard, later,
+        "exactly the accounts created after the webhook"
+    );
+    let log = log_until(&h, &hook, |d| {
+        d.len() == 3 && d.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(log.len(), 3, "{log:#?}");
+    store.close().await;
+}
