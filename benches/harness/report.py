@@ -57,6 +57,7 @@ print("|---|---|---|---|")
 goal("API key ÷ HAProxy's API-key check", ratio("keygate-api-key", "haproxy-api-key"), "≥ 1.00×")
 goal("API key ÷ nginx plain proxy", ratio("keygate-api-key", "nginx-proxy"), "≥ 0.90×")
 goal("cached JWT ÷ API key", ratio("keygate-jwt", "keygate-api-key"), "≥ 0.95×")
+goal("`forward_auth = \"jwt\"` ÷ API key", ratio("keygate-forward-jwt", "keygate-api-key"), "≥ 0.95×")
 shares = [by_round[r]["keygate-token-es256"] / s for r, s in sign.items()
           if s > 0 and "keygate-token-es256" in by_round.get(r, {})]
 goal("token endpoint (ES256) ÷ bare ES256 signing (key parsed once)",
@@ -75,8 +76,10 @@ if "keygate-api-key" in runs and "nginx-proxy" in runs:
     print(f"| API-key p99 against nginx's | {kp99} µs vs {np99} µs | ≤ nginx | {verdict} |")
 for keys, seed_s, cold_s, rss in scale:
     if int(keys) == 1_000_000:
-        verdict = "met" if float(cold_s) <= 5 and float(rss) <= 300 else "**not met**"
-        print(f"| 1M keys: cold start to ready, RSS | {float(cold_s):.2f} s, {float(rss):.0f} MiB | ≤ 5 s, ≤ 300 MiB | {verdict} |")
+        # Measured on the first start after seeding, the file fresh in the page cache.
+        verdict = ("met" if float(cold_s) <= 3 else "time **not met**") + ", " + \
+            ("met" if float(rss) <= 200 else "RSS **not met**")
+        print(f"| 1M keys: cold start to ready, RSS | {float(cold_s):.2f} s, {float(rss):.0f} MiB | ≤ 3 s, ≤ 200 MiB | {verdict} |")
 if sign:
     print(f"\nBare ES256 signing on keygate's core: {med(list(sign.values())):,.0f} signatures/s "
           "(key parsed once; median over rounds).")
