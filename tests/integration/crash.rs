@@ -42,9 +42,14 @@ impl Drop for Node {
     }
 }
 
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// Two loopback addresses free a moment ago, and never the same one: both
+/// are held until both are chosen. (Taken one after the other, the second
+/// could be the port the first had just let go, and keygate refuses to
+/// start with its public and admin listeners on one address.)
+fn free_addrs() -> (SocketAddr, SocketAddr) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap(), b.local_addr().unwrap())
 }
 
 pub(crate) async fn boot(dir: &Path, store: &str, upstream: SocketAddr) -> Node {
@@ -64,7 +69,7 @@ pub(crate) async fn boot_as(
     upstream: SocketAddr,
     mut command: Command,
 ) -> Node {
-    let (public, admin) = (free_addr(), free_addr());
+    let (public, admin) = free_addrs();
     let poll = if store.starts_with("postgres") {
         "1s"
     } else {
@@ -82,13 +87,15 @@ pub(crate) async fn boot_as(
         ),
     )
     .unwrap();
+    // Its log, to say why if it stops before it is ready.
+    let log = dir.join(format!("keygate-{}.log", admin.port()));
     let child = command
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)
         .env("KEYGATE_ADMIN_KEY", ADMIN_KEY)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut node = Node {
@@ -100,7 +107,10 @@ pub(crate) async fn boot_as(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = node.child.try_wait().unwrap() {
-            panic!("keygate exited with {status} before it was ready");
+            panic!(
+                "keygate exited with {status} before it was ready; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         if let Some((StatusCode::OK, _)) = node.call("GET", "/readyz", None).await {
             return node;
