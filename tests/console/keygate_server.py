@@ -24,10 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "console-test-admin-key-0123456789-abcdefghij"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports() -> tuple[int, int]:
+    """Two loopback ports free a moment ago, never the same one: both are
+    held until both are chosen (taken one after the other, the second could
+    be the port the first had just let go, and keygate refuses to start
+    with its public and admin listeners on one address)."""
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        return a.getsockname()[1], b.getsockname()[1]
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -53,7 +58,7 @@ class Keygate:
         self.upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
         threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
         self.work = tempfile.TemporaryDirectory(prefix="keygate-console-")
-        public, admin = _free_port(), _free_port()
+        public, admin = _free_ports()
         cfg = Path(self.work.name) / "keygate.toml"
         cfg.write_text(
             f"""

@@ -29,10 +29,15 @@ HERE = Path(__file__).resolve().parent
 ADMIN_KEY = "contract-test-admin-key-0123456789-abcdefghij"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports() -> tuple[int, int]:
+    """Two loopback ports free a moment ago, never the same one: both are
+    held until both are chosen (taken one after the other, the second could
+    be the port the first had just let go, and keygate refuses to start
+    with its public and admin listeners on one address)."""
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        return a.getsockname()[1], b.getsockname()[1]
 
 
 def call(admin: str, method: str, path: str, body: dict | None = None) -> dict:
@@ -92,7 +97,7 @@ def seed(admin: str) -> dict[str, str]:
 def main() -> int:
     binary = os.environ.get("KEYGATE_BIN", "target/debug/keygate")
     work = tempfile.TemporaryDirectory(prefix="keygate-contract-")
-    public, admin_port = free_port(), free_port()
+    public, admin_port = free_ports()
     admin = f"http://127.0.0.1:{admin_port}"
     env = dict(
         os.environ,
