@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,19 +20,11 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from free_ports import free_ports  # noqa: E402  (tests/free_ports.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "console-test-admin-key-0123456789-abcdefghij"
-
-
-def _free_ports() -> tuple[int, int]:
-    """Two loopback ports free a moment ago, never the same one: both are
-    held until both are chosen (taken one after the other, the second could
-    be the port the first had just let go, and keygate refuses to start
-    with its public and admin listeners on one address)."""
-    with socket.socket() as a, socket.socket() as b:
-        a.bind(("127.0.0.1", 0))
-        b.bind(("127.0.0.1", 0))
-        return a.getsockname()[1], b.getsockname()[1]
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -58,7 +50,7 @@ class Keygate:
         self.upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
         threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
         self.work = tempfile.TemporaryDirectory(prefix="keygate-console-")
-        public, admin = _free_ports()
+        public, admin = free_ports()
         cfg = Path(self.work.name) / "keygate.toml"
         cfg.write_text(
             f"""

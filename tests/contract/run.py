@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,19 +24,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from free_ports import free_ports  # noqa: E402  (tests/free_ports.py)
+
 HERE = Path(__file__).resolve().parent
 ADMIN_KEY = "contract-test-admin-key-0123456789-abcdefghij"
-
-
-def free_ports() -> tuple[int, int]:
-    """Two loopback ports free a moment ago, never the same one: both are
-    held until both are chosen (taken one after the other, the second could
-    be the port the first had just let go, and keygate refuses to start
-    with its public and admin listeners on one address)."""
-    with socket.socket() as a, socket.socket() as b:
-        a.bind(("127.0.0.1", 0))
-        b.bind(("127.0.0.1", 0))
-        return a.getsockname()[1], b.getsockname()[1]
 
 
 def call(admin: str, method: str, path: str, body: dict | None = None) -> dict:
