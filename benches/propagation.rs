@@ -102,8 +102,6 @@ upstream = "http://127.0.0.1:1"
     keygate::app::start(config).await.unwrap()
 }
 
-/// Polls B until it refuses `key` (401; the upstream is unreachable, so a
-/// live key answers 502); returns when.
 /// How long each poller waits between its requests to B:
 /// `PROPAGATION_POLL_MS` (default 0, back to back). Back to back, a burst's
 /// 50 pollers keep both cores busy with requests to B (and B's upstream,
@@ -119,6 +117,8 @@ fn poll_every() -> Duration {
     )
 }
 
+/// Polls B until it refuses `key` (401; the upstream is unreachable, so a
+/// live key answers 502); returns when.
 async fn refused_at(c: &HttpClient, b: SocketAddr, key: &str) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(10);
     let pause = poll_every();

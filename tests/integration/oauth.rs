@@ -274,7 +274,7 @@ async fn the_token_endpoint_answers_its_edges_as_the_other_oauth_endpoints_do() 
         ["access_token", "expires_in", "scope", "token_type"]
     );
     // A body past the 16 KiB the OAuth endpoints read: 413, as on
-    // introspect, and nothing minted.
+    // introspect.
     let big = format!(
         "grant_type=client_credentials&pad={}",
         "x".repeat(17 * 1024)
