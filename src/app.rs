@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::admin::{self, AdminState};
 use crate::authn::{Authenticator, Cache};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, Http1Engine};
 use crate::console;
 use crate::decision::{self, Decider};
 use crate::events::leaks::Leaks;
@@ -238,6 +238,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         max_head_bytes: MAX_HEAD_BYTES,
         tls,
         trust: Arc::clone(&trust),
+        http1: None,
     };
 
     let minter = Arc::new(
@@ -429,11 +430,24 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&limits),
         Arc::clone(&authn),
         Arc::clone(&proxy),
-        metrics,
+        Arc::clone(&metrics),
         rx.clone(),
     )));
+    let mut public_options = options(public_tls);
+    if config.server.http1_engine == Http1Engine::Lean {
+        let lean = proxy::lean::Lean::new(
+            Arc::clone(&proxy),
+            move |path: &str| {
+                crate::oauth::owns(path) || (scanning && path == secret_scanning::PATH)
+            },
+            config.server.header_read_timeout,
+            MAX_HEAD_BYTES,
+            &metrics,
+        );
+        public_options.http1 = Some(Arc::new(lean));
+    }
     tasks.push(tokio::spawn(public.serve(
-        options(public_tls),
+        public_options,
         move |conn: Arc<ConnInfo>| {
             let proxy = Arc::clone(&proxy);
             let oauth = Arc::clone(&oauth);

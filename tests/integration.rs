@@ -69,6 +69,8 @@ mod jwt_limits;
 mod kept;
 #[path = "integration/leaks.rs"]
 mod leaks;
+#[path = "integration/lean.rs"]
+mod lean;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
 #[path = "integration/limits.rs"]

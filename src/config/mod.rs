@@ -84,6 +84,20 @@ pub struct ServerConfig {
     pub websocket_max_lifetime: Duration,
     /// How HTTP/1.1 upstream connections are shared.
     pub upstream_reuse: UpstreamReuse,
+    /// Who serves plain HTTP/1.1 client connections on the public listener.
+    pub http1_engine: Http1Engine,
+}
+
+/// Who serves plain HTTP/1.1 client connections on the public listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http1Engine {
+    /// keygate's own HTTP/1.1 path for the common case (origin-form
+    /// requests with no body or a `Content-Length` one, to plain HTTP/1.1
+    /// upstreams); hyper serves every other request, and the rest of its
+    /// connection.
+    Lean,
+    /// hyper serves every request.
+    Hyper,
 }
 
 /// How proxied requests find an HTTP/1.1 upstream connection.

@@ -40,6 +40,7 @@ pub(crate) struct RawServer {
     pub(crate) websocket_idle_timeout: String,
     pub(crate) websocket_max_lifetime: String,
     pub(crate) upstream_reuse: String,
+    pub(crate) http1_engine: String,
 }
 
 impl Default for RawServer {
@@ -59,6 +60,7 @@ impl Default for RawServer {
             websocket_idle_timeout: "5m".into(),
             websocket_max_lifetime: "24h".into(),
             upstream_reuse: "connection".into(),
+            http1_engine: "lean".into(),
         }
     }
 }

@@ -20,6 +20,18 @@ fn empty_config_gives_the_documented_defaults() {
     assert_eq!(c.tokens.algorithm, Algorithm::Es256);
     assert_eq!(c.keys.prefix, "kg");
     assert_eq!(c.server.upstream_reuse, UpstreamReuse::Connection);
+    assert_eq!(c.server.http1_engine, Http1Engine::Lean);
+}
+
+#[test]
+fn http1_engine_is_lean_or_hyper_and_nothing_else() {
+    let c = Config::from_toml("[server]\nhttp1_engine = \"hyper\"\n", &HashMap::new()).unwrap();
+    assert_eq!(c.server.http1_engine, Http1Engine::Hyper);
+    let err = Config::from_toml("[server]\nhttp1_engine = \"fast\"\n", &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.http1_engine"), "{err}");
+    assert!(err.contains("fast"), "{err}");
 }
 
 #[test]

@@ -25,6 +25,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "websocket_idle_timeout",
             "websocket_max_lifetime",
             "upstream_reuse",
+            "http1_engine",
         ],
     ),
     (
@@ -166,6 +167,17 @@ pub(super) fn validate(raw: Raw, bootstrap: Option<Secret>) -> Result<Config, Co
                     format!("must be \"connection\" or \"pool\", not {other:?}"),
                 );
                 UpstreamReuse::Connection
+            }
+        },
+        http1_engine: match s.http1_engine.as_str() {
+            "lean" => Http1Engine::Lean,
+            "hyper" => Http1Engine::Hyper,
+            other => {
+                p.push(
+                    "server.http1_engine",
+                    format!("must be \"lean\" or \"hyper\", not {other:?}"),
+                );
+                Http1Engine::Lean
             }
         },
     };

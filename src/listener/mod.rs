@@ -9,6 +9,7 @@
 
 mod client;
 mod handshake;
+mod rewind;
 mod side;
 mod subject;
 pub mod tls;
@@ -16,10 +17,13 @@ mod trust;
 mod unread;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -123,6 +127,26 @@ impl ConnInfo {
     }
 }
 
+/// What an [`Http1`] server's work on a connection comes to: `None` when
+/// the connection is done, else the connection handed back with the bytes
+/// read from it.
+pub type Handed<'a> = Pin<Box<dyn Future<Output = Option<(TcpStream, BytesMut)>> + Send + 'a>>;
+
+/// A server for plain HTTP/1.1 connections beside hyper's: it serves the
+/// requests it can, and at the first it does not it hands the connection
+/// back with the bytes it has read, for hyper to serve from there on.
+pub trait Http1: Send + Sync {
+    /// Serves `stream` until it is done (`None`) or hands it back.
+    /// `shutdown` flips when the listener drains: a connection between
+    /// requests then ends.
+    fn serve(
+        &self,
+        stream: TcpStream,
+        info: Arc<ConnInfo>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Handed<'_>;
+}
+
 /// How a listener serves.
 #[derive(Clone)]
 pub struct Options {
@@ -134,6 +158,9 @@ pub struct Options {
     pub max_head_bytes: usize,
     pub tls: Option<Arc<Tls>>,
     pub trust: Arc<TrustedProxies>,
+    /// Serves plain HTTP/1.1 connections first, when set (the public
+    /// listener's lean path).
+    pub http1: Option<Arc<dyn Http1>>,
 }
 
 /// Concurrent streams one HTTP/2 connection may open.
@@ -166,17 +193,19 @@ fn builder(options: &Options) -> auto::Builder<TokioExecutor> {
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether the first bytes on `stream` tell HTTP/1 from HTTP/2: the whole
-/// preface, or a byte that leaves it. `false` once the client closes.
+/// What the first bytes on `stream` say: `Some(true)` the whole HTTP/2
+/// preface, `Some(false)` a byte that leaves it, `None` the client closed.
 /// SECURITY: hyper's own detection waits for the 24 bytes with no timer; a
 /// client stopping after `PRI * HTTP/2.0` would hold its connection past
 /// `header_read_timeout` (slowloris), so the caller bounds this wait.
-async fn version_decidable(stream: &TcpStream) -> bool {
+async fn version_decidable(stream: &TcpStream) -> Option<bool> {
     let mut seen = [0u8; 24];
     loop {
         match stream.peek(&mut seen).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) if n == seen.len() || seen[..n] != H2_PREFACE[..n] => return true,
+            Ok(0) | Err(_) => return None,
+            Ok(n) if n == seen.len() || seen[..n] != H2_PREFACE[..n] => {
+                return Some(seen[..n] == H2_PREFACE[..])
+            }
             // A prefix of the preface: `peek` answers at once while those
             // bytes wait unread, so look again shortly for more.
             Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -238,6 +267,7 @@ impl Listener {
                     };
                     let _ = stream.set_nodelay(true);
                     let connection = Connection {
+                        shutdown: shutdown.clone(),
                         builder: builder.clone(),
                         watcher: graceful.watcher(),
                         options: options.clone(),
@@ -260,6 +290,7 @@ impl Listener {
 /// on a plain listener, the first byte) within the head timeout, then
 /// HTTP/1.1 or HTTP/2, upgrades allowed.
 struct Connection<F> {
+    shutdown: watch::Receiver<bool>,
     builder: auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
     options: Options,
@@ -299,27 +330,41 @@ where
                     .and_then(|s| HeaderValue::from_str(&s).ok());
                 info.spiffe_id = tls::peer_spiffe_id(stream.get_ref().1)
                     .and_then(|s| HeaderValue::from_str(&s).ok());
-                self.run(TokioIo::new(stream), info).await;
+                self.run(TokioIo::new(stream), Arc::new(info)).await;
             }
             None => {
                 // Telling HTTP/1 from HTTP/2 waits for bytes with no timer of
                 // its own: a client that sends nothing, or stops inside the
                 // HTTP/2 preface, is dropped here.
-                match tokio::time::timeout(timeout, version_decidable(&stream)).await {
-                    Ok(true) => {}
+                let h2 = match tokio::time::timeout(timeout, version_decidable(&stream)).await {
+                    Ok(Some(h2)) => h2,
                     _ => return,
+                };
+                let info = Arc::new(ConnInfo::behind(peer, Scheme::Http, trust));
+                let lean = self.options.http1.as_ref().filter(|_| !h2);
+                let Some(lean) = lean else {
+                    return self.run(TokioIo::new(stream), info).await;
+                };
+                // The graceful drain waits for this connection: `self`
+                // holds its watcher until the lean path is done too.
+                let handed = lean
+                    .serve(stream, Arc::clone(&info), self.shutdown.clone())
+                    .await;
+                match handed {
+                    Some((stream, read)) => {
+                        let io = TokioIo::new(rewind::Rewind::new(read, stream));
+                        self.run(io, info).await;
+                    }
+                    None => info.side.end(),
                 }
-                let info = ConnInfo::behind(peer, Scheme::Http, trust);
-                self.run(TokioIo::new(stream), info).await;
             }
         }
     }
 
-    async fn run<I>(self, io: I, info: ConnInfo)
+    async fn run<I>(self, io: I, info: Arc<ConnInfo>)
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let info = Arc::new(info);
         let svc = (self.service)(Arc::clone(&info));
         let conn = self.watcher.watch(
             self.builder

@@ -51,9 +51,14 @@ pub(super) struct Pair {
     conn: Pin<Box<Connection>>,
 }
 
-impl Pair {
+/// An idle upstream connection, as [`Parked`] keeps it.
+pub(super) trait Idle {
     /// Whether the connection can carry a request now: looked at once
     /// (an upstream's close is read here), with no one to wake.
+    fn usable(&mut self) -> bool;
+}
+
+impl Idle for Pair {
     fn usable(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         self.conn.as_mut().poll(&mut cx).is_pending() && self.sender.is_ready()
@@ -61,26 +66,27 @@ impl Pair {
 }
 
 /// Idle upstream connections between client connections, one list per
-/// upstream (see [`super::upstream::Upstreams`]).
-pub(super) struct Parked {
-    lists: Vec<Mutex<VecDeque<(Pair, Instant)>>>,
+/// upstream (see [`super::upstream::Upstreams`]): hyper's (`Pair`), or the
+/// lean path's plain ones.
+pub(super) struct Parked<T = Pair> {
+    lists: Vec<Mutex<VecDeque<(T, Instant)>>>,
 }
 
-impl Parked {
+impl<T: Idle> Parked<T> {
     pub(super) fn new(upstreams: usize) -> Self {
         Self {
             lists: (0..upstreams).map(|_| Mutex::default()).collect(),
         }
     }
 
-    fn list(&self, pool: usize) -> Option<MutexGuard<'_, VecDeque<(Pair, Instant)>>> {
+    fn list(&self, pool: usize) -> Option<MutexGuard<'_, VecDeque<(T, Instant)>>> {
         self.lists
             .get(pool)
             .map(|l| l.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The most recently parked connection to `pool` that is still usable.
-    fn take(&self, pool: usize) -> Option<Pair> {
+    pub(super) fn take(&self, pool: usize) -> Option<T> {
         let now = Instant::now();
         loop {
             let (mut pair, since) = self.list(pool)?.pop_back()?;
@@ -122,7 +128,7 @@ impl Parked {
     }
 
     /// Parks `pair` if it is idle; hands it back if not.
-    fn park(&self, pool: usize, mut pair: Pair) -> Result<(), Pair> {
+    pub(super) fn park(&self, pool: usize, mut pair: T) -> Result<(), T> {
         if !pair.usable() {
             return Err(pair);
         }

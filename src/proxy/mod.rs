@@ -12,6 +12,7 @@
 mod connector;
 pub mod headers;
 mod kept;
+pub mod lean;
 mod phases;
 pub(crate) mod record;
 pub mod respond;
@@ -177,20 +178,33 @@ impl Proxy {
                 res
             }
         };
-        respond::limit_headers(res.headers_mut(), ctx.limit.as_ref(), ctx.quota.as_ref());
-        if started.is_some() {
-            self.record.finish(Done {
+        let status = res.status();
+        self.seal(
+            res.headers_mut(),
+            &ctx,
+            Done {
                 trace: &ctx.trace,
                 beside: beside.is_some(),
-                status: res.status(),
+                status,
                 started,
                 seen: seen.as_ref().map(|(m, p)| (m, p.as_str())),
                 client,
                 request_id: &request_id,
-            });
-        }
-        res.headers_mut().insert(&X_REQUEST_ID, request_id);
+            },
+        );
         res
+    }
+
+    /// What every response head gets on its way out, whichever path
+    /// served it: the rate-limit fields, metrics and the access log, the
+    /// request id.
+    fn seal(&self, h: &mut http::HeaderMap, ctx: &Ctx<'_>, done: Done<'_>) {
+        respond::limit_headers(h, ctx.limit.as_ref(), ctx.quota.as_ref());
+        let request_id = done.request_id.clone();
+        if done.started.is_some() {
+            self.record.finish(done);
+        }
+        h.insert(&X_REQUEST_ID, request_id);
     }
 
     /// What one client connection keeps of the upstream (see [`Kept`]).
@@ -202,5 +216,6 @@ impl Proxy {
     pub fn housekeep(&self) {
         self.upstream_tokens.sweep();
         self.upstreams.parked.sweep();
+        self.upstreams.lean_parked.sweep();
     }
 }

@@ -57,11 +57,11 @@ pub fn admit(h: &HeaderMap) -> Result<(), Denial<'static>> {
 }
 
 /// Where a request came from, as the rewrite vouches for it.
-struct Origin<'c> {
-    conn: &'c ConnInfo,
-    client: IpAddr,
+pub(super) struct Origin<'c> {
+    pub(super) conn: &'c ConnInfo,
+    pub(super) client: IpAddr,
     /// The id the response will carry.
-    request_id: &'c HeaderValue,
+    pub(super) request_id: &'c HeaderValue,
 }
 
 /// What the phases read of a request: a proxied request's own head, or the
@@ -297,6 +297,13 @@ impl Proxy {
             };
             return Ok(ws.open(res, self.tunnel(route)).map(Either::Left));
         }
+        // RFC 9112 §6.3: a response framed by `Transfer-Encoding` had its
+        // `Content-Length` ignored by hyper's client; passed on, it would
+        // frame the body again, differently (the client would read a
+        // shorter body and the rest as the next response).
+        if res.headers().contains_key(header::TRANSFER_ENCODING) {
+            res.headers_mut().remove(header::CONTENT_LENGTH);
+        }
         headers::remove_hop_by_hop(res.headers_mut());
         Ok(res.map(Either::Left))
     }
@@ -418,7 +425,21 @@ impl Proxy {
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::H2c | UpstreamProtocol::H2 => Version::HTTP_2,
         };
-        let h = &mut parts.headers;
+        self.rewrite_head(route, principal, &mut parts.headers, from)?;
+        let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+        let body = trailers::scrubbed(Limited::new(body, limit));
+        Ok(Request::from_parts(parts, body))
+    }
+
+    /// The header half of [`Proxy::rewrite`], which every forwarding path
+    /// shares: hygiene, then what keygate vouches for.
+    pub(super) fn rewrite_head(
+        &self,
+        route: &Route,
+        principal: Option<&Principal>,
+        h: &mut HeaderMap,
+        from: Origin<'_>,
+    ) -> Result<(), Denial<'static>> {
         headers::remove_hop_by_hop(h);
         headers::remove_spoofed(h);
         if route.forward_auth != ForwardAuth::Passthrough {
@@ -443,9 +464,7 @@ impl Proxy {
         if let Some(p) = principal {
             self.vouch(route, p, h)?;
         }
-        let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-        let body = trailers::scrubbed(Limited::new(body, limit));
-        Ok(Request::from_parts(parts, body))
+        Ok(())
     }
 
     /// The identity keygate vouches for, into `h`: the `X-Keygate-*`

@@ -40,6 +40,8 @@ pub(super) struct Upstreams {
     kept_by_route: Vec<Option<usize>>,
     kept: Vec<KeptUpstream>,
     pub(super) parked: Arc<Parked>,
+    /// The lean path's idle connections, one list per kept upstream.
+    pub(super) lean_parked: Parked<super::lean::Upstream>,
 }
 
 /// An upstream (client kind, scheme and authority) that client
@@ -51,6 +53,9 @@ pub(super) struct KeptUpstream {
     /// The `Host` every request to it carries (rewrite moved the
     /// client's to `X-Forwarded-Host`).
     pub(super) host: HeaderValue,
+    /// `host:port` to connect to, for a plain `http` upstream (the lean
+    /// path speaks only to those).
+    pub(super) plain: Option<String>,
 }
 
 impl Upstreams {
@@ -101,6 +106,7 @@ impl Upstreams {
             by_route,
             kept_by_route,
             parked: Arc::new(Parked::new(kept.len())),
+            lean_parked: Parked::new(kept.len()),
             kept,
         })
     }
@@ -136,8 +142,16 @@ impl KeptUpstream {
             Some(p) if p != default_port => format!("{}:{p}", authority.host()),
             _ => authority.host().to_string(),
         };
+        let plain = (scheme == http::uri::Scheme::HTTP).then(|| {
+            format!(
+                "{}:{}",
+                authority.host(),
+                authority.port_u16().unwrap_or(80)
+            )
+        });
         Some(Self {
             client,
+            plain,
             connect_to: Uri::builder()
                 .scheme(scheme)
                 .authority(authority)

@@ -27,6 +27,7 @@
 //! | `cache_entries`, `cache_revision`, `cache_staleness_seconds` | gauge | — |
 //! | `rate_limit_fallback_checks_total` | counter | — (shared limiter unreachable) |
 //! | `websocket_tunnels` | gauge | — (open) |
+//! | `lean_requests_total`, `lean_handoffs_total` | counter | — (requests the lean HTTP/1.1 path answered; connections it handed to hyper) |
 //! | `tls_handshake_failures_total` | counter | `listener` (`public`, `admin`), `reason` (`listener/handshake.rs`) |
 //! | `build_info` | gauge | `version` |
 //! | `trusted_issuer_fetches_total` | counter | `issuer`, `outcome` (`ok`, `failed`) |
@@ -81,6 +82,8 @@ pub const CACHE_REVISION: &str = "keygate_cache_revision";
 pub const CACHE_STALENESS: &str = "keygate_cache_staleness_seconds";
 pub const RATE_LIMIT_FALLBACK: &str = "keygate_rate_limit_fallback_checks_total";
 pub const WEBSOCKET_TUNNELS: &str = "keygate_websocket_tunnels";
+pub const LEAN_REQUESTS: &str = "keygate_lean_requests_total";
+pub const LEAN_HANDOFFS: &str = "keygate_lean_handoffs_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "keygate_tls_handshake_failures_total";
 pub const BUILD_INFO: &str = "keygate_build_info";
 pub const WEBHOOK_ATTEMPTS: &str = "keygate_webhook_attempts_total";
@@ -210,6 +213,18 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         Kind::Gauge,
         Unit::Count,
         "Open WebSocket tunnels.",
+    ),
+    (
+        LEAN_REQUESTS,
+        Kind::Counter,
+        Unit::Count,
+        "Requests the lean HTTP/1.1 path answered (server.http1_engine = \"lean\").",
+    ),
+    (
+        LEAN_HANDOFFS,
+        Kind::Counter,
+        Unit::Count,
+        "Connections the lean HTTP/1.1 path handed to hyper, at a request it does not serve.",
     ),
     (
         TLS_HANDSHAKE_FAILURES,

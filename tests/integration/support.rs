@@ -199,10 +199,15 @@ poll_interval = "{POLL}"
     async fn boot(&self) -> Running {
         let mut env: HashMap<String, String> = self.env.iter().cloned().collect();
         env.insert("KEYGATE_ADMIN_KEY".to_string(), self.admin_key.clone());
-        // CI runs the forwarding tests again on the shared pool.
+        // CI runs the forwarding tests again on the shared pool ...
         if let Ok(reuse) = std::env::var("KEYGATE_TEST_UPSTREAM_REUSE") {
             env.entry("KEYGATE_SERVER__UPSTREAM_REUSE".to_string())
                 .or_insert(reuse);
+        }
+        // ... and on hyper's HTTP/1.1 server instead of the lean path.
+        if let Ok(engine) = std::env::var("KEYGATE_TEST_HTTP1_ENGINE") {
+            env.entry("KEYGATE_SERVER__HTTP1_ENGINE".to_string())
+                .or_insert(engine);
         }
         let config = match Config::from_toml(&self.toml, &env) {
             Ok(config) => config,

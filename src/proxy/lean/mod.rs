@@ -1,0 +1,874 @@
+//! The lean HTTP/1.1 path: the common proxied request served without
+//! hyper, as Pingora and HAProxy serve it. On a plain public listener (and
+//! with `server.http1_engine = "lean"`, the default) each HTTP/1.1
+//! connection is read here first: the request head is parsed once
+//! ([`head`]), judged by the same phases as every request
+//! ([`Proxy::decide`], [`Proxy::rewrite_head`]), written to the upstream
+//! connection this client connection keeps as one buffer with whatever
+//! of the body came with it, and the upstream's answer read back and
+//! written to the client the same way ([`wire`]), its body copied with
+//! the framing keygate writes ([`chunked`] re-frames chunked and
+//! close-delimited bodies). No task hand-off, no pool, no body channel.
+//!
+//! The path takes only what it reads one way: HTTP/1.1, origin-form, no
+//! body or a `Content-Length` one, no `Transfer-Encoding`, `Expect` or
+//! `Upgrade`, not gRPC, to a route whose upstream is plain HTTP/1.1 (or to
+//! no upstream at all: refusals are answered here). At the first request
+//! it does not take — or cannot read — it hands the connection, with the
+//! bytes it has read, to hyper ([`crate::listener::Http1`]), which serves
+//! it from there on exactly as the hyper path does: chunked request
+//! bodies, smuggling attempts, WebSocket, h2c, the OAuth endpoints.
+
+mod chunked;
+#[cfg(test)]
+mod fuzz;
+mod head;
+mod wire;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf as _, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+use super::kept::Idle;
+use super::phases::{self, Ctx, Edge, Head, Origin, Passed};
+use super::record::Done;
+use super::respond::Denial;
+use super::upstream::{self, KeptUpstream};
+use super::{headers, Proxy};
+use crate::listener::{ConnInfo, Handed, Http1};
+use crate::telemetry::metrics::{Metrics, LEAN_HANDOFFS, LEAN_REQUESTS};
+
+/// Read at a time from either side.
+const READ: usize = 16 * 1024;
+/// An upstream response head longer than this is a bad gateway.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The lean path for one public listener.
+pub struct Lean {
+    proxy: Arc<Proxy>,
+    /// Paths served beside the routes (the OAuth endpoints): hyper's.
+    elsewhere: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    header_read_timeout: Duration,
+    max_head_bytes: usize,
+    requests: metrics::Counter,
+    handoffs: metrics::Counter,
+}
+
+impl Lean {
+    pub fn new(
+        proxy: Arc<Proxy>,
+        elsewhere: impl Fn(&str) -> bool + Send + Sync + 'static,
+        header_read_timeout: Duration,
+        max_head_bytes: usize,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
+            proxy,
+            elsewhere: Box::new(elsewhere),
+            header_read_timeout,
+            max_head_bytes,
+            requests: metrics.counter(LEAN_REQUESTS, &[]),
+            handoffs: metrics.counter(LEAN_HANDOFFS, &[]),
+        }
+    }
+
+    /// Whether a request for `path` is this path's: no service beside the
+    /// routes owns it, and its route (if any) forwards to a plain HTTP/1.1
+    /// upstream whose connections client connections keep.
+    fn serves(&self, path: &str) -> bool {
+        if (self.elsewhere)(path) {
+            return false;
+        }
+        match self.proxy.routes.resolve(path) {
+            Ok((_, Some(route))) if route.upstream.is_some() => self
+                .proxy
+                .upstreams
+                .kept(route)
+                .is_some_and(|(_, k)| k.plain.is_some()),
+            // No route, a path refused, a decision-only route: refusals,
+            // answered here.
+            _ => true,
+        }
+    }
+}
+
+impl Http1 for Lean {
+    fn serve(
+        &self,
+        stream: TcpStream,
+        info: Arc<ConnInfo>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Handed<'_> {
+        Box::pin(
+            Conn {
+                lean: self,
+                client: stream,
+                info,
+                buf: BytesMut::with_capacity(READ),
+                up: None,
+                out: Vec::with_capacity(READ),
+                unread: 0,
+            }
+            .run(shutdown),
+        )
+    }
+}
+
+/// The upstream connection a client connection keeps on this path.
+pub(in crate::proxy) struct Upstream {
+    /// Which kept upstream it goes to.
+    pool: usize,
+    stream: TcpStream,
+    /// Read from it and not yet used.
+    buf: BytesMut,
+}
+
+impl Idle for Upstream {
+    /// Open, and with nothing unasked-for to read.
+    fn usable(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        self.buf.is_empty()
+            && matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// One client connection on this path.
+struct Conn<'l> {
+    lean: &'l Lean,
+    client: TcpStream,
+    info: Arc<ConnInfo>,
+    /// Read from the client and not yet used.
+    buf: BytesMut,
+    up: Option<Upstream>,
+    /// What is being written, to either side.
+    out: Vec<u8>,
+    /// Bytes of the current request's body not yet read from the client.
+    unread: u64,
+}
+
+/// What waiting for a request head came to.
+enum Next {
+    Head(head::Lean),
+    /// Not this path's: hyper's, with what was read.
+    Hyper,
+    /// The client left, went quiet past the head timeout, or the listener
+    /// is draining.
+    Done,
+}
+
+/// How the upstream's body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes.
+    Eof,
+}
+
+/// The upstream's answer, its head read.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: Framing,
+    /// The upstream connection carries another request after this body.
+    reuse: bool,
+}
+
+/// The upstream connection failed, with nothing received yet: another
+/// connection may be tried.
+struct Failed {
+    error: io::Error,
+    retry: bool,
+}
+
+impl Conn<'_> {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<(TcpStream, BytesMut)> {
+        let mut timer = std::pin::pin!(tokio::time::sleep(self.lean.header_read_timeout));
+        loop {
+            let parsed = match self.next_head(&mut shutdown, timer.as_mut()).await {
+                Next::Head(parsed) => parsed,
+                Next::Hyper => return self.hand_off(),
+                Next::Done => return self.end(),
+            };
+            if !self.lean.serves(parsed.path(&self.buf)) {
+                return self.hand_off();
+            }
+            let head = self.buf.split_to(parsed.len).freeze();
+            let Some(req) = parsed.build(&head) else {
+                // Read, but not as `http` takes it: hyper answers.
+                let mut whole = BytesMut::from(&head[..]);
+                whole.extend_from_slice(&self.buf);
+                self.buf = whole;
+                return self.hand_off();
+            };
+            if !self.exchange(req, &parsed).await || *shutdown.borrow() {
+                return self.end();
+            }
+        }
+    }
+
+    /// Hands the connection to hyper, with what was read of it.
+    fn hand_off(mut self) -> Option<(TcpStream, BytesMut)> {
+        self.lean.handoffs.increment(1);
+        self.park();
+        Some((self.client, self.buf))
+    }
+
+    fn end(mut self) -> Option<(TcpStream, BytesMut)> {
+        self.park();
+        None
+    }
+
+    /// Leaves an idle upstream connection for the next client connection.
+    fn park(&mut self) {
+        if let Some(up) = self.up.take() {
+            let _ = self.lean.proxy.upstreams.lean_parked.park(up.pool, up);
+        }
+    }
+
+    /// Reads until the buffer starts with a whole head, within the head
+    /// timeout (which counts from the end of the previous answer, as
+    /// hyper's does).
+    async fn next_head(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Next {
+        timer
+            .as_mut()
+            .reset(Instant::now() + self.lean.header_read_timeout);
+        loop {
+            if !self.buf.is_empty() {
+                match head::parse(&self.buf) {
+                    head::Parse::Lean(parsed) => return Next::Head(parsed),
+                    head::Parse::Elsewhere => return Next::Hyper,
+                    // hyper answers 431.
+                    head::Parse::Partial if self.buf.len() >= self.lean.max_head_bytes => {
+                        return Next::Hyper
+                    }
+                    head::Parse::Partial => {}
+                }
+            }
+            self.buf.reserve(READ);
+            let idle = self.buf.is_empty();
+            tokio::select! {
+                biased;
+                read = self.client.read_buf(&mut self.buf) => match read {
+                    Ok(0) | Err(_) => return Next::Done,
+                    Ok(_) => {}
+                },
+                () = timer.as_mut() => return Next::Done,
+                _ = shutdown.changed(), if idle => return Next::Done,
+            }
+        }
+    }
+
+    /// One request, from its head to the end of its answer. Whether the
+    /// connection carries another.
+    async fn exchange(&mut self, req: head::Request, parsed: &head::Lean) -> bool {
+        let lean = self.lean;
+        lean.requests.increment(1);
+        let proxy = &*lean.proxy;
+        let head::Request {
+            method,
+            uri,
+            mut headers,
+        } = req;
+        self.unread = parsed.body;
+        let started = proxy.record.start();
+        let request_id = headers::request_id(&mut headers);
+        let client = self.info.client(&headers);
+        let seen = proxy
+            .record
+            .logging()
+            .then(|| (method.clone(), uri.path().to_owned()));
+        let mut ctx = Ctx::new();
+        let answer = match phases::admit(&headers) {
+            Err(refusal) => Err(refusal),
+            Ok(()) => {
+                let head = Head {
+                    method: &method,
+                    uri: &uri,
+                    headers: &headers,
+                };
+                let cert = self.info.client_subject.is_some();
+                let spiffe_id = self.info.spiffe_id.as_ref().and_then(|v| v.to_str().ok());
+                match proxy
+                    .decide(Edge::Proxy, &head, cert, spiffe_id, client, &mut ctx)
+                    .await
+                {
+                    Err(refusal) => Err(refusal),
+                    Ok(Passed {
+                        route,
+                        path,
+                        principal,
+                    }) => {
+                        // `decide` refuses decision-only routes on the proxy's edge.
+                        let to = match route.upstream.as_ref() {
+                            None => Err(Denial::NoRoute),
+                            Some(target) => upstream::uri(route, target, &path, &uri, true)
+                                .ok_or(Denial::BadPath),
+                        };
+                        drop(path);
+                        let info = Arc::clone(&self.info);
+                        let from = Origin {
+                            conn: &info,
+                            client,
+                            request_id: &request_id,
+                        };
+                        match to {
+                            Err(refusal) => Err(refusal),
+                            Ok(to) => {
+                                self.forward(
+                                    route,
+                                    principal.as_deref(),
+                                    &method,
+                                    &to,
+                                    headers,
+                                    from,
+                                )
+                                .await
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let done = |status| Done {
+            trace: &ctx.trace,
+            beside: false,
+            status,
+            started,
+            seen: seen.as_ref().map(|(m, p)| (m, p.as_str())),
+            client,
+            request_id: &request_id,
+        };
+        let head_only = method == Method::HEAD;
+        match answer {
+            Ok(mut answer) => {
+                let mut h = std::mem::take(&mut answer.headers);
+                proxy.seal(&mut h, &ctx, done(answer.status));
+                self.answer(answer, h, parsed, head_only).await
+            }
+            Err(refusal) => {
+                let mut res = refusal.into_response();
+                let status = res.status();
+                proxy.seal(res.headers_mut(), &ctx, done(status));
+                self.refuse(res, parsed.close, head_only).await
+            }
+        }
+    }
+
+    /// Rewrite and forward to `to`; the upstream's answer, its head read.
+    async fn forward<'a>(
+        &mut self,
+        route: &'a super::Route,
+        principal: Option<&crate::authn::Principal>,
+        method: &Method,
+        to: &http::Uri,
+        mut headers: HeaderMap,
+        from: Origin<'_>,
+    ) -> Result<Answer, Denial<'a>> {
+        let proxy = &*self.lean.proxy;
+        // `serves` took only requests whose route has such an upstream.
+        let (pool, up) = proxy
+            .upstreams
+            .kept(route)
+            .filter(|(_, k)| k.plain.is_some())
+            .ok_or(Denial::BadGateway)?;
+        proxy.rewrite_head(route, principal, &mut headers, from)?;
+        headers.insert(header::HOST, up.host.clone());
+        self.out.clear();
+        wire::request_head(&mut self.out, method, to, &headers);
+        drop(headers);
+        let started = proxy.record.phase();
+        let head_only = method == Method::HEAD;
+        let answered =
+            tokio::time::timeout(proxy.request_timeout, self.send(pool, up, head_only)).await;
+        proxy.record.upstream_took(route, started);
+        match answered {
+            Ok(Ok(answer)) if answer.status == StatusCode::SWITCHING_PROTOCOLS => {
+                tracing::warn!(route = %route.name, "upstream switched protocols unasked");
+                self.up = None;
+                Err(Denial::BadGateway)
+            }
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => {
+                tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+                self.up = None;
+                Err(Denial::BadGateway)
+            }
+            Err(_) => {
+                tracing::warn!(route = %route.name, "upstream timed out");
+                self.up = None;
+                Err(Denial::GatewayTimeout)
+            }
+        }
+    }
+
+    /// Sends the request (its head in `out`) on the kept connection to
+    /// `pool` — a parked or new one if there is none — and reads the
+    /// answer's head. A connection that had served before and fails with
+    /// nothing received is replaced once, when the whole request is still
+    /// at hand (all its body came with the head).
+    async fn send(
+        &mut self,
+        pool: usize,
+        up: &KeptUpstream,
+        head_only: bool,
+    ) -> io::Result<Answer> {
+        // The body's bytes already read go with the head, in one write.
+        let with_head = self
+            .buf
+            .len()
+            .min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+        self.out.extend_from_slice(&self.buf[..with_head]);
+        self.buf.advance(with_head);
+        self.unread -= with_head as u64;
+        let parked = &self.lean.proxy.upstreams.lean_parked;
+        let mut conn = match self.up.take() {
+            Some(mut c) if c.pool == pool => c.usable().then_some(c),
+            // Kept for another upstream: left for a client going there.
+            Some(other) => parked.park(other.pool, other).err().and(None),
+            None => None,
+        }
+        .or_else(|| parked.take(pool));
+        loop {
+            let reused = conn.is_some();
+            let mut c = match conn.take() {
+                Some(c) => c,
+                None => connect(pool, up).await?,
+            };
+            match self.exchange_with(&mut c, head_only).await {
+                Ok(answer) => {
+                    self.up = Some(c);
+                    return Ok(answer);
+                }
+                Err(f) if f.retry && reused && self.unread == 0 => {}
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    /// Writes `out` and the rest of the body to `c`, and reads the
+    /// answer's head.
+    async fn exchange_with(&mut self, c: &mut Upstream, head_only: bool) -> Result<Answer, Failed> {
+        let fresh = |error| Failed { error, retry: true };
+        c.stream.write_all(&self.out).await.map_err(fresh)?;
+        while self.unread > 0 {
+            if self.buf.is_empty() {
+                self.buf.reserve(READ);
+                let n = self
+                    .client
+                    .read_buf(&mut self.buf)
+                    .await
+                    .map_err(|error| Failed {
+                        error,
+                        retry: false,
+                    })?;
+                if n == 0 {
+                    return Err(Failed {
+                        error: io::ErrorKind::UnexpectedEof.into(),
+                        retry: false,
+                    });
+                }
+            }
+            let n = self
+                .buf
+                .len()
+                .min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+            c.stream
+                .write_all(&self.buf[..n])
+                .await
+                .map_err(|error| Failed {
+                    error,
+                    retry: false,
+                })?;
+            self.buf.advance(n);
+            self.unread -= n as u64;
+        }
+        loop {
+            if let Some(answer) = answer_head(&mut c.buf, head_only).map_err(|error| Failed {
+                error,
+                retry: false,
+            })? {
+                return Ok(answer);
+            }
+            c.buf.reserve(READ);
+            let received = !c.buf.is_empty();
+            match c.stream.read_buf(&mut c.buf).await {
+                Ok(0) => {
+                    return Err(Failed {
+                        error: io::ErrorKind::UnexpectedEof.into(),
+                        retry: !received,
+                    })
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    return Err(Failed {
+                        error,
+                        retry: !received,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Writes the upstream's answer to the client: its head (`h`, sealed),
+    /// then its body as it arrives. Whether the client connection carries
+    /// another request.
+    async fn answer(
+        &mut self,
+        answer: Answer,
+        mut h: HeaderMap,
+        parsed: &head::Lean,
+        head_only: bool,
+    ) -> bool {
+        headers::remove_hop_by_hop(&mut h);
+        let framing = if head_only {
+            Framing::None
+        } else {
+            answer.framing
+        };
+        match framing {
+            Framing::Chunked | Framing::Eof => {
+                h.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
+            Framing::Length(_) | Framing::None => {}
+        }
+        let close = parsed.close || self.unread > 0;
+        if close {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.out.clear();
+        wire::response_head(&mut self.out, answer.status, &h);
+        drop(h);
+        let Some(mut up) = self.up.take() else {
+            return false;
+        };
+        let copied = self.copy_body(&mut up, framing, parsed.trailers).await;
+        if copied.is_ok() && answer.reuse && framing != Framing::Eof {
+            self.up = Some(up);
+        }
+        copied.is_ok() && !close
+    }
+
+    /// Copies the upstream's body to the client after the head in `out`,
+    /// in the framing the head announced.
+    async fn copy_body(
+        &mut self,
+        up: &mut Upstream,
+        framing: Framing,
+        trailers: bool,
+    ) -> io::Result<()> {
+        match framing {
+            Framing::None => self.client.write_all(&self.out).await,
+            Framing::Length(n) => {
+                let mut left = n;
+                loop {
+                    let k = up
+                        .buf
+                        .len()
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    self.out.extend_from_slice(&up.buf[..k]);
+                    up.buf.advance(k);
+                    left -= k as u64;
+                    self.client.write_all(&self.out).await?;
+                    self.out.clear();
+                    if left == 0 {
+                        return Ok(());
+                    }
+                    fill(up).await?;
+                }
+            }
+            Framing::Chunked => {
+                let mut decoder = chunked::Decoder::default();
+                loop {
+                    while let Some(piece) = decoder.next(&mut up.buf).map_err(|_| {
+                        io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body")
+                    })? {
+                        match piece {
+                            chunked::Piece::Data(d) => chunked::chunk(&mut self.out, &d),
+                            chunked::Piece::End(t) => {
+                                chunked::last(&mut self.out, if trailers { &t } else { &[] });
+                            }
+                        }
+                    }
+                    self.client.write_all(&self.out).await?;
+                    self.out.clear();
+                    if decoder.done() {
+                        return Ok(());
+                    }
+                    fill(up).await?;
+                }
+            }
+            Framing::Eof => loop {
+                chunked::chunk(&mut self.out, &up.buf);
+                up.buf.clear();
+                up.buf.reserve(READ);
+                let ended = up.stream.read_buf(&mut up.buf).await? == 0;
+                if ended {
+                    chunked::last(&mut self.out, &[]);
+                }
+                self.client.write_all(&self.out).await?;
+                self.out.clear();
+                if ended {
+                    return Ok(());
+                }
+            },
+        }
+    }
+
+    /// Writes keygate's own answer (a refusal). Whether the client
+    /// connection carries another request: not when the request's body
+    /// was left unread (RFC 9112 §9.3: the connection cannot be read
+    /// past it), nor when the client asked to close.
+    async fn refuse(
+        &mut self,
+        res: http::Response<super::Body>,
+        asked_close: bool,
+        head_only: bool,
+    ) -> bool {
+        let (mut parts, body) = res.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let close = asked_close || self.unread > 0;
+        if close {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, wire::length(body.len()));
+        self.out.clear();
+        wire::response_head(&mut self.out, parts.status, &parts.headers);
+        if !head_only {
+            self.out.extend_from_slice(&body);
+        }
+        let written = self.client.write_all(&self.out).await.is_ok();
+        written && !close
+    }
+}
+
+/// More of the upstream's body; its end before the framing's is an error.
+async fn fill(up: &mut Upstream) -> io::Result<()> {
+    up.buf.reserve(READ);
+    match up.stream.read_buf(&mut up.buf).await? {
+        0 => Err(io::ErrorKind::UnexpectedEof.into()),
+        _ => Ok(()),
+    }
+}
+
+/// A new connection to a kept plain upstream.
+async fn connect(pool: usize, up: &KeptUpstream) -> io::Result<Upstream> {
+    let addr = up.plain.as_deref().unwrap_or_default();
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(Upstream {
+        pool,
+        stream,
+        buf: BytesMut::with_capacity(READ),
+    })
+}
+
+/// The answer's head at the start of `buf`, taken from it, when it is
+/// whole; interim (1xx) answers before it are dropped, as hyper drops
+/// them. A head that cannot be read one way is an error.
+fn answer_head(buf: &mut BytesMut, head_only: bool) -> io::Result<Option<Answer>> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut fields);
+        let len = match res.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+                return Err(bad("upstream response head too large"))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(bad(&format!("upstream response head: {e}"))),
+        };
+        let code = res.code.unwrap_or(0);
+        if (100..200).contains(&code) && code != 101 {
+            buf.advance(len);
+            continue;
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| bad("upstream status"))?;
+        let mut length: Option<u64> = None;
+        let mut lengths = 0;
+        let mut coding: Option<&[u8]> = None;
+        let mut close = res.version == Some(0);
+        let base = buf.as_ptr() as usize;
+        let mut spans = Vec::with_capacity(res.headers.len());
+        for f in res.headers.iter() {
+            let name = f.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                let n = std::str::from_utf8(f.value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| bad("upstream content-length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(bad("upstream content-lengths disagree"));
+                }
+                length = Some(n);
+                lengths += 1;
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                coding = Some(f.value);
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                if head::has_token(f.value, b"close") {
+                    close = true;
+                } else if head::has_token(f.value, b"keep-alive") && res.version == Some(0) {
+                    close = false;
+                }
+            }
+            let n = f.name.as_ptr() as usize - base;
+            let v = f.value.as_ptr() as usize - base;
+            spans.push((n..n + f.name.len(), v..v + f.value.len()));
+        }
+        // RFC 9112 §6.3: `Transfer-Encoding` overrides `Content-Length`,
+        // and only a final `chunked` frames the body; anything else runs
+        // to the connection's close.
+        let framing = match (coding, length) {
+            _ if head_only || code == 204 || code == 304 => Framing::None,
+            (Some(c), _) => match c.rsplit(|&b| b == b',').next() {
+                Some(last) if last.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
+                    Framing::Chunked
+                }
+                _ => Framing::Eof,
+            },
+            (None, Some(n)) => Framing::Length(n),
+            (None, None) => Framing::Eof,
+        };
+        let chunked_or_eof = coding.is_some();
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(spans.len() + 8);
+        for (n, v) in spans {
+            let name =
+                header::HeaderName::from_bytes(&head[n]).map_err(|_| bad("upstream header"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v))
+                .map_err(|_| bad("upstream header"))?;
+            headers.append(name, value);
+        }
+        if chunked_or_eof {
+            headers.remove(header::CONTENT_LENGTH);
+        } else if lengths > 1 {
+            if let Some(n) = length {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+        }
+        return Ok(Some(Answer {
+            status,
+            headers,
+            framing,
+            reuse: !close && framing != Framing::Eof,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str, head_only: bool) -> io::Result<Option<Answer>> {
+        answer_head(&mut BytesMut::from(raw.as_bytes()), head_only)
+    }
+
+    #[test]
+    fn an_answer_is_framed_one_way() {
+        let a = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.framing, Framing::Length(5));
+        assert!(a.reuse);
+        let a = head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.framing, Framing::Chunked);
+        assert!(a.headers.get(header::CONTENT_LENGTH).is_none());
+        let a = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.framing, Framing::Eof);
+        assert!(!a.reuse);
+        let a = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!(a.framing, Framing::Eof);
+        let a = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.framing, Framing::None);
+        assert_eq!(a.headers[header::CONTENT_LENGTH], "5");
+        let a = head("HTTP/1.1 204 No Content\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.framing, Framing::None);
+        let a = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert!(!a.reuse);
+        let a = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!a.reuse);
+    }
+
+    #[test]
+    fn interim_answers_are_dropped_and_a_partial_head_waits() {
+        let a = head(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.status, StatusCode::CREATED);
+        assert!(a.headers.get("link").is_none());
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Le", false)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn lengths_that_disagree_or_are_not_numbers_are_a_bad_gateway() {
+        assert!(head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            false
+        )
+        .is_err());
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", false).is_err());
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false).is_err());
+        assert!(head("HTTP/1.1 200 OK\r\nbad header\r\n\r\n", false).is_err());
+        let a = head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
+    }
+}

@@ -1,0 +1,101 @@
+//! Message heads as the lean path writes them: one buffer per message,
+//! written in one call.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+/// `METHOD origin-form HTTP/1.1`, the fields, the empty line.
+pub(super) fn request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, h: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    match uri.path_and_query() {
+        Some(pq) => out.extend_from_slice(pq.as_str().as_bytes()),
+        None => out.push(b'/'),
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    fields(out, h);
+}
+
+/// The status line, the fields, the empty line.
+pub(super) fn response_head(out: &mut Vec<u8>, status: StatusCode, h: &HeaderMap) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !h.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    fields(out, h);
+}
+
+fn fields(out: &mut Vec<u8>, h: &HeaderMap) {
+    for (name, value) in h {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `Content-Length` for a body of `n` bytes.
+pub(super) fn length(n: usize) -> HeaderValue {
+    HeaderValue::from(n)
+}
+
+thread_local! {
+    /// The current second and its IMF-fixdate, formatted once a second.
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((0, [b' '; 29])) };
+}
+
+/// Now as an IMF-fixdate (RFC 9110 §5.6.7), as hyper writes it.
+fn date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            let s = httpdate::fmt_http_date(now);
+            if s.len() == 29 {
+                d.1.copy_from_slice(s.as_bytes());
+                d.0 = secs;
+            }
+        }
+        out.extend_from_slice(&d.1);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_written_as_http_1_1() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("up:8080"));
+        h.append("x-a", HeaderValue::from_static("1"));
+        h.append("x-a", HeaderValue::from_static("2"));
+        let mut out = Vec::new();
+        request_head(&mut out, &Method::POST, &"/a?b=c".parse().unwrap(), &h);
+        assert_eq!(
+            out,
+            b"POST /a?b=c HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        let mut h = HeaderMap::new();
+        h.insert(header::DATE, HeaderValue::from_static("then"));
+        response_head(&mut out, StatusCode::NOT_FOUND, &h);
+        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\ndate: then\r\n\r\n");
+        let mut out = Vec::new();
+        response_head(&mut out, StatusCode::OK, &HeaderMap::new());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ndate: "), "{text}");
+        assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
+    }
+}
