@@ -319,8 +319,8 @@ fn gateway_timeout() -> Response<Body> {
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub(super) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub(super) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// The rate-limit fields every response on a limited route carries: the
 /// widely deployed `RateLimit-Limit/-Remaining/-Reset` and the IETF draft's

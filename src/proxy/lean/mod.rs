@@ -19,14 +19,15 @@
 //! it from there on exactly as the hyper path does: chunked request
 //! bodies, smuggling attempts, WebSocket, h2c, the OAuth endpoints.
 
+mod answer;
 mod chunked;
+mod deadline;
 #[cfg(test)]
 mod fuzz;
 mod head;
 mod wire;
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,21 +38,21 @@ use http_body_util::BodyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
 
 use super::kept::Idle;
 use super::phases::{self, Ctx, Edge, Head, Origin, Passed};
 use super::record::Done;
 use super::respond::Denial;
+use super::respond::{RATELIMIT, RATELIMIT_POLICY};
 use super::upstream::{self, KeptUpstream};
 use super::{headers, Proxy};
 use crate::listener::{ConnInfo, Handed, Http1};
 use crate::telemetry::metrics::{Metrics, LEAN_HANDOFFS, LEAN_REQUESTS};
+use answer::{Answer, Framing};
+use deadline::Deadline;
 
 /// Read at a time from either side.
 const READ: usize = 16 * 1024;
-/// An upstream response head longer than this is a bad gateway.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// The lean path for one public listener.
 pub struct Lean {
@@ -118,6 +119,8 @@ impl Http1 for Lean {
                 up: None,
                 out: Vec::with_capacity(READ),
                 unread: 0,
+                head_deadline: Deadline::new(self.header_read_timeout),
+                answer_deadline: Some(Deadline::new(self.proxy.request_timeout)),
             }
             .run(shutdown),
         )
@@ -154,6 +157,11 @@ struct Conn<'l> {
     out: Vec<u8>,
     /// Bytes of the current request's body not yet read from the client.
     unread: u64,
+    /// For the next request head (`header_read_timeout`).
+    head_deadline: Deadline,
+    /// For the upstream's answer head (`request_timeout`); out while it
+    /// runs.
+    answer_deadline: Option<Deadline>,
 }
 
 /// What waiting for a request head came to.
@@ -166,25 +174,6 @@ enum Next {
     Done,
 }
 
-/// How the upstream's body is framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    /// Until the upstream closes.
-    Eof,
-}
-
-/// The upstream's answer, its head read.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    framing: Framing,
-    /// The upstream connection carries another request after this body.
-    reuse: bool,
-}
-
 /// The upstream connection failed, with nothing received yet: another
 /// connection may be tried.
 struct Failed {
@@ -194,9 +183,8 @@ struct Failed {
 
 impl Conn<'_> {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<(TcpStream, BytesMut)> {
-        let mut timer = std::pin::pin!(tokio::time::sleep(self.lean.header_read_timeout));
         loop {
-            let parsed = match self.next_head(&mut shutdown, timer.as_mut()).await {
+            let parsed = match self.next_head(&mut shutdown).await {
                 Next::Head(parsed) => parsed,
                 Next::Hyper => return self.hand_off(),
                 Next::Done => return self.end(),
@@ -240,14 +228,8 @@ impl Conn<'_> {
     /// Reads until the buffer starts with a whole head, within the head
     /// timeout (which counts from the end of the previous answer, as
     /// hyper's does).
-    async fn next_head(
-        &mut self,
-        shutdown: &mut watch::Receiver<bool>,
-        mut timer: Pin<&mut Sleep>,
-    ) -> Next {
-        timer
-            .as_mut()
-            .reset(Instant::now() + self.lean.header_read_timeout);
+    async fn next_head(&mut self, shutdown: &mut watch::Receiver<bool>) -> Next {
+        self.head_deadline.restart();
         loop {
             if !self.buf.is_empty() {
                 match head::parse(&self.buf) {
@@ -268,7 +250,7 @@ impl Conn<'_> {
                     Ok(0) | Err(_) => return Next::Done,
                     Ok(_) => {}
                 },
-                () = timer.as_mut() => return Next::Done,
+                () = self.head_deadline.passed() => return Next::Done,
                 _ = shutdown.changed(), if idle => return Next::Done,
             }
         }
@@ -356,10 +338,22 @@ impl Conn<'_> {
         };
         let head_only = method == Method::HEAD;
         match answer {
-            Ok(mut answer) => {
-                let mut h = std::mem::take(&mut answer.headers);
-                proxy.seal(&mut h, &ctx, done(answer.status));
-                self.answer(answer, h, parsed, head_only).await
+            Ok(answer) => {
+                // keygate's fields, which replace the upstream's of the
+                // same names; the quota's extend the upstream's
+                // `RateLimit` entries, as they do on the hyper path.
+                let mut ours = HeaderMap::new();
+                if ctx.quota.is_some() {
+                    for name in [&RATELIMIT, &RATELIMIT_POLICY] {
+                        for v in answer.values(name.as_str()) {
+                            if let Ok(v) = HeaderValue::from_bytes(v) {
+                                ours.append(name, v);
+                            }
+                        }
+                    }
+                }
+                proxy.seal(&mut ours, &ctx, done(answer.status));
+                self.answer(answer, ours, parsed, head_only).await
             }
             Err(refusal) => {
                 let mut res = refusal.into_response();
@@ -394,8 +388,7 @@ impl Conn<'_> {
         drop(headers);
         let started = proxy.record.phase();
         let head_only = method == Method::HEAD;
-        let answered =
-            tokio::time::timeout(proxy.request_timeout, self.send(pool, up, head_only)).await;
+        let answered = self.send_within(pool, up, head_only).await;
         proxy.record.upstream_took(route, started);
         match answered {
             Ok(Ok(answer)) if answer.status == StatusCode::SWITCHING_PROTOCOLS => {
@@ -415,6 +408,27 @@ impl Conn<'_> {
                 Err(Denial::GatewayTimeout)
             }
         }
+    }
+
+    /// [`Conn::send`] within `request_timeout`; `Err` when it ran out.
+    async fn send_within(
+        &mut self,
+        pool: usize,
+        up: &KeptUpstream,
+        head_only: bool,
+    ) -> Result<io::Result<Answer>, ()> {
+        let mut deadline = self
+            .answer_deadline
+            .take()
+            .unwrap_or_else(|| Deadline::new(self.lean.proxy.request_timeout));
+        deadline.restart();
+        let sent = tokio::select! {
+            biased;
+            sent = self.send(pool, up, head_only) => Ok(sent),
+            () = deadline.passed() => Err(()),
+        };
+        self.answer_deadline = Some(deadline);
+        sent
     }
 
     /// Sends the request (its head in `out`) on the kept connection to
@@ -499,7 +513,7 @@ impl Conn<'_> {
             self.unread -= n as u64;
         }
         loop {
-            if let Some(answer) = answer_head(&mut c.buf, head_only).map_err(|error| Failed {
+            if let Some(answer) = answer::read(&mut c.buf, head_only).map_err(|error| Failed {
                 error,
                 retry: false,
             })? {
@@ -531,32 +545,19 @@ impl Conn<'_> {
     async fn answer(
         &mut self,
         answer: Answer,
-        mut h: HeaderMap,
+        ours: HeaderMap,
         parsed: &head::Lean,
         head_only: bool,
     ) -> bool {
-        headers::remove_hop_by_hop(&mut h);
         let framing = if head_only {
             Framing::None
         } else {
             answer.framing
         };
-        match framing {
-            Framing::Chunked | Framing::Eof => {
-                h.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            Framing::Length(_) | Framing::None => {}
-        }
         let close = parsed.close || self.unread > 0;
-        if close {
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
         self.out.clear();
-        wire::response_head(&mut self.out, answer.status, &h);
-        drop(h);
+        answer.write_head(&mut self.out, &ours, framing, close);
+        drop(ours);
         let Some(mut up) = self.up.take() else {
             return false;
         };
@@ -689,186 +690,56 @@ async fn connect(pool: usize, up: &KeptUpstream) -> io::Result<Upstream> {
     })
 }
 
-/// The answer's head at the start of `buf`, taken from it, when it is
-/// whole; interim (1xx) answers before it are dropped, as hyper drops
-/// them. A head that cannot be read one way is an error.
-fn answer_head(buf: &mut BytesMut, head_only: bool) -> io::Result<Option<Answer>> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    loop {
-        let mut fields = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut fields);
-        let len = match res.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
-                return Err(bad("upstream response head too large"))
+/// The lean path's readers of untrusted bytes, one call each, for the
+/// fuzz targets (`fuzz/fuzz_targets/http1.rs`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::{Bytes, BytesMut};
+
+    use super::{answer, chunked, head};
+
+    /// Reads `raw` as a client's request head: the body length, when the
+    /// lean path takes the head (it then also builds into `http` types).
+    pub fn request_head(raw: &[u8]) -> Option<u64> {
+        match head::parse(raw) {
+            head::Parse::Lean(l) => {
+                assert!(l.len <= raw.len());
+                l.build(&Bytes::copy_from_slice(&raw[..l.len]))?;
+                Some(l.body)
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => return Err(bad(&format!("upstream response head: {e}"))),
-        };
-        let code = res.code.unwrap_or(0);
-        if (100..200).contains(&code) && code != 101 {
-            buf.advance(len);
-            continue;
+            _ => None,
         }
-        let status = StatusCode::from_u16(code).map_err(|_| bad("upstream status"))?;
-        let mut length: Option<u64> = None;
-        let mut lengths = 0;
-        let mut coding: Option<&[u8]> = None;
-        let mut close = res.version == Some(0);
-        let base = buf.as_ptr() as usize;
-        let mut spans = Vec::with_capacity(res.headers.len());
-        for f in res.headers.iter() {
-            let name = f.name.as_bytes();
-            if name.eq_ignore_ascii_case(b"content-length") {
-                let n = std::str::from_utf8(f.value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| bad("upstream content-length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(bad("upstream content-lengths disagree"));
-                }
-                length = Some(n);
-                lengths += 1;
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                coding = Some(f.value);
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                if head::has_token(f.value, b"close") {
-                    close = true;
-                } else if head::has_token(f.value, b"keep-alive") && res.version == Some(0) {
-                    close = false;
-                }
-            }
-            let n = f.name.as_ptr() as usize - base;
-            let v = f.value.as_ptr() as usize - base;
-            spans.push((n..n + f.name.len(), v..v + f.value.len()));
-        }
-        // RFC 9112 §6.3: `Transfer-Encoding` overrides `Content-Length`,
-        // and only a final `chunked` frames the body; anything else runs
-        // to the connection's close.
-        let framing = match (coding, length) {
-            _ if head_only || code == 204 || code == 304 => Framing::None,
-            (Some(c), _) => match c.rsplit(|&b| b == b',').next() {
-                Some(last) if last.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
-                    Framing::Chunked
-                }
-                _ => Framing::Eof,
-            },
-            (None, Some(n)) => Framing::Length(n),
-            (None, None) => Framing::Eof,
-        };
-        let chunked_or_eof = coding.is_some();
-        let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len() + 8);
-        for (n, v) in spans {
-            let name =
-                header::HeaderName::from_bytes(&head[n]).map_err(|_| bad("upstream header"))?;
-            let value = HeaderValue::from_maybe_shared(head.slice(v))
-                .map_err(|_| bad("upstream header"))?;
-            headers.append(name, value);
-        }
-        if chunked_or_eof {
-            headers.remove(header::CONTENT_LENGTH);
-        } else if lengths > 1 {
-            if let Some(n) = length {
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+
+    /// Reads `raw` as an upstream's answer head: the status, when whole
+    /// and read one way.
+    pub fn response_head(raw: &[u8], head_only: bool) -> Option<u16> {
+        answer::read(&mut BytesMut::from(raw), head_only)
+            .ok()
+            .flatten()
+            .map(|a| a.status.as_u16())
+    }
+
+    /// Reads `raw` as a chunked body: its data, when whole and well framed.
+    pub fn chunked_body(raw: &[u8]) -> Option<Vec<u8>> {
+        let mut d = chunked::Decoder::default();
+        let mut buf = BytesMut::from(raw);
+        let mut data = Vec::new();
+        while let Some(p) = d.next(&mut buf).ok()? {
+            if let chunked::Piece::Data(b) = p {
+                data.extend_from_slice(&b);
             }
         }
-        return Ok(Some(Answer {
-            status,
-            headers,
-            framing,
-            reuse: !close && framing != Framing::Eof,
-        }));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(raw: &str, head_only: bool) -> io::Result<Option<Answer>> {
-        answer_head(&mut BytesMut::from(raw.as_bytes()), head_only)
+        d.done().then_some(data)
     }
 
-    #[test]
-    fn an_answer_is_framed_one_way() {
-        let a = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false)
-            .unwrap()
-            .unwrap();
-        assert_eq!(a.framing, Framing::Length(5));
-        assert!(a.reuse);
-        let a = head(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(a.framing, Framing::Chunked);
-        assert!(a.headers.get(header::CONTENT_LENGTH).is_none());
-        let a = head(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(a.framing, Framing::Eof);
-        assert!(!a.reuse);
-        let a = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
-        assert_eq!(a.framing, Framing::Eof);
-        let a = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)
-            .unwrap()
-            .unwrap();
-        assert_eq!(a.framing, Framing::None);
-        assert_eq!(a.headers[header::CONTENT_LENGTH], "5");
-        let a = head("HTTP/1.1 204 No Content\r\n\r\n", false)
-            .unwrap()
-            .unwrap();
-        assert_eq!(a.framing, Framing::None);
-        let a = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false)
-            .unwrap()
-            .unwrap();
-        assert!(!a.reuse);
-        let a = head(
-            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert!(!a.reuse);
-    }
-
-    #[test]
-    fn interim_answers_are_dropped_and_a_partial_head_waits() {
-        let a = head(
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(a.status, StatusCode::CREATED);
-        assert!(a.headers.get("link").is_none());
-        assert!(head("HTTP/1.1 200 OK\r\nContent-Le", false)
-            .unwrap()
-            .is_none());
-    }
-
-    #[test]
-    fn lengths_that_disagree_or_are_not_numbers_are_a_bad_gateway() {
-        assert!(head(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-            false
-        )
-        .is_err());
-        assert!(head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", false).is_err());
-        assert!(head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false).is_err());
-        assert!(head("HTTP/1.1 200 OK\r\nbad header\r\n\r\n", false).is_err());
-        let a = head(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(a.headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
+    /// `pieces` as keygate frames a chunked body.
+    pub fn chunk(pieces: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in pieces {
+            chunked::chunk(&mut out, p);
+        }
+        chunked::last(&mut out, b"");
+        out
     }
 }

@@ -21,25 +21,40 @@ pub(super) fn request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, h: &He
 
 /// The status line, the fields, the empty line.
 pub(super) fn response_head(out: &mut Vec<u8>, status: StatusCode, h: &HeaderMap) {
+    status_line(out, status);
+    if !h.contains_key(header::DATE) {
+        date_field(out);
+    }
+    fields(out, h);
+}
+
+/// `HTTP/1.1 <code> <reason>` (the canonical reason, as hyper writes it).
+pub(super) fn status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    if !h.contains_key(header::DATE) {
-        out.extend_from_slice(b"date: ");
-        date(out);
-        out.extend_from_slice(b"\r\n");
-    }
-    fields(out, h);
+}
+
+/// One field line.
+pub(super) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `date: <now>`, as hyper adds it to an answer that has none.
+pub(super) fn date_field(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"date: ");
+    date(out);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn fields(out: &mut Vec<u8>, h: &HeaderMap) {
     for (name, value) in h {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
