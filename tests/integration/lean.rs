@@ -477,3 +477,53 @@ async fn a_refusal_before_the_body_closes_and_a_slow_head_is_dropped() {
     c.write(b"GET /open/y HTTP/1.1\r\nhost: k\r\n\r\n").await;
     assert_eq!(c.answer(false).await.unwrap().status, 200);
 }
+
+/// How the upstream's side of one connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// Its answer written whole, then the peer closed (FIN).
+    Closed,
+    /// Its write or read failed: the peer reset the connection.
+    Reset,
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_answer_costs_the_upstream_no_reset() {
+    // An upstream whose every answer is 4 MB, which reports how each of
+    // its connections ended.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let (tx, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut how = Ended::Closed;
+                while read_request(&mut s, &mut buf).await.is_some() {
+                    let body = vec![b'z'; 4 << 20];
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                    if s.write_all(head.as_bytes()).await.is_err()
+                        || s.write_all(&body).await.is_err()
+                    {
+                        how = Ended::Reset;
+                        break;
+                    }
+                }
+                let mut rest = [0u8; 64];
+                if how == Ended::Closed && s.read(&mut rest).await.is_err() {
+                    how = Ended::Reset;
+                }
+                let _ = tx.send(how);
+            });
+        }
+    });
+    let h = Harness::start(&KEYGATE_ROUTE.replace("{RAW}", &up.to_string())).await;
+    let mut c = Raw::to(h.public_addr()).await;
+    c.write(b"GET /raw/big HTTP/1.1\r\nhost: k\r\n\r\n").await;
+    let status = c.line().await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Gone after the head, most of the body unread.
+    drop(c);
+    assert_eq!(ended.recv().await, Some(Ended::Closed));
+}

@@ -561,11 +561,21 @@ impl Conn<'_> {
         let Some(mut up) = self.up.take() else {
             return false;
         };
-        let copied = self.copy_body(&mut up, framing, parsed.trailers).await;
-        if copied.is_ok() && answer.reuse && framing != Framing::Eof {
-            self.up = Some(up);
+        match self.copy_body(&mut up, framing, parsed.trailers).await {
+            Ok(()) => {
+                if answer.reuse && framing != Framing::Eof {
+                    self.up = Some(up);
+                }
+                !close
+            }
+            // The client left mid-answer: the upstream is not told so
+            // with a reset.
+            Err(Broke::Client) => {
+                retire(up);
+                false
+            }
+            Err(Broke::Upstream) => false,
         }
-        copied.is_ok() && !close
     }
 
     /// Copies the upstream's body to the client after the head in `out`,
@@ -575,9 +585,9 @@ impl Conn<'_> {
         up: &mut Upstream,
         framing: Framing,
         trailers: bool,
-    ) -> io::Result<()> {
+    ) -> Result<(), Broke> {
         match framing {
-            Framing::None => self.client.write_all(&self.out).await,
+            Framing::None => self.flush_out().await,
             Framing::Length(n) => {
                 let mut left = n;
                 loop {
@@ -588,20 +598,19 @@ impl Conn<'_> {
                     self.out.extend_from_slice(&up.buf[..k]);
                     up.buf.advance(k);
                     left -= k as u64;
-                    self.client.write_all(&self.out).await?;
-                    self.out.clear();
+                    self.flush_out().await?;
                     if left == 0 {
                         return Ok(());
                     }
-                    fill(up).await?;
+                    fill(up).await.map_err(|_| Broke::Upstream)?;
                 }
             }
             Framing::Chunked => {
                 let mut decoder = chunked::Decoder::default();
                 loop {
-                    while let Some(piece) = decoder.next(&mut up.buf).map_err(|_| {
-                        io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body")
-                    })? {
+                    while let Some(piece) =
+                        decoder.next(&mut up.buf).map_err(|_| Broke::Upstream)?
+                    {
                         match piece {
                             chunked::Piece::Data(d) => chunked::chunk(&mut self.out, &d),
                             chunked::Piece::End(t) => {
@@ -609,29 +618,39 @@ impl Conn<'_> {
                             }
                         }
                     }
-                    self.client.write_all(&self.out).await?;
-                    self.out.clear();
+                    self.flush_out().await?;
                     if decoder.done() {
                         return Ok(());
                     }
-                    fill(up).await?;
+                    fill(up).await.map_err(|_| Broke::Upstream)?;
                 }
             }
             Framing::Eof => loop {
                 chunked::chunk(&mut self.out, &up.buf);
                 up.buf.clear();
                 up.buf.reserve(READ);
-                let ended = up.stream.read_buf(&mut up.buf).await? == 0;
+                let ended = up
+                    .stream
+                    .read_buf(&mut up.buf)
+                    .await
+                    .map_err(|_| Broke::Upstream)?
+                    == 0;
                 if ended {
                     chunked::last(&mut self.out, &[]);
                 }
-                self.client.write_all(&self.out).await?;
-                self.out.clear();
+                self.flush_out().await?;
                 if ended {
                     return Ok(());
                 }
             },
         }
+    }
+
+    /// Writes `out` to the client, and empties it.
+    async fn flush_out(&mut self) -> Result<(), Broke> {
+        let written = self.client.write_all(&self.out).await;
+        self.out.clear();
+        written.map_err(|_| Broke::Client)
     }
 
     /// Writes keygate's own answer (a refusal). Whether the client
@@ -667,6 +686,28 @@ impl Conn<'_> {
         let written = self.client.write_all(&self.out).await.is_ok();
         written && !close
     }
+}
+
+/// Which side broke off an answer's body.
+enum Broke {
+    Client,
+    Upstream,
+}
+
+/// Closes an upstream connection the way a client closes one (FIN, then
+/// what the upstream still sends is read and dropped), within 2 s, on a
+/// task of its own: dropped with its answer unread, the kernel would reset
+/// it, and the upstream would log an error for a client that merely left.
+fn retire(up: Upstream) {
+    tokio::spawn(async move {
+        let mut stream = up.stream;
+        let _ = stream.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut scratch = [0u8; 8192];
+            while let Ok(1..) = stream.read(&mut scratch).await {}
+        })
+        .await;
+    });
 }
 
 /// More of the upstream's body; its end before the framing's is an error.
