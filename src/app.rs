@@ -440,6 +440,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
             move |path: &str| {
                 crate::oauth::owns(path) || (scanning && path == secret_scanning::PATH)
             },
+            Some(Arc::clone(&oauth) as Arc<dyn proxy::BesideWhole>),
             config.server.header_read_timeout,
             MAX_HEAD_BYTES,
             &metrics,

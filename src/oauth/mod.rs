@@ -122,6 +122,21 @@ impl Endpoints {
     }
 }
 
+impl crate::proxy::BesideWhole for Endpoints {
+    fn takes(&self, method: &[u8], path: &str) -> Option<u64> {
+        (method == b"POST" && path == "/oauth2/token").then_some(BODY_LIMIT as u64)
+    }
+
+    fn serve_whole<'a>(
+        &'a self,
+        client: std::net::IpAddr,
+        headers: &'a axum::http::HeaderMap,
+        body: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send + 'a>> {
+        Box::pin(token::answer(&self.state, client, headers, body))
+    }
+}
+
 impl Beside for Endpoints {
     fn serve(
         &self,

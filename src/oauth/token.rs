@@ -78,7 +78,13 @@ pub(super) async fn direct(
     answer(s, peer, &parts.headers, &body).await
 }
 
-async fn answer(s: &OAuthState, peer: IpAddr, headers: &HeaderMap, body: &[u8]) -> Response {
+/// Answers a token request whose body has been read.
+pub(super) async fn answer(
+    s: &OAuthState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     if !s.authn.federation().is_empty() {
         if let Some(t) = Form::parse(headers, body)
             .ok()

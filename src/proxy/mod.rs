@@ -84,6 +84,23 @@ impl Beside for axum::Router {
     }
 }
 
+/// A service beside the routes that the lean HTTP/1.1 path hands whole
+/// requests — the head, and a body it has read — without hyper (the token
+/// endpoint, the busiest of them).
+pub trait BesideWhole: Send + Sync {
+    /// The largest body it reads, when it answers `method` on `path`.
+    fn takes(&self, method: &[u8], path: &str) -> Option<u64>;
+
+    /// Answers a request from `client` (its address as the connection
+    /// vouches for it).
+    fn serve_whole<'a>(
+        &'a self,
+        client: std::net::IpAddr,
+        headers: &'a http::HeaderMap,
+        body: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send + 'a>>;
+}
+
 async fn serve_beside(service: &dyn Beside, req: Request<Incoming>) -> Response<Body> {
     service
         .serve(req)

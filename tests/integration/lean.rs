@@ -527,3 +527,55 @@ async fn a_client_that_leaves_mid_answer_costs_the_upstream_no_reset() {
     drop(c);
     assert_eq!(ended.recv().await, Some(Ended::Closed));
 }
+
+#[tokio::test]
+async fn the_token_endpoint_is_answered_on_the_lean_path_and_too_large_a_form_by_hyper() {
+    let h = start().await;
+    let (_, id, secret) = crate::oauth::client(&h, &["orders:read"]).await;
+    let auth = crate::oauth::basic(&id, &secret);
+    let form = "grant_type=client_credentials&audience=orders-api";
+    let before = lean_counts(&scrape(&h).await);
+    let mut c = Raw::to(h.public_addr()).await;
+    // A token request, then a request with the token, pipelined.
+    c.write(
+        format!(
+            "POST /oauth2/token HTTP/1.1\r\nhost: k\r\nauthorization: {auth}\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}\
+             POST /oauth2/token HTTP/1.1\r\nhost: k\r\nauthorization: {auth}\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: 9\r\n\r\ngrant_typ",
+            form.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    let a = c.answer(false).await.unwrap();
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.header("x-request-id").is_some());
+    let token = a.json()["access_token"].as_str().unwrap().to_string();
+    let a = c.answer(false).await.unwrap();
+    assert_eq!(a.status, 400, "{a:?}");
+    assert_eq!(a.json()["error"], "invalid_request");
+    c.write(
+        format!("GET /orders/1 HTTP/1.1\r\nhost: k\r\nauthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.answer(false).await.unwrap().status, 200);
+    // A form past the endpoint's limit: hyper's, which refuses it.
+    let big = format!("grant_type=client_credentials&pad={}", "x".repeat(20_000));
+    c.write(
+        format!(
+            "POST /oauth2/token HTTP/1.1\r\nhost: k\r\nauthorization: {auth}\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{big}",
+            big.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.answer(false).await.unwrap().status, 413);
+    let after = lean_counts(&scrape(&h).await);
+    if lean_on() {
+        assert_eq!(after.0 - before.0, 3.0, "lean requests");
+        assert_eq!(after.1 - before.1, 1.0, "hand-offs");
+    }
+}

@@ -110,6 +110,11 @@ pub(super) fn parse(buf: &[u8]) -> Parse {
 }
 
 impl Lean {
+    /// The request's method, as sent.
+    pub(super) fn method<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.method.clone()]
+    }
+
     /// The request's path, for telling where it goes before it is taken.
     pub(super) fn path<'b>(&self, buf: &'b [u8]) -> &'b str {
         let target = &buf[self.target.clone()];

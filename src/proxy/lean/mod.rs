@@ -45,11 +45,12 @@ use super::record::Done;
 use super::respond::Denial;
 use super::respond::{RATELIMIT, RATELIMIT_POLICY};
 use super::upstream::{self, KeptUpstream};
-use super::{headers, Proxy};
+use super::{headers, BesideWhole, Proxy};
 use crate::listener::{ConnInfo, Handed, Http1};
 use crate::telemetry::metrics::{Metrics, LEAN_HANDOFFS, LEAN_REQUESTS};
 use answer::{Answer, Framing};
 use deadline::Deadline;
+use http_body_util::Either;
 
 /// Read at a time from either side.
 const READ: usize = 16 * 1024;
@@ -57,8 +58,10 @@ const READ: usize = 16 * 1024;
 /// The lean path for one public listener.
 pub struct Lean {
     proxy: Arc<Proxy>,
-    /// Paths served beside the routes (the OAuth endpoints): hyper's.
+    /// Paths served beside the routes (the OAuth endpoints): hyper's,
+    /// but for the requests `whole` takes.
     elsewhere: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    whole: Option<Arc<dyn BesideWhole>>,
     header_read_timeout: Duration,
     max_head_bytes: usize,
     requests: metrics::Counter,
@@ -69,6 +72,7 @@ impl Lean {
     pub fn new(
         proxy: Arc<Proxy>,
         elsewhere: impl Fn(&str) -> bool + Send + Sync + 'static,
+        whole: Option<Arc<dyn BesideWhole>>,
         header_read_timeout: Duration,
         max_head_bytes: usize,
         metrics: &Metrics,
@@ -76,6 +80,7 @@ impl Lean {
         Self {
             proxy,
             elsewhere: Box::new(elsewhere),
+            whole,
             header_read_timeout,
             max_head_bytes,
             requests: metrics.counter(LEAN_REQUESTS, &[]),
@@ -83,22 +88,27 @@ impl Lean {
         }
     }
 
-    /// Whether a request for `path` is this path's: no service beside the
-    /// routes owns it, and its route (if any) forwards to a plain HTTP/1.1
-    /// upstream whose connections client connections keep.
-    fn serves(&self, path: &str) -> bool {
+    /// Whether (and how) this path serves the request `parsed` heads: a
+    /// request for a service beside the routes when that service takes it
+    /// whole (with a body no larger than it reads), else one whose route,
+    /// if any, forwards to a plain HTTP/1.1 upstream whose connections
+    /// client connections keep.
+    fn takes(&self, parsed: &head::Lean, buf: &[u8]) -> Option<Take> {
+        let path = parsed.path(buf);
         if (self.elsewhere)(path) {
-            return false;
+            let limit = self.whole.as_ref()?.takes(parsed.method(buf), path)?;
+            return (parsed.body <= limit).then_some(Take::Beside);
         }
         match self.proxy.routes.resolve(path) {
             Ok((_, Some(route))) if route.upstream.is_some() => self
                 .proxy
                 .upstreams
                 .kept(route)
-                .is_some_and(|(_, k)| k.plain.is_some()),
+                .filter(|(_, k)| k.plain.is_some())
+                .map(|_| Take::Route),
             // No route, a path refused, a decision-only route: refusals,
             // answered here.
-            _ => true,
+            _ => Some(Take::Route),
         }
     }
 }
@@ -125,6 +135,15 @@ impl Http1 for Lean {
             .run(shutdown),
         )
     }
+}
+
+/// Who answers a request this path takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The phases, and the route's upstream.
+    Route,
+    /// The service beside the routes that takes whole requests.
+    Beside,
 }
 
 /// The upstream connection a client connection keeps on this path.
@@ -189,9 +208,9 @@ impl Conn<'_> {
                 Next::Hyper => return self.hand_off(),
                 Next::Done => return self.end(),
             };
-            if !self.lean.serves(parsed.path(&self.buf)) {
+            let Some(take) = self.lean.takes(&parsed, &self.buf) else {
                 return self.hand_off();
-            }
+            };
             let head = self.buf.split_to(parsed.len).freeze();
             let Some(req) = parsed.build(&head) else {
                 // Read, but not as `http` takes it: hyper answers.
@@ -200,7 +219,7 @@ impl Conn<'_> {
                 self.buf = whole;
                 return self.hand_off();
             };
-            if !self.exchange(req, &parsed).await || *shutdown.borrow() {
+            if !self.exchange(req, &parsed, take).await || *shutdown.borrow() {
                 return self.end();
             }
         }
@@ -258,7 +277,7 @@ impl Conn<'_> {
 
     /// One request, from its head to the end of its answer. Whether the
     /// connection carries another.
-    async fn exchange(&mut self, req: head::Request, parsed: &head::Lean) -> bool {
+    async fn exchange(&mut self, req: head::Request, parsed: &head::Lean, take: Take) -> bool {
         let lean = self.lean;
         lean.requests.increment(1);
         let proxy = &*lean.proxy;
@@ -278,6 +297,27 @@ impl Conn<'_> {
         let mut ctx = Ctx::new();
         let answer = match phases::admit(&headers) {
             Err(refusal) => Err(refusal),
+            Ok(()) if take == Take::Beside => {
+                let Some(res) = self.beside(client, &headers).await else {
+                    return false;
+                };
+                let mut res = res.map(|b| Either::Right(Either::Right(b)));
+                let status = res.status();
+                proxy.seal(
+                    res.headers_mut(),
+                    &ctx,
+                    Done {
+                        trace: &ctx.trace,
+                        beside: true,
+                        status,
+                        started,
+                        seen: seen.as_ref().map(|(m, p)| (m, p.as_str())),
+                        client,
+                        request_id: &request_id,
+                    },
+                );
+                return self.own(res, parsed.close, method == Method::HEAD).await;
+            }
             Ok(()) => {
                 let head = Head {
                     method: &method,
@@ -359,7 +399,7 @@ impl Conn<'_> {
                 let mut res = refusal.into_response();
                 let status = res.status();
                 proxy.seal(res.headers_mut(), &ctx, done(status));
-                self.refuse(res, parsed.close, head_only).await
+                self.own(res, parsed.close, head_only).await
             }
         }
     }
@@ -653,11 +693,38 @@ impl Conn<'_> {
         written.map_err(|_| Broke::Client)
     }
 
-    /// Writes keygate's own answer (a refusal). Whether the client
-    /// connection carries another request: not when the request's body
-    /// was left unread (RFC 9112 §9.3: the connection cannot be read
-    /// past it), nor when the client asked to close.
-    async fn refuse(
+    /// The service beside the routes' answer to a whole request: its body
+    /// read first, within the head timeout. `None` when the client left or
+    /// went quiet.
+    async fn beside(
+        &mut self,
+        client: std::net::IpAddr,
+        headers: &HeaderMap,
+    ) -> Option<http::Response<axum::body::Body>> {
+        let want = usize::try_from(self.unread).ok()?;
+        while self.buf.len() < want {
+            self.buf.reserve(want - self.buf.len());
+            tokio::select! {
+                biased;
+                read = self.client.read_buf(&mut self.buf) => match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                },
+                () = self.head_deadline.passed() => return None,
+            }
+        }
+        let body = self.buf.split_to(want).freeze();
+        self.unread = 0;
+        let service = self.lean.whole.as_ref()?;
+        Some(service.serve_whole(client, headers, &body).await)
+    }
+
+    /// Writes keygate's own answer (a refusal, or a service's beside the
+    /// routes). Whether the client connection carries another request: not
+    /// when the request's body was left unread (RFC 9112 §9.3: the
+    /// connection cannot be read past it), nor when the client asked to
+    /// close.
+    async fn own(
         &mut self,
         res: http::Response<super::Body>,
         asked_close: bool,
