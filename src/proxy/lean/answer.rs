@@ -58,7 +58,13 @@ fn bad(what: &str) -> io::Error {
 /// The answer's head at the start of `buf`, taken from it, when it is
 /// whole; interim (1xx) answers before it are dropped, as hyper drops
 /// them. A head that cannot be read one way is an error.
-pub(super) fn read(buf: &mut BytesMut, head_only: bool) -> io::Result<Option<Answer>> {
+/// `recycled`: the field list of an answer read before, whose allocation
+/// this one takes over.
+pub(super) fn read(
+    buf: &mut BytesMut,
+    head_only: bool,
+    recycled: &mut Vec<(Range<usize>, Range<usize>)>,
+) -> io::Result<Option<Answer>> {
     loop {
         let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut parsed);
@@ -80,7 +86,8 @@ pub(super) fn read(buf: &mut BytesMut, head_only: bool) -> io::Result<Option<Ans
         let mut chunked_last: Option<bool> = None;
         let mut close = res.version == Some(0);
         let base = buf.as_ptr() as usize;
-        let mut fields = Vec::with_capacity(res.headers.len());
+        let mut fields = std::mem::take(recycled);
+        fields.clear();
         for f in res.headers.iter() {
             let name = f.name.as_bytes();
             if name.eq_ignore_ascii_case(b"content-length") {
@@ -127,6 +134,11 @@ pub(super) fn read(buf: &mut BytesMut, head_only: bool) -> io::Result<Option<Ans
 }
 
 impl Answer {
+    /// The field list, for the next answer to reuse.
+    pub(super) fn into_fields(self) -> Vec<(Range<usize>, Range<usize>)> {
+        self.fields
+    }
+
     fn field(&self, i: usize) -> (&[u8], &[u8]) {
         let (n, v) = &self.fields[i];
         (&self.head[n.clone()], &self.head[v.clone()])
@@ -223,7 +235,11 @@ mod tests {
     use http::header::HeaderValue;
 
     fn head(raw: &str, head_only: bool) -> io::Result<Option<Answer>> {
-        read(&mut BytesMut::from(raw.as_bytes()), head_only)
+        read(
+            &mut BytesMut::from(raw.as_bytes()),
+            head_only,
+            &mut Vec::new(),
+        )
     }
 
     fn written(a: &Answer, ours: &HeaderMap, close: bool) -> String {

@@ -45,9 +45,9 @@ fn field() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn any_bytes_never_panic_the_head_reader(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
-        if let Parse::Lean(l) = head::parse(&raw) {
+        if let Parse::Lean(l) = head::parse(&raw, &mut Vec::new()) {
             prop_assert!(l.len <= raw.len());
-            let _ = l.build(&Bytes::copy_from_slice(&raw[..l.len]));
+            let _ = l.build(&Bytes::copy_from_slice(&raw[..l.len]), http::HeaderMap::new());
         }
     }
 
@@ -63,7 +63,7 @@ proptest! {
             raw.push_str(eol);
         }
         raw.push_str(eol);
-        if let Parse::Lean(l) = head::parse(raw.as_bytes()) {
+        if let Parse::Lean(l) = head::parse(raw.as_bytes(), &mut Vec::new()) {
             let named = |n: &str| fields.iter().filter(|f| {
                 f.split(':').next().is_some_and(|k| k.eq_ignore_ascii_case(n))
             }).count();
@@ -75,7 +75,10 @@ proptest! {
                 k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<u64>().ok())?
             });
             prop_assert_eq!(l.body, declared.unwrap_or(0));
-            let built = l.build(&Bytes::copy_from_slice(&raw.as_bytes()[..l.len]));
+            let built = l.build(
+                &Bytes::copy_from_slice(&raw.as_bytes()[..l.len]),
+                http::HeaderMap::new(),
+            );
             prop_assert!(built.is_some());
         }
     }

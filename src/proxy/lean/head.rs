@@ -50,8 +50,9 @@ pub(super) struct Request {
     pub(super) headers: HeaderMap,
 }
 
-/// Reads the head at the start of `buf`.
-pub(super) fn parse(buf: &[u8]) -> Parse {
+/// Reads the head at the start of `buf`. `recycled`: the field list of a
+/// head read before, whose allocation a head this path serves takes over.
+pub(super) fn parse(buf: &[u8], recycled: &mut Vec<(Range<usize>, Range<usize>)>) -> Parse {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(buf) {
@@ -73,11 +74,12 @@ pub(super) fn parse(buf: &[u8]) -> Parse {
         len,
         method: at(method.as_bytes()),
         target: at(target.as_bytes()),
-        fields: Vec::with_capacity(req.headers.len()),
+        fields: std::mem::take(recycled),
         body: 0,
         close: false,
         trailers: false,
     };
+    lean.fields.clear();
     let mut length_seen = false;
     for f in req.headers.iter() {
         let name = f.name.as_bytes();
@@ -85,10 +87,12 @@ pub(super) fn parse(buf: &[u8]) -> Parse {
         if name.eq_ignore_ascii_case(b"content-length") {
             // One field, digits only: anything else (a list, a sign, a
             // second field) is hyper's to judge.
-            if length_seen || value.is_empty() || value.len() > 18 {
-                return Parse::Elsewhere;
-            }
-            if !value.iter().all(u8::is_ascii_digit) {
+            if length_seen
+                || value.is_empty()
+                || value.len() > 18
+                || !value.iter().all(u8::is_ascii_digit)
+            {
+                *recycled = lean.fields;
                 return Parse::Elsewhere;
             }
             length_seen = true;
@@ -98,6 +102,7 @@ pub(super) fn parse(buf: &[u8]) -> Parse {
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"content-type") && is_grpc(value)
         {
+            *recycled = lean.fields;
             return Parse::Elsewhere;
         } else if name.eq_ignore_ascii_case(b"connection") {
             lean.close |= has_token(value, b"close");
@@ -110,6 +115,11 @@ pub(super) fn parse(buf: &[u8]) -> Parse {
 }
 
 impl Lean {
+    /// The field list, for the next head to reuse.
+    pub(super) fn into_fields(self) -> Vec<(Range<usize>, Range<usize>)> {
+        self.fields
+    }
+
     /// The request's method, as sent.
     pub(super) fn method<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
         &buf[self.method.clone()]
@@ -127,11 +137,13 @@ impl Lean {
     }
 
     /// The head as `http` types, its values slices of `head` (the bytes
-    /// [`parse`] read). `None` when a part is not what `http` accepts.
-    pub(super) fn build(&self, head: &Bytes) -> Option<Request> {
+    /// [`parse`] read), its fields in `headers` (an emptied map, reused).
+    /// `None` when a part is not what `http` accepts.
+    pub(super) fn build(&self, head: &Bytes, mut headers: HeaderMap) -> Option<Request> {
         let method = Method::from_bytes(&head[self.method.clone()]).ok()?;
         let uri = Uri::from_maybe_shared(head.slice(self.target.clone())).ok()?;
-        let mut headers = HeaderMap::with_capacity(self.fields.len() + 8);
+        headers.clear();
+        headers.reserve(self.fields.len() + 8);
         for (name, value) in &self.fields {
             let name = HeaderName::from_bytes(&head[name.clone()]).ok()?;
             let value = HeaderValue::from_maybe_shared(head.slice(value.clone())).ok()?;
@@ -162,7 +174,7 @@ mod tests {
     use super::*;
 
     fn lean(raw: &str) -> Lean {
-        match parse(raw.as_bytes()) {
+        match parse(raw.as_bytes(), &mut Vec::new()) {
             Parse::Lean(l) => l,
             Parse::Partial => panic!("partial: {raw:?}"),
             Parse::Elsewhere => panic!("elsewhere: {raw:?}"),
@@ -170,7 +182,7 @@ mod tests {
     }
 
     fn elsewhere(raw: &str) -> bool {
-        matches!(parse(raw.as_bytes()), Parse::Elsewhere)
+        matches!(parse(raw.as_bytes(), &mut Vec::new()), Parse::Elsewhere)
     }
 
     #[test]
@@ -180,7 +192,7 @@ mod tests {
         assert_eq!(l.len, raw.len() - 4);
         assert_eq!(l.path(raw.as_bytes()), "/orders/1");
         let head = Bytes::copy_from_slice(&raw.as_bytes()[..l.len]);
-        let r = l.build(&head).unwrap();
+        let r = l.build(&head, HeaderMap::new()).unwrap();
         assert_eq!(r.method, Method::GET);
         assert_eq!(r.uri.path(), "/orders/1");
         assert_eq!(r.uri.query(), Some("x=2"));
@@ -234,10 +246,10 @@ mod tests {
     #[test]
     fn a_head_in_pieces_is_partial() {
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a\r\n"),
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut Vec::new()),
             Parse::Partial
         ));
-        assert!(matches!(parse(b"GE"), Parse::Partial));
+        assert!(matches!(parse(b"GE", &mut Vec::new()), Parse::Partial));
     }
 
     #[test]

@@ -129,6 +129,10 @@ impl Http1 for Lean {
                 up: None,
                 out: Vec::with_capacity(READ),
                 unread: 0,
+                fields: Vec::new(),
+                headers: HeaderMap::new(),
+                ours: HeaderMap::new(),
+                spans: Vec::new(),
                 head_deadline: Deadline::new(self.header_read_timeout),
                 answer_deadline: Some(Deadline::new(self.proxy.request_timeout)),
             }
@@ -176,6 +180,13 @@ struct Conn<'l> {
     out: Vec<u8>,
     /// Bytes of the current request's body not yet read from the client.
     unread: u64,
+    /// Emptied and kept between requests, so a request allocates none of
+    /// them: the request head's field list and map, keygate's fields on
+    /// the answer, the answer head's field list.
+    fields: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    headers: HeaderMap,
+    ours: HeaderMap,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// For the next request head (`header_read_timeout`).
     head_deadline: Deadline,
     /// For the upstream's answer head (`request_timeout`); out while it
@@ -212,17 +223,25 @@ impl Conn<'_> {
                 return self.hand_off();
             };
             let head = self.buf.split_to(parsed.len).freeze();
-            let Some(req) = parsed.build(&head) else {
+            let Some(req) = parsed.build(&head, std::mem::take(&mut self.headers)) else {
                 // Read, but not as `http` takes it: hyper answers.
                 let mut whole = BytesMut::from(&head[..]);
                 whole.extend_from_slice(&self.buf);
                 self.buf = whole;
                 return self.hand_off();
             };
-            if !self.exchange(req, &parsed, take).await || *shutdown.borrow() {
+            let keep = self.exchange(req, &parsed, take).await;
+            self.fields = parsed.into_fields();
+            if !keep || *shutdown.borrow() {
                 return self.end();
             }
         }
+    }
+
+    /// Keeps a request's emptied field map for the next request.
+    fn recycle(&mut self, mut headers: HeaderMap) {
+        headers.clear();
+        self.headers = headers;
     }
 
     /// Hands the connection to hyper, with what was read of it.
@@ -251,7 +270,7 @@ impl Conn<'_> {
         self.head_deadline.restart();
         loop {
             if !self.buf.is_empty() {
-                match head::parse(&self.buf) {
+                match head::parse(&self.buf, &mut self.fields) {
                     head::Parse::Lean(parsed) => return Next::Head(parsed),
                     head::Parse::Elsewhere => return Next::Hyper,
                     // hyper answers 431.
@@ -298,7 +317,9 @@ impl Conn<'_> {
         let answer = match phases::admit(&headers) {
             Err(refusal) => Err(refusal),
             Ok(()) if take == Take::Beside => {
-                let Some(res) = self.beside(client, &headers).await else {
+                let res = self.beside(client, &headers).await;
+                self.recycle(headers);
+                let Some(res) = res else {
                     return false;
                 };
                 let mut res = res.map(|b| Either::Right(Either::Right(b)));
@@ -357,7 +378,7 @@ impl Conn<'_> {
                                     principal.as_deref(),
                                     &method,
                                     &to,
-                                    headers,
+                                    &mut headers,
                                     from,
                                 )
                                 .await
@@ -382,7 +403,8 @@ impl Conn<'_> {
                 // keygate's fields, which replace the upstream's of the
                 // same names; the quota's extend the upstream's
                 // `RateLimit` entries, as they do on the hyper path.
-                let mut ours = HeaderMap::new();
+                let mut ours = std::mem::take(&mut self.ours);
+                ours.clear();
                 if ctx.quota.is_some() {
                     for name in [&RATELIMIT, &RATELIMIT_POLICY] {
                         for v in answer.values(name.as_str()) {
@@ -393,12 +415,16 @@ impl Conn<'_> {
                     }
                 }
                 proxy.seal(&mut ours, &ctx, done(answer.status));
-                self.answer(answer, ours, parsed, head_only).await
+                self.recycle(headers);
+                let keep = self.answer(answer, &ours, parsed, head_only).await;
+                self.ours = ours;
+                keep
             }
             Err(refusal) => {
                 let mut res = refusal.into_response();
                 let status = res.status();
                 proxy.seal(res.headers_mut(), &ctx, done(status));
+                self.recycle(headers);
                 self.own(res, parsed.close, head_only).await
             }
         }
@@ -411,7 +437,7 @@ impl Conn<'_> {
         principal: Option<&crate::authn::Principal>,
         method: &Method,
         to: &http::Uri,
-        mut headers: HeaderMap,
+        headers: &mut HeaderMap,
         from: Origin<'_>,
     ) -> Result<Answer, Denial<'a>> {
         let proxy = &*self.lean.proxy;
@@ -421,11 +447,10 @@ impl Conn<'_> {
             .kept(route)
             .filter(|(_, k)| k.plain.is_some())
             .ok_or(Denial::BadGateway)?;
-        proxy.rewrite_head(route, principal, &mut headers, from)?;
+        proxy.rewrite_head(route, principal, headers, from)?;
         headers.insert(header::HOST, up.host.clone());
         self.out.clear();
-        wire::request_head(&mut self.out, method, to, &headers);
-        drop(headers);
+        wire::request_head(&mut self.out, method, to, headers);
         let started = proxy.record.phase();
         let head_only = method == Method::HEAD;
         let answered = self.send_within(pool, up, head_only).await;
@@ -553,10 +578,12 @@ impl Conn<'_> {
             self.unread -= n as u64;
         }
         loop {
-            if let Some(answer) = answer::read(&mut c.buf, head_only).map_err(|error| Failed {
-                error,
-                retry: false,
-            })? {
+            if let Some(answer) =
+                answer::read(&mut c.buf, head_only, &mut self.spans).map_err(|error| Failed {
+                    error,
+                    retry: false,
+                })?
+            {
                 return Ok(answer);
             }
             c.buf.reserve(READ);
@@ -585,7 +612,7 @@ impl Conn<'_> {
     async fn answer(
         &mut self,
         answer: Answer,
-        ours: HeaderMap,
+        ours: &HeaderMap,
         parsed: &head::Lean,
         head_only: bool,
     ) -> bool {
@@ -596,14 +623,15 @@ impl Conn<'_> {
         };
         let close = parsed.close || self.unread > 0;
         self.out.clear();
-        answer.write_head(&mut self.out, &ours, framing, close);
-        drop(ours);
+        answer.write_head(&mut self.out, ours, framing, close);
+        let reuse = answer.reuse;
+        self.spans = answer.into_fields();
         let Some(mut up) = self.up.take() else {
             return false;
         };
         match self.copy_body(&mut up, framing, parsed.trailers).await {
             Ok(()) => {
-                if answer.reuse && framing != Framing::Eof {
+                if reuse && framing != Framing::Eof {
                     self.up = Some(up);
                 }
                 !close
@@ -809,10 +837,13 @@ pub mod fuzzing {
     /// Reads `raw` as a client's request head: the body length, when the
     /// lean path takes the head (it then also builds into `http` types).
     pub fn request_head(raw: &[u8]) -> Option<u64> {
-        match head::parse(raw) {
+        match head::parse(raw, &mut Vec::new()) {
             head::Parse::Lean(l) => {
                 assert!(l.len <= raw.len());
-                l.build(&Bytes::copy_from_slice(&raw[..l.len]))?;
+                l.build(
+                    &Bytes::copy_from_slice(&raw[..l.len]),
+                    http::HeaderMap::new(),
+                )?;
                 Some(l.body)
             }
             _ => None,
@@ -822,7 +853,7 @@ pub mod fuzzing {
     /// Reads `raw` as an upstream's answer head: the status, when whole
     /// and read one way.
     pub fn response_head(raw: &[u8], head_only: bool) -> Option<u16> {
-        answer::read(&mut BytesMut::from(raw), head_only)
+        answer::read(&mut BytesMut::from(raw), head_only, &mut Vec::new())
             .ok()
             .flatten()
             .map(|a| a.status.as_u16())
