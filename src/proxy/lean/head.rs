@@ -157,6 +157,14 @@ impl Lean {
     }
 }
 
+/// Whether `buf` may hold a whole head, looking only at what came after
+/// `from` (and the few bytes before it a line end may span): a head ends
+/// at an empty line, `\n\n` or `\n\r\n`.
+pub(super) fn may_end(buf: &[u8], from: usize) -> bool {
+    let tail = &buf[from.saturating_sub(2).min(buf.len())..];
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+}
+
 /// `application/grpc…`: gRPC's answers and refusals are hyper's.
 fn is_grpc(v: &[u8]) -> bool {
     v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
@@ -250,6 +258,20 @@ mod tests {
             Parse::Partial
         ));
         assert!(matches!(parse(b"GE", &mut Vec::new()), Parse::Partial));
+    }
+
+    #[test]
+    fn a_head_is_looked_for_only_where_it_may_end() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(may_end(raw, 0));
+        // Fed a byte at a time, it may end only with its last byte.
+        let ends: Vec<usize> = (1..=raw.len())
+            .filter(|&n| may_end(&raw[..n], n - 1))
+            .collect();
+        assert_eq!(ends, [raw.len()]);
+        assert!(may_end(b"GET / HTTP/1.1\n\n", 14));
+        assert!(!may_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
+        assert!(!may_end(b"", 0));
     }
 
     #[test]

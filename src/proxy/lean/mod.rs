@@ -268,17 +268,24 @@ impl Conn<'_> {
     /// hyper's does).
     async fn next_head(&mut self, shutdown: &mut watch::Receiver<bool>) -> Next {
         self.head_deadline.restart();
+        // How much of `buf` is known to hold no head's end.
+        let mut scanned = 0;
         loop {
-            if !self.buf.is_empty() {
+            // SECURITY: a head trickled in a byte at a time is parsed once
+            // it can be whole, not once per byte (that is quadratic in the
+            // head's size, up to `max_head_bytes`).
+            let whole = head::may_end(&self.buf, scanned);
+            scanned = self.buf.len();
+            if whole {
                 match head::parse(&self.buf, &mut self.fields) {
                     head::Parse::Lean(parsed) => return Next::Head(parsed),
                     head::Parse::Elsewhere => return Next::Hyper,
-                    // hyper answers 431.
-                    head::Parse::Partial if self.buf.len() >= self.lean.max_head_bytes => {
-                        return Next::Hyper
-                    }
                     head::Parse::Partial => {}
                 }
+            }
+            // hyper answers 431.
+            if self.buf.len() >= self.lean.max_head_bytes {
+                return Next::Hyper;
             }
             self.buf.reserve(READ);
             let idle = self.buf.is_empty();
