@@ -197,8 +197,8 @@ impl Answer {
         }
         match framing {
             Framing::Length(n) => {
-                let mut digits = itoa_buf();
-                wire::field(out, b"content-length", fmt_u64(n, &mut digits));
+                let mut digits = [0u8; 20];
+                wire::field(out, b"content-length", decimal(n, &mut digits));
             }
             Framing::Chunked | Framing::Eof => {
                 wire::field(out, b"transfer-encoding", b"chunked");
@@ -212,12 +212,8 @@ impl Answer {
     }
 }
 
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
 /// `n` in decimal, in `buf`.
-fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -332,6 +328,14 @@ mod tests {
         let w = written(&a, &HeaderMap::new(), false);
         assert_eq!(w.matches("content-length: 5\r\n").count(), 1, "{w}");
         assert!(!w.contains("Content-Length"), "{w}");
+    }
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 1_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 
     #[test]
