@@ -42,6 +42,10 @@ pub(super) struct Upstreams {
     pub(super) parked: Arc<Parked>,
     /// The lean path's idle connections, one list per kept upstream.
     pub(super) lean_parked: Parked<super::lean::Upstream>,
+    /// Every route that forwards does so to a kept plain HTTP/1.1
+    /// upstream: the lean path need not look a request's route up to know
+    /// it may forward it.
+    pub(super) all_plain: bool,
 }
 
 /// An upstream (client kind, scheme and authority) that client
@@ -98,6 +102,10 @@ impl Upstreams {
                     })
             }));
         }
+        let all_plain = routes
+            .iter()
+            .zip(&kept_by_route)
+            .all(|(r, k)| r.upstream.is_none() || k.is_some_and(|i| kept[i].plain.is_some()));
         if clients.is_empty() {
             clients.push(client(&UpstreamProtocol::Http1, None, request_timeout)?);
         }
@@ -107,6 +115,7 @@ impl Upstreams {
             kept_by_route,
             parked: Arc::new(Parked::new(kept.len())),
             lean_parked: Parked::new(kept.len()),
+            all_plain,
             kept,
         })
     }

@@ -99,6 +99,11 @@ impl Lean {
             let limit = self.whole.as_ref()?.takes(parsed.method(buf), path)?;
             return (parsed.body <= limit).then_some(Take::Beside);
         }
+        // The common configuration: no route to look up twice per request
+        // (the phases resolve it again).
+        if self.proxy.upstreams.all_plain {
+            return Some(Take::Route);
+        }
         match self.proxy.routes.resolve(path) {
             Ok((_, Some(route))) if route.upstream.is_some() => self
                 .proxy
