@@ -433,13 +433,15 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
         Arc::clone(&metrics),
         rx.clone(),
     )));
+    // The paths the OAuth endpoints (and secret scanning) answer beside
+    // the routes, for both HTTP/1.1 servers.
+    let beside_path =
+        move |path: &str| crate::oauth::owns(path) || (scanning && path == secret_scanning::PATH);
     let mut public_options = options(public_tls);
     if config.server.http1_engine == Http1Engine::Lean {
         let lean = proxy::lean::Lean::new(
             Arc::clone(&proxy),
-            move |path: &str| {
-                crate::oauth::owns(path) || (scanning && path == secret_scanning::PATH)
-            },
+            beside_path,
             Some(Arc::clone(&oauth) as Arc<dyn proxy::BesideWhole>),
             config.server.header_read_timeout,
             MAX_HEAD_BYTES,
@@ -461,8 +463,7 @@ pub async fn start_with_clock(config: Config, clock: SharedClock) -> Result<Runn
                 // beside the routes; they charge failures to the client's
                 // address.
                 let path = req.uri().path();
-                let owned = crate::oauth::owns(path) || (scanning && path == secret_scanning::PATH);
-                let beside = owned.then(|| {
+                let beside = beside_path(path).then(|| {
                     let client = ClientAddr(conn.client(req.headers()));
                     req.extensions_mut().insert(client);
                     Arc::clone(&oauth)

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::http::{Method, Request, Response};
+use axum::http::{Request, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use hyper::body::Incoming;
@@ -122,9 +122,15 @@ impl Endpoints {
     }
 }
 
+/// `POST /oauth2/token`, which both HTTP/1.1 servers answer without the
+/// router.
+fn is_token(method: &[u8], path: &str) -> bool {
+    method == b"POST" && path == "/oauth2/token"
+}
+
 impl crate::proxy::BesideWhole for Endpoints {
     fn takes(&self, method: &[u8], path: &str) -> Option<u64> {
-        (method == b"POST" && path == "/oauth2/token").then_some(BODY_LIMIT as u64)
+        is_token(method, path).then_some(BODY_LIMIT as u64)
     }
 
     fn serve_whole<'a>(
@@ -142,7 +148,7 @@ impl Beside for Endpoints {
         &self,
         req: Request<Incoming>,
     ) -> Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send + '_>> {
-        if req.method() == Method::POST && req.uri().path() == "/oauth2/token" {
+        if is_token(req.method().as_str().as_bytes(), req.uri().path()) {
             if let Some(ClientAddr(peer)) = req.extensions().get::<ClientAddr>().copied() {
                 return Box::pin(token::direct(&self.state, peer, req, BODY_LIMIT));
             }

@@ -618,9 +618,9 @@ impl Conn<'_> {
         }
     }
 
-    /// Writes the upstream's answer to the client: its head (`h`, sealed),
-    /// then its body as it arrives. Whether the client connection carries
-    /// another request.
+    /// Writes the upstream's answer to the client: its head with keygate's
+    /// fields (`ours`, sealed), then its body as it arrives. Whether the
+    /// client connection carries another request.
     async fn answer(
         &mut self,
         answer: Answer,
@@ -633,7 +633,8 @@ impl Conn<'_> {
         } else {
             answer.framing
         };
-        let close = parsed.close || self.unread > 0;
+        // `send` wrote the whole body upstream before the answer was read.
+        let close = parsed.close;
         self.out.clear();
         answer.write_head(&mut self.out, ours, framing, close);
         let reuse = answer.reuse;
@@ -784,7 +785,7 @@ impl Conn<'_> {
         }
         parts
             .headers
-            .insert(header::CONTENT_LENGTH, wire::length(body.len()));
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         self.out.clear();
         wire::response_head(&mut self.out, parts.status, &parts.headers);
         if !head_only {

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Uri};
 
 /// `METHOD origin-form HTTP/1.1`, the fields, the empty line.
@@ -59,11 +59,6 @@ fn fields(out: &mut Vec<u8>, h: &HeaderMap) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `Content-Length` for a body of `n` bytes.
-pub(super) fn length(n: usize) -> HeaderValue {
-    HeaderValue::from(n)
-}
-
 thread_local! {
     /// The current second and its IMF-fixdate, formatted once a second.
     static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((0, [b' '; 29])) };
@@ -89,6 +84,7 @@ fn date(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn heads_are_written_as_http_1_1() {
