@@ -581,3 +581,96 @@ async fn the_token_endpoint_is_answered_on_the_lean_path_and_too_large_a_form_by
         assert_eq!(after.1 - before.1, 1.0, "hand-offs");
     }
 }
+
+/// An upstream that answers 413 as soon as it has a request's head, and
+/// then, on `/raw/close`, closes without reading the body, or on
+/// `/raw/hold`, keeps the connection open and reads nothing more.
+async fn spawn_early_refuser() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if !matches!(s.read(&mut byte).await, Ok(1)) {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let hold = String::from_utf8_lossy(&head).contains(" /raw/hold ");
+                let answer = b"HTTP/1.1 413 Content Too Large\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\ntoo big!";
+                if s.write_all(answer).await.is_err() || !hold {
+                    return;
+                }
+                // Held open, unread, until the test's runtime ends.
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_before_the_body_is_sent_is_heard_and_both_connections_end() {
+    // Lean path only: hyper's client does not relay such an answer (the
+    // closing upstream's is a 502 there).
+    if !lean_on() {
+        return;
+    }
+    let up = spawn_early_refuser().await;
+    // Far more body than the socket buffers between client and upstream
+    // hold: keygate cannot finish sending it before it must read the answer.
+    let len = 64 << 20;
+    let h = Harness::start_with(
+        crate::support::test_store().await,
+        &KEYGATE_ROUTE.replace("{RAW}", &up.to_string()),
+        &[("KEYGATE_SERVER__MAX_BODY_BYTES", &(len * 2).to_string())],
+    )
+    .await;
+    for path in ["/raw/close", "/raw/hold"] {
+        let c = TcpStream::connect(h.public_addr()).await.unwrap();
+        let (mut rd, mut wr) = c.into_split();
+        let head = format!("POST {path} HTTP/1.1\r\nhost: k\r\ncontent-length: {len}\r\n\r\n");
+        let writer = tokio::spawn(async move {
+            wr.write_all(head.as_bytes()).await.unwrap();
+            let piece = vec![b'b'; 64 << 10];
+            let mut sent = 0;
+            while sent < len {
+                // keygate stops reading once the answer is in: expected.
+                if wr.write_all(&piece).await.is_err() {
+                    break;
+                }
+                sent += piece.len();
+            }
+            wr
+        });
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Everything keygate writes, until it closes the connection.
+        loop {
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 413 "),
+            "{path}: the upstream's answer, not a gateway error: {text:?}"
+        );
+        assert!(text.ends_with("\r\n\r\ntoo big!"), "{path}: {text:?}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("\r\nconnection: close\r\n"),
+            "{path}: the body was left unread, so the connection ends: {text:?}"
+        );
+        writer.abort();
+    }
+    // A request after them is served on a fresh upstream connection.
+    let mut c = Raw::to(h.public_addr()).await;
+    c.write(b"POST /raw/close HTTP/1.1\r\nhost: k\r\ncontent-length: 3\r\n\r\nabc")
+        .await;
+    assert_eq!(c.answer(false).await.unwrap().status, 413);
+}

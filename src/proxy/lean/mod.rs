@@ -555,40 +555,111 @@ impl Conn<'_> {
     /// Writes `out` and the rest of the body to `c`, and reads the
     /// answer's head.
     async fn exchange_with(&mut self, c: &mut Upstream, head_only: bool) -> Result<Answer, Failed> {
-        let fresh = |error| Failed { error, retry: true };
-        c.stream.write_all(&self.out).await.map_err(fresh)?;
-        while self.unread > 0 {
-            if self.buf.is_empty() {
-                self.buf.reserve(READ);
-                let n = self
-                    .client
-                    .read_buf(&mut self.buf)
-                    .await
-                    .map_err(|error| Failed {
-                        error,
-                        retry: false,
-                    })?;
-                if n == 0 {
-                    return Err(Failed {
-                        error: io::ErrorKind::UnexpectedEof.into(),
-                        retry: false,
-                    });
+        if self.unread == 0 {
+            let fresh = |error| Failed { error, retry: true };
+            c.stream.write_all(&self.out).await.map_err(fresh)?;
+        } else if let Some(early) = self.send_body(c, head_only).await? {
+            return Ok(early);
+        }
+        self.answer_head(c, head_only).await
+    }
+
+    /// Writes `out` and the rest of the body to `c`, watching the upstream
+    /// meanwhile. An upstream may answer before it has read the whole body
+    /// (a 413, a refusal of its own) and then stop reading, or close: its
+    /// answer, once its head is whole, is the request's (`Some`), the rest
+    /// of the body is not sent, and neither connection is used again.
+    /// Waiting for the body to go first would end in a timeout (an
+    /// upstream that stopped reading) or a failed write (one that closed).
+    async fn send_body(
+        &mut self,
+        c: &mut Upstream,
+        head_only: bool,
+    ) -> Result<Option<Answer>, Failed> {
+        let failed = |error| Failed {
+            error,
+            retry: false,
+        };
+        let mut written = 0;
+        loop {
+            let spoke = {
+                let (mut from_up, mut to_up) = c.stream.split();
+                loop {
+                    c.buf.reserve(READ);
+                    // One `write` per turn, not `write_all`: a write the
+                    // upstream's answer interrupts has written nothing, so
+                    // nothing is sent twice.
+                    let next: &[u8] = if written < self.out.len() {
+                        &self.out[written..]
+                    } else if self.unread == 0 {
+                        return Ok(None);
+                    } else if self.buf.is_empty() {
+                        self.buf.reserve(READ);
+                        tokio::select! {
+                            biased;
+                            read = from_up.read_buf(&mut c.buf) => break read,
+                            read = self.client.read_buf(&mut self.buf) => match read {
+                                Ok(0) => return Err(failed(io::ErrorKind::UnexpectedEof.into())),
+                                Ok(_) => continue,
+                                Err(e) => return Err(failed(e)),
+                            },
+                        }
+                    } else {
+                        let n = self
+                            .buf
+                            .len()
+                            .min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+                        &self.buf[..n]
+                    };
+                    let from_out = written < self.out.len();
+                    let sent = tokio::select! {
+                        biased;
+                        read = from_up.read_buf(&mut c.buf) => break read,
+                        sent = to_up.write(next) => sent,
+                    };
+                    match sent {
+                        Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) if from_out => written += n,
+                        Ok(n) => {
+                            self.buf.advance(n);
+                            self.unread -= n as u64;
+                        }
+                        // Closed on us: what it answered first still counts.
+                        Err(e) => break Err(e),
+                    }
+                }
+            };
+            // The upstream spoke, closed or failed before the request was
+            // whole: its answer, if its head is whole (or arrives before the
+            // connection's end).
+            let mut ended = match spoke {
+                Ok(0) => Some(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
+            loop {
+                if let Some(mut early) =
+                    answer::read(&mut c.buf, head_only, &mut self.spans).map_err(failed)?
+                {
+                    early.reuse = false;
+                    return Ok(Some(early));
+                }
+                let Some(e) = ended.take() else {
+                    // Not a whole head yet (or an interim answer): sending
+                    // goes on.
+                    break;
+                };
+                c.buf.reserve(READ);
+                match c.stream.read_buf(&mut c.buf).await {
+                    Ok(1..) => ended = Some(e),
+                    Ok(0) | Err(_) => return Err(failed(e)),
                 }
             }
-            let n = self
-                .buf
-                .len()
-                .min(usize::try_from(self.unread).unwrap_or(usize::MAX));
-            c.stream
-                .write_all(&self.buf[..n])
-                .await
-                .map_err(|error| Failed {
-                    error,
-                    retry: false,
-                })?;
-            self.buf.advance(n);
-            self.unread -= n as u64;
         }
+    }
+
+    /// Reads the answer's head from `c`.
+    async fn answer_head(&mut self, c: &mut Upstream, head_only: bool) -> Result<Answer, Failed> {
         loop {
             if let Some(answer) =
                 answer::read(&mut c.buf, head_only, &mut self.spans).map_err(|error| Failed {
@@ -633,8 +704,9 @@ impl Conn<'_> {
         } else {
             answer.framing
         };
-        // `send` wrote the whole body upstream before the answer was read.
-        let close = parsed.close;
+        // A body left partly unread (the upstream answered before it had
+        // all of it) ends the connection: it cannot be read past.
+        let close = parsed.close || self.unread > 0;
         self.out.clear();
         answer.write_head(&mut self.out, ours, framing, close);
         let reuse = answer.reuse;
