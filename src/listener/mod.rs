@@ -11,6 +11,7 @@ mod client;
 mod handshake;
 mod rewind;
 mod side;
+mod stream;
 mod subject;
 pub mod tls;
 mod trust;
@@ -36,6 +37,7 @@ use tokio_rustls::TlsAcceptor;
 pub use client::ClientAddr;
 pub use handshake::FailedHandshakes;
 pub use side::Side;
+pub use stream::ClientStream;
 pub use tls::Tls;
 pub use trust::TrustedProxies;
 pub use unread::close_if_unread;
@@ -130,9 +132,9 @@ impl ConnInfo {
 /// What an [`Http1`] server's work on a connection comes to: `None` when
 /// the connection is done, else the connection handed back with the bytes
 /// read from it.
-pub type Handed<'a> = Pin<Box<dyn Future<Output = Option<(TcpStream, BytesMut)>> + Send + 'a>>;
+pub type Handed<'a> = Pin<Box<dyn Future<Output = Option<(ClientStream, BytesMut)>> + Send + 'a>>;
 
-/// A server for plain HTTP/1.1 connections beside hyper's: it serves the
+/// A server for HTTP/1.1 connections beside hyper's: it serves the
 /// requests it can, and at the first it does not it hands the connection
 /// back with the bytes it has read, for hyper to serve from there on.
 pub trait Http1: Send + Sync {
@@ -141,7 +143,7 @@ pub trait Http1: Send + Sync {
     /// requests then ends.
     fn serve(
         &self,
-        stream: TcpStream,
+        stream: ClientStream,
         info: Arc<ConnInfo>,
         shutdown: watch::Receiver<bool>,
     ) -> Handed<'_>;
@@ -158,8 +160,8 @@ pub struct Options {
     pub max_head_bytes: usize,
     pub tls: Option<Arc<Tls>>,
     pub trust: Arc<TrustedProxies>,
-    /// Serves plain HTTP/1.1 connections first, when set (the public
-    /// listener's lean path).
+    /// Serves HTTP/1.1 connections first, plain or over TLS, when set (the
+    /// public listener's lean path).
     pub http1: Option<Arc<dyn Http1>>,
 }
 
@@ -330,7 +332,18 @@ where
                     .and_then(|s| HeaderValue::from_str(&s).ok());
                 info.spiffe_id = tls::peer_spiffe_id(stream.get_ref().1)
                     .and_then(|s| HeaderValue::from_str(&s).ok());
-                self.run(TokioIo::new(stream), Arc::new(info)).await;
+                // HTTP/2 is what ALPN says; anything else (`http/1.1`, or no
+                // ALPN at all) starts as HTTP/1.1, and a client sending the
+                // HTTP/2 preface anyway is handed to hyper at once.
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let info = Arc::new(info);
+                match self.options.http1.clone().filter(|_| !h2) {
+                    Some(lean) => {
+                        let stream = ClientStream::Tls(Box::new(stream));
+                        self.beside(&lean, stream, info).await;
+                    }
+                    None => self.run(TokioIo::new(stream), info).await,
+                }
             }
             None => {
                 // Telling HTTP/1 from HTTP/2 waits for bytes with no timer of
@@ -341,23 +354,28 @@ where
                     _ => return,
                 };
                 let info = Arc::new(ConnInfo::behind(peer, Scheme::Http, trust));
-                let lean = self.options.http1.as_ref().filter(|_| !h2);
-                let Some(lean) = lean else {
+                let Some(lean) = self.options.http1.clone().filter(|_| !h2) else {
                     return self.run(TokioIo::new(stream), info).await;
                 };
-                // The graceful drain waits for this connection: `self`
-                // holds its watcher until the lean path is done too.
-                let handed = lean
-                    .serve(stream, Arc::clone(&info), self.shutdown.clone())
-                    .await;
-                match handed {
-                    Some((stream, read)) => {
-                        let io = TokioIo::new(rewind::Rewind::new(read, stream));
-                        self.run(io, info).await;
-                    }
-                    None => info.side.end(),
-                }
+                self.beside(&lean, ClientStream::Plain(stream), info).await;
             }
+        }
+    }
+
+    /// Serves `stream` on the HTTP/1.1 server beside hyper's, then on
+    /// hyper's if it hands the connection back.
+    async fn beside(self, http1: &Arc<dyn Http1>, stream: ClientStream, info: Arc<ConnInfo>) {
+        // The graceful drain waits for this connection: `self` holds its
+        // watcher until the lean path is done too.
+        let handed = http1
+            .serve(stream, Arc::clone(&info), self.shutdown.clone())
+            .await;
+        match handed {
+            Some((stream, read)) => {
+                let io = TokioIo::new(rewind::Rewind::new(read, stream));
+                self.run(io, info).await;
+            }
+            None => info.side.end(),
         }
     }
 

@@ -7,17 +7,18 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+
+use super::ClientStream;
 
 /// `read` yields `prefix`, then the stream's own bytes; writes go straight
 /// through.
 pub(super) struct Rewind {
     prefix: BytesMut,
-    inner: TcpStream,
+    inner: ClientStream,
 }
 
 impl Rewind {
-    pub(super) fn new(prefix: BytesMut, inner: TcpStream) -> Self {
+    pub(super) fn new(prefix: BytesMut, inner: ClientStream) -> Self {
         Self { prefix, inner }
     }
 }
@@ -72,6 +73,7 @@ impl AsyncWrite for Rewind {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
 
     #[tokio::test]
     async fn the_prefix_is_read_before_the_stream() {
@@ -81,7 +83,7 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         client.write_all(b" world").await.unwrap();
         drop(client);
-        let mut r = Rewind::new(BytesMut::from(&b"hello"[..]), server);
+        let mut r = Rewind::new(BytesMut::from(&b"hello"[..]), ClientStream::Plain(server));
         let mut all = String::new();
         r.read_to_string(&mut all).await.unwrap();
         assert_eq!(all, "hello world");

@@ -113,6 +113,98 @@ async fn https_serves_http1_and_http2_by_alpn() {
     assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
 }
 
+/// The lean path's counters: requests it served, connections it handed to
+/// hyper.
+async fn lean_counts(h: &Harness) -> (f64, f64) {
+    let s = crate::observability::scrape(h).await;
+    (
+        s.get("keygate_lean_requests_total", &[]),
+        s.get("keygate_lean_handoffs_total", &[]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_over_tls_is_served_on_the_lean_path_and_handed_to_hyper_mid_connection() {
+    let lean = std::env::var("KEYGATE_TEST_HTTP1_ENGINE").map_or(true, |v| v == "lean");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "keygate");
+    let h = tls_harness(&pki, None, "").await;
+    let key = key_for(&h, &["orders:read"]).await;
+    let auth = format!("Bearer {key}");
+    let before = lean_counts(&h).await;
+
+    // ALPN `http/1.1`, then no ALPN at all: both start as HTTP/1.1. Three
+    // requests on one connection: two the lean path serves, then one with
+    // `Expect` (hyper's), after which hyper serves the connection on.
+    for alpn in [&[b"http/1.1".as_slice()][..], &[]] {
+        let stream = pki::connect(h.public_addr(), pki.client_config(None, alpn))
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        for (path, expect) in [
+            ("/orders/1", false),
+            ("/orders/2", false),
+            ("/orders/3", true),
+        ] {
+            // Origin-form, as HTTP/1.1 clients send it (hyper's bare
+            // connection would send an absolute URI as given).
+            let mut req = Request::get(path)
+                .header("host", "localhost")
+                .header("authorization", &auth);
+            if expect {
+                req = req.header("expect", "100-continue");
+            }
+            let req = req
+                .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
+                .unwrap();
+            let res = send.send_request(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let body: Value =
+                serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            // The same phases and the same rewrite on either server.
+            assert!(body["headers"]["x-keygate-account"].is_string(), "{body}");
+            assert!(body["headers"].get("authorization").is_none(), "{body}");
+            assert_eq!(body["headers"]["x-forwarded-proto"], "https", "{body}");
+            send.ready().await.unwrap();
+        }
+    }
+    // HTTP/2 with no ALPN (prior knowledge over TLS) is hyper's from its
+    // first bytes.
+    let stream = pki::connect(h.public_addr(), pki.client_config(None, &[]))
+        .await
+        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://localhost/orders/1")
+        .header("authorization", &auth)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(
+        (res.status(), res.version()),
+        (StatusCode::OK, Version::HTTP_2)
+    );
+
+    let after = lean_counts(&h).await;
+    if lean {
+        assert_eq!(after.0 - before.0, 4.0, "lean requests: two per connection");
+        assert_eq!(
+            after.1 - before.1,
+            3.0,
+            "hand-offs: both HTTP/1.1 connections and h2"
+        );
+    } else {
+        assert_eq!(after, (0.0, 0.0));
+    }
+}
+
 /// Sends a plaintext request to a TLS port and returns whatever came back.
 pub(crate) async fn reqwest_like_plain(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

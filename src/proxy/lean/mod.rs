@@ -1,7 +1,7 @@
 //! The lean HTTP/1.1 path: the common proxied request served without
-//! hyper, as Pingora and HAProxy serve it. On a plain public listener (and
-//! with `server.http1_engine = "lean"`, the default) each HTTP/1.1
-//! connection is read here first: the request head is parsed once
+//! hyper, as Pingora and HAProxy serve it. On the public listener (with
+//! `server.http1_engine = "lean"`, the default) each HTTP/1.1 connection,
+//! plain or over TLS when ALPN did not choose `h2`, is read here first: the request head is parsed once
 //! ([`head`]), judged by the same phases as every request
 //! ([`Proxy::decide`], [`Proxy::rewrite_head`]), written to the upstream
 //! connection this client connection keeps as one buffer with whatever
@@ -17,7 +17,8 @@
 //! it does not take — or cannot read — it hands the connection, with the
 //! bytes it has read, to hyper ([`crate::listener::Http1`]), which serves
 //! it from there on exactly as the hyper path does: chunked request
-//! bodies, smuggling attempts, WebSocket, h2c, the OAuth endpoints.
+//! bodies, smuggling attempts, WebSocket, HTTP/2 with prior knowledge,
+//! the OAuth endpoints.
 
 mod answer;
 mod chunked;
@@ -46,7 +47,7 @@ use super::respond::Denial;
 use super::respond::{RATELIMIT, RATELIMIT_POLICY};
 use super::upstream::{self, KeptUpstream};
 use super::{headers, BesideWhole, Proxy};
-use crate::listener::{ConnInfo, Handed, Http1};
+use crate::listener::{ClientStream, ConnInfo, Handed, Http1};
 use crate::telemetry::metrics::{Metrics, LEAN_HANDOFFS, LEAN_REQUESTS};
 use answer::{Answer, Framing};
 use deadline::Deadline;
@@ -121,7 +122,7 @@ impl Lean {
 impl Http1 for Lean {
     fn serve(
         &self,
-        stream: TcpStream,
+        stream: ClientStream,
         info: Arc<ConnInfo>,
         shutdown: watch::Receiver<bool>,
     ) -> Handed<'_> {
@@ -176,7 +177,7 @@ impl Idle for Upstream {
 /// One client connection on this path.
 struct Conn<'l> {
     lean: &'l Lean,
-    client: TcpStream,
+    client: ClientStream,
     info: Arc<ConnInfo>,
     /// Read from the client and not yet used.
     buf: BytesMut,
@@ -217,7 +218,10 @@ struct Failed {
 }
 
 impl Conn<'_> {
-    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<(TcpStream, BytesMut)> {
+    async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Option<(ClientStream, BytesMut)> {
         loop {
             let parsed = match self.next_head(&mut shutdown).await {
                 Next::Head(parsed) => parsed,
@@ -250,13 +254,13 @@ impl Conn<'_> {
     }
 
     /// Hands the connection to hyper, with what was read of it.
-    fn hand_off(mut self) -> Option<(TcpStream, BytesMut)> {
+    fn hand_off(mut self) -> Option<(ClientStream, BytesMut)> {
         self.lean.handoffs.increment(1);
         self.park();
         Some((self.client, self.buf))
     }
 
-    fn end(mut self) -> Option<(TcpStream, BytesMut)> {
+    fn end(mut self) -> Option<(ClientStream, BytesMut)> {
         self.park();
         None
     }
@@ -801,9 +805,16 @@ impl Conn<'_> {
 
     /// Writes `out` to the client, and empties it.
     async fn flush_out(&mut self) -> Result<(), Broke> {
-        let written = self.client.write_all(&self.out).await;
+        let written = self.write_client().await;
         self.out.clear();
         written.map_err(|_| Broke::Client)
+    }
+
+    /// Writes `out` to the client and flushes it: over TLS a write may
+    /// leave records in the session's buffer (over TCP flushing is free).
+    async fn write_client(&mut self) -> io::Result<()> {
+        self.client.write_all(&self.out).await?;
+        self.client.flush().await
     }
 
     /// The service beside the routes' answer to a whole request: its body
@@ -863,7 +874,7 @@ impl Conn<'_> {
         if !head_only {
             self.out.extend_from_slice(&body);
         }
-        let written = self.client.write_all(&self.out).await.is_ok();
+        let written = self.write_client().await.is_ok();
         written && !close
     }
 }
