@@ -172,6 +172,25 @@ async fn http1_over_tls_is_served_on_the_lean_path_and_handed_to_hyper_mid_conne
             send.ready().await.unwrap();
         }
     }
+    // A connection keygate ends is ended in TLS too (`close_notify`): the
+    // client's read ends cleanly, not in a truncation error.
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = pki::connect(h.public_addr(), pki.client_config(None, &[b"http/1.1"]))
+            .await
+            .unwrap();
+        let req = format!(
+            "GET /orders/4 HTTP/1.1\r\nhost: localhost\r\nauthorization: {auth}\r\nconnection: close\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        stream
+            .read_to_end(&mut all)
+            .await
+            .expect("a clean TLS close after the answer");
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    }
     // HTTP/2 with no ALPN (prior knowledge over TLS) is hyper's from its
     // first bytes.
     let stream = pki::connect(h.public_addr(), pki.client_config(None, &[]))
@@ -194,7 +213,11 @@ async fn http1_over_tls_is_served_on_the_lean_path_and_handed_to_hyper_mid_conne
 
     let after = lean_counts(&h).await;
     if lean {
-        assert_eq!(after.0 - before.0, 4.0, "lean requests: two per connection");
+        assert_eq!(
+            after.0 - before.0,
+            5.0,
+            "lean requests: two per kept connection, one closed"
+        );
         assert_eq!(
             after.1 - before.1,
             3.0,

@@ -226,7 +226,7 @@ impl Conn<'_> {
             let parsed = match self.next_head(&mut shutdown).await {
                 Next::Head(parsed) => parsed,
                 Next::Hyper => return self.hand_off(),
-                Next::Done => return self.end(),
+                Next::Done => return self.end().await,
             };
             let Some(take) = self.lean.takes(&parsed, &self.buf) else {
                 return self.hand_off();
@@ -242,7 +242,7 @@ impl Conn<'_> {
             let keep = self.exchange(req, &parsed, take).await;
             self.fields = parsed.into_fields();
             if !keep || *shutdown.borrow() {
-                return self.end();
+                return self.end().await;
             }
         }
     }
@@ -260,8 +260,14 @@ impl Conn<'_> {
         Some((self.client, self.buf))
     }
 
-    fn end(mut self) -> Option<(ClientStream, BytesMut)> {
+    /// Ends the connection. Over TLS the client is told so first
+    /// (`close_notify`, as hyper's server does), within a second: a client
+    /// that reads nothing more costs no longer than that.
+    async fn end(mut self) -> Option<(ClientStream, BytesMut)> {
         self.park();
+        if matches!(self.client, ClientStream::Tls(_)) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.client.shutdown()).await;
+        }
         None
     }
 
