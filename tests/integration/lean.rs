@@ -614,8 +614,9 @@ async fn spawn_early_refuser() -> SocketAddr {
 
 #[tokio::test]
 async fn an_upstream_that_answers_before_the_body_is_sent_is_heard_and_both_connections_end() {
-    // Lean path only: hyper's client does not relay such an answer (the
-    // closing upstream's is a 502 there).
+    // Lean path only: on hyper's path the closing upstream's answer is a
+    // 502, and the holding one's 413 arrives but the client's connection
+    // stays open while the client sends.
     if !lean_on() {
         return;
     }
