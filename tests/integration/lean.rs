@@ -675,3 +675,51 @@ async fn an_upstream_that_answers_before_the_body_is_sent_is_heard_and_both_conn
         .await;
     assert_eq!(c.answer(false).await.unwrap().status, 413);
 }
+
+/// An upstream that answers every request but `/raw/vanish`, which it
+/// reads whole and then closes the connection without answering.
+async fn spawn_vanisher() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some((head, body)) = read_request(&mut s, &mut buf).await {
+                    if head.contains(" /raw/vanish ") {
+                        return;
+                    }
+                    if s.write_all(&framing("/raw/echo", &head, &body))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_kept_upstream_that_closes_after_a_long_body_is_a_bad_gateway_not_a_truncated_retry() {
+    // A kept connection that fails with nothing received is tried again on
+    // a fresh one only when the whole request is still at hand. A body
+    // longer than one read is not: sent again, the head would go with part
+    // of its body, and the upstream would wait for the rest until keygate
+    // timed out (504).
+    let up = spawn_vanisher().await;
+    let h = Harness::start(&KEYGATE_ROUTE.replace("{RAW}", &up.to_string())).await;
+    let mut c = Raw::to(h.public_addr()).await;
+    c.write(b"GET /raw/first HTTP/1.1\r\nhost: k\r\n\r\n").await;
+    assert_eq!(c.answer(false).await.unwrap().status, 200);
+    // On the kept connection, far more body than keygate reads at once.
+    let len = 1 << 20;
+    let mut req = format!("POST /raw/vanish HTTP/1.1\r\nhost: k\r\ncontent-length: {len}\r\n\r\n")
+        .into_bytes();
+    req.extend(std::iter::repeat_n(b'v', len));
+    c.write(&req).await;
+    let a = c.answer(false).await.unwrap();
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY.as_u16(), "{a:?}");
+}

@@ -1,8 +1,8 @@
 //! The lean HTTP/1.1 path: the common proxied request served without
 //! hyper, as Pingora and HAProxy serve it. On the public listener (with
 //! `server.http1_engine = "lean"`, the default) each HTTP/1.1 connection,
-//! plain or over TLS when ALPN did not choose `h2`, is read here first: the request head is parsed once
-//! ([`head`]), judged by the same phases as every request
+//! plain or over TLS when ALPN did not choose `h2`, is read here first:
+//! the request head is parsed once ([`head`]), judged by the same phases as every request
 //! ([`Proxy::decide`], [`Proxy::rewrite_head`]), written to the upstream
 //! connection this client connection keeps as one buffer with whatever
 //! of the body came with it, and the upstream's answer read back and
@@ -537,6 +537,10 @@ impl Conn<'_> {
         self.out.extend_from_slice(&self.buf[..with_head]);
         self.buf.advance(with_head);
         self.unread -= with_head as u64;
+        // Only a request whole in `out` can be sent again: the rest of a
+        // body is gone from `buf` once written, and a retry would send the
+        // head with part of its body.
+        let whole = self.unread == 0;
         let parked = &self.lean.proxy.upstreams.lean_parked;
         let mut conn = match self.up.take() {
             Some(mut c) if c.pool == pool => c.usable().then_some(c),
@@ -556,7 +560,7 @@ impl Conn<'_> {
                     self.up = Some(c);
                     return Ok(answer);
                 }
-                Err(f) if f.retry && reused && self.unread == 0 => {}
+                Err(f) if f.retry && reused && whole => {}
                 Err(f) => return Err(f.error),
             }
         }
