@@ -20,6 +20,11 @@ use crate::manage::AfterCommit;
 use crate::store::{self, Keyset, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNING_KEYS};
 
 const LOAD_PAGE: u32 = 2_000;
+/// At most this many key ranges load side by side at start (at least two,
+/// so that the split is taken on every machine, one core or many).
+pub const LOAD_PARTS: usize = 4;
+/// The fewest keys worth a range of their own.
+pub const LOAD_MIN_PER_PART: u32 = LOAD_PAGE;
 const CHANGES_PAGE: u32 = 1_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -43,6 +48,48 @@ pub struct Syncer {
     /// The revision this replica has applied, for whoever acts on new
     /// changes (the webhook dispatcher).
     applied: watch::Sender<i64>,
+}
+
+/// The (after, before) bounds, both exclusive, of the ranges that `cuts`
+/// (ascending key ids, as [`Store::key_splits`] gives them) make: each range
+/// ends with its cut, the next starts after it, and together they cover
+/// every id once.
+pub fn load_ranges(cuts: &[Uuid]) -> Vec<(Option<Uuid>, Option<Uuid>)> {
+    let mut ranges = Vec::with_capacity(cuts.len() + 1);
+    let mut after = None;
+    for &cut in cuts {
+        // The id just past the cut; none is past the greatest.
+        let before = cut.as_u128().checked_add(1).map(Uuid::from_u128);
+        ranges.push((after, before));
+        after = Some(cut);
+    }
+    ranges.push((after, None));
+    ranges
+}
+
+/// The live keys after `after` and before `before` into `cache`, page by page.
+async fn load_range(
+    store: Arc<dyn Store>,
+    cache: Arc<Cache>,
+    mut after: Option<Uuid>,
+    before: Option<Uuid>,
+) -> store::Result<()> {
+    loop {
+        let page = store
+            .auth_entries(Keyset {
+                after,
+                before,
+                limit: LOAD_PAGE,
+            })
+            .await?;
+        for record in &page {
+            cache.insert(record);
+        }
+        match page.last() {
+            Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.key_id),
+            _ => return Ok(()),
+        }
+    }
 }
 
 impl Syncer {
@@ -90,20 +137,7 @@ impl Syncer {
     pub async fn load(&self) -> store::Result<()> {
         let _one = self.applying.lock().await;
         let revision = self.store.revision().await?;
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .auth_entries(Keyset::after(after, LOAD_PAGE))
-                .await?;
-            for record in &page {
-                self.cache.insert(record);
-            }
-            match page.last() {
-                Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.key_id),
-                _ => break,
-            }
-        }
+        self.load_keys().await?;
         for (credential, account) in self.store.credential_records().await? {
             self.cache.insert_client(&credential, &account);
         }
@@ -121,6 +155,33 @@ impl Syncer {
         self.cache.freshness().set_revision(revision);
         self.reload_ring().await?;
         self.catch_up_locked().await?;
+        Ok(())
+    }
+
+    /// Every live key into the cache, in ranges of the key ids read side by
+    /// side, one per core (2 to [`LOAD_PARTS`]; one range when there are
+    /// too few keys for two of [`LOAD_MIN_PER_PART`]): each range's pages come
+    /// through a store connection of its own (for SQLite, a thread of its
+    /// own) and are cached on a task of its own. Read one after the other,
+    /// a page's handover between SQLite's thread and the loader's crossed
+    /// cores at every page, and a start on two cores took longer than on one.
+    async fn load_keys(&self) -> store::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cuts = self
+            .store
+            .key_splits(cores.clamp(2, LOAD_PARTS) as u32, LOAD_MIN_PER_PART)
+            .await?;
+        let mut ranges = tokio::task::JoinSet::new();
+        for (after, before) in load_ranges(&cuts) {
+            let (store, cache) = (Arc::clone(&self.store), Arc::clone(&self.cache));
+            ranges.spawn(load_range(store, cache, after, before));
+        }
+        while let Some(done) = ranges.join_next().await {
+            match done {
+                Ok(loaded) => loaded?,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
         Ok(())
     }
 
@@ -329,4 +390,41 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which ranges `id` falls in: the bounds are exclusive.
+    fn holding(ranges: &[(Option<Uuid>, Option<Uuid>)], id: Uuid) -> usize {
+        ranges
+            .iter()
+            .filter(|(after, before)| after.is_none_or(|a| id > a) && before.is_none_or(|b| id < b))
+            .count()
+    }
+
+    #[test]
+    fn load_ranges_cover_every_id_once_and_end_with_their_cut() {
+        assert_eq!(load_ranges(&[]), vec![(None, None)]);
+        let a = Uuid::from_u128(0x10);
+        let b = Uuid::from_u128(0x20);
+        let ranges = load_ranges(&[a, b]);
+        assert_eq!(
+            ranges,
+            vec![
+                (None, Some(Uuid::from_u128(0x11))),
+                (Some(a), Some(Uuid::from_u128(0x21))),
+                (Some(b), None),
+            ]
+        );
+        for id in [0u128, 0xf, 0x10, 0x11, 0x1f, 0x20, 0x21, u128::MAX] {
+            assert_eq!(holding(&ranges, Uuid::from_u128(id)), 1, "{id:#x}");
+        }
+        // The greatest id as a cut: nothing lies past it.
+        let ranges = load_ranges(&[Uuid::max()]);
+        assert_eq!(ranges, vec![(None, None), (Some(Uuid::max()), None)]);
+        assert_eq!(holding(&ranges, Uuid::max()), 1);
+        assert_eq!(holding(&ranges, Uuid::nil()), 1);
+    }
 }

@@ -321,8 +321,13 @@ pub trait Store: EventStore + Send + Sync + 'static {
     async fn dead_credentials(&self, since_ms: i64) -> Result<Vec<DeadCredential>>;
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
-    /// initial load; page through with `after`.
+    /// initial load; page through with `after`, stop short of `before`.
     async fn auth_entries(&self, page: Keyset) -> Result<Vec<AuthEntry>>;
+
+    /// Key ids that cut the keys (live or not) into `parts` ranges of about
+    /// equal size, ascending: what the initial load reads side by side.
+    /// Fewer (none) when there are too few keys to be worth it.
+    async fn key_splits(&self, parts: u32, min_per_part: u32) -> Result<Vec<Uuid>>;
 
     /// Records `last_used_at` for keys and their accounts (batched, best effort;
     /// not a change: authentication does not depend on it).

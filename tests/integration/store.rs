@@ -10,6 +10,7 @@ use keygate::store::{
 use uuid::Uuid;
 
 use crate::support::pg_schema_url;
+use hyper::StatusCode;
 
 fn audit(target: Uuid) -> AuditEvent {
     AuditEvent {
@@ -379,6 +380,41 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
             let scopes: Vec<String> = serde_json::from_str(&e.scopes_json).unwrap();
             assert_eq!(scopes, a.scopes, "{backend}");
         }
+
+        // Side by side, as a start reads them: the cuts split all 23 keys
+        // (the revoked and the disabled one's too) into ranges that, paged
+        // through, give every live key once.
+        assert!(
+            s.key_splits(3, 12).await.unwrap().is_empty(),
+            "{backend}: 23 keys are too few for two ranges of 12"
+        );
+        let cuts = s.key_splits(3, 5).await.unwrap();
+        assert_eq!(cuts.len(), 2, "{backend}: {cuts:?}");
+        assert!(cuts[0] < cuts[1], "{backend}: ascending");
+        let mut by_range = Vec::new();
+        for (first, before) in keygate::replicate::load_ranges(&cuts) {
+            let mut after = first;
+            loop {
+                let page = s
+                    .auth_entries(Keyset {
+                        after,
+                        before,
+                        limit: 4,
+                    })
+                    .await
+                    .unwrap();
+                by_range.extend(page.iter().map(|e| e.key_id));
+                match page.last() {
+                    Some(last) if page.len() == 4 => after = Some(last.key_id),
+                    _ => break,
+                }
+            }
+        }
+        let paged: Vec<Uuid> = loaded.iter().map(|e| e.key_id).collect();
+        assert_eq!(
+            by_range, paged,
+            "{backend}: the same keys, once each, in order"
+        );
     }
 }
 
@@ -426,4 +462,115 @@ async fn account_pages_read_both_ways_in_id_order() {
         assert_eq!(read(before(ids[1], 3)).await, ids[..1]);
         assert!(read(before(ids[0], 3)).await.is_empty());
     }
+}
+
+/// A start reads a store of more than `LOAD_MIN_PER_PART` keys per range in
+/// key ranges side by side: every live key is cached, the ones at and
+/// beside a range's cut included, and a revoked key beside a cut is not.
+#[tokio::test]
+async fn a_store_read_in_ranges_at_start_caches_every_live_key_once() {
+    use keygate::replicate::{load_ranges, LOAD_MIN_PER_PART};
+    use keygate::secret::ApiKeyFormat;
+    use keygate::store::ApiKey;
+
+    use crate::support::{test_store, Harness};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = match test_store().await {
+        Some(url) => url,
+        None => format!("sqlite://{}", dir.path().join("ranges.db").display()),
+    };
+    let s: Arc<dyn Store> = if url.starts_with("postgres") {
+        Arc::new(PostgresStore::connect(&url).await.unwrap())
+    } else {
+        Arc::new(SqliteStore::connect(&url).await.unwrap())
+    };
+    let o = org();
+    write(s.as_ref(), vec![Write::InsertOrganization(o.clone())])
+        .await
+        .unwrap();
+    // Two ranges' worth and one more key: every machine splits in two.
+    let n = 2 * LOAD_MIN_PER_PART as usize + 1;
+    let format = ApiKeyFormat::new("kg");
+    let mut keys = Vec::with_capacity(n);
+    for batch in 0..n.div_ceil(1000) {
+        let mut writes = Vec::new();
+        for i in batch * 1000..((batch + 1) * 1000).min(n) {
+            let mut a = account(o.id, &format!("bot-{i}"));
+            a.scopes = vec!["orders:read".into()];
+            let g = format.generate_key();
+            let key = ApiKey {
+                id: Uuid::now_v7(),
+                service_account_id: a.id,
+                name: None,
+                hash: g.hash,
+                redacted: g.redacted,
+                created_at: 1,
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
+                limits: Default::default(),
+            };
+            keys.push((key.id, a.id, g.value.as_str().to_string()));
+            writes.push(Write::InsertAccount(a));
+            writes.push(Write::InsertKey(key));
+        }
+        write(s.as_ref(), writes).await.unwrap();
+    }
+    keys.sort_by_key(|k| k.0);
+    let cuts = s.key_splits(4, LOAD_MIN_PER_PART).await.unwrap();
+    assert_eq!(cuts.len(), 1, "{n} keys make two ranges: {cuts:?}");
+    assert_eq!(load_ranges(&cuts).len(), 2);
+    let at = keys.iter().position(|k| k.0 == cuts[0]).unwrap();
+    // The key just past the cut revoked; the one at the cut, those around
+    // them, the first and the last must answer.
+    let (key_id, account_id, _) = keys[at + 1].clone();
+    write(
+        s.as_ref(),
+        vec![Write::RevokeKey {
+            account_id,
+            key_id,
+            at: 2,
+        }],
+    )
+    .await
+    .unwrap();
+
+    let h = Harness::start_with(Some(url), "", &[]).await;
+    for i in [0, at - 1, at, at + 2, n - 1] {
+        assert_eq!(
+            h.key_status(StatusCode::OK, &keys[i].2).await,
+            StatusCode::OK,
+            "key {i} of {n} (cut at {at})"
+        );
+    }
+    assert_eq!(
+        h.key_status(StatusCode::UNAUTHORIZED, &keys[at + 1].2)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "the revoked key past the cut"
+    );
+    // Every live key once: the cache holds as many keys as the store has
+    // live (the ranges neither skip nor repeat one). The store's count
+    // includes the first admin's key, which the start created.
+    let mut live = 0;
+    let mut after = None;
+    loop {
+        let page = s
+            .auth_entries(keygate::store::Keyset::after(after, 1000))
+            .await
+            .unwrap();
+        live += page.len();
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.key_id),
+            _ => break,
+        }
+    }
+    assert_eq!(live, n, "{n} keys, one revoked, and the first admin's");
+    let scraped = crate::observability::scrape(&h).await;
+    assert_eq!(
+        scraped.get("keygate_cache_entries", &[]),
+        live as f64,
+        "keys cached"
+    );
 }

@@ -427,11 +427,20 @@ impl<B: Backend> Store for SqlStore<B> {
              || '\t' || COALESCE(a.rate_limit, '') || '\t' || a.scopes AS line \
              FROM api_keys k JOIN service_accounts a ON a.id = k.service_account_id \
              WHERE k.revoked_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE AND k.id > $1 \
-             ORDER BY k.id LIMIT $2) AS p",
-            agg = B::STRING_AGG
+             {before} ORDER BY k.id LIMIT $2) AS p",
+            agg = B::STRING_AGG,
+            before = if page.before.is_some() {
+                "AND k.id < $3"
+            } else {
+                ""
+            },
         ))
         .arg(after(page))
         .arg(limit(page));
+        let stmt = match page.before {
+            Some(before) => stmt.arg(before.to_string()),
+            None => stmt,
+        };
         let text = self
             .all_scanned(stmt, |r| r.opt_text("page"))
             .await?
@@ -440,6 +449,22 @@ impl<B: Backend> Store for SqlStore<B> {
             .flatten();
         let r = text.as_deref().map_or(Ok(Vec::new()), auth_entries_from);
         self.counted(r)
+    }
+
+    async fn key_splits(&self, parts: u32, min_per_part: u32) -> Result<Vec<Uuid>> {
+        let keys = self
+            .count(Stmt::new("SELECT COUNT(*) AS n FROM api_keys"))
+            .await?;
+        let parts = i64::from(parts).min(keys / i64::from(min_per_part.max(1)));
+        let mut splits = Vec::new();
+        for i in 1..parts {
+            let stmt = Stmt::new("SELECT id FROM api_keys ORDER BY id LIMIT 1 OFFSET $1")
+                .arg(keys * i / parts);
+            if let Some(id) = self.first(stmt, |r| r.uuid("id")).await? {
+                splits.push(id);
+            }
+        }
+        Ok(splits)
     }
 
     async fn record_metering(&self, spends: &[Spend], traffic: &[Traffic]) -> Result<()> {
