@@ -21,7 +21,8 @@ use crate::store::{self, Keyset, Replica, Store, TOPIC_REVOCATIONS, TOPIC_SIGNIN
 
 const LOAD_PAGE: u32 = 2_000;
 /// At most this many key ranges load side by side at start (at least two,
-/// so that the split is taken on every machine, one core or many).
+/// so that the split is taken on every machine, one core or many; at most
+/// half the SQLite pool's connections).
 pub const LOAD_PARTS: usize = 4;
 /// The fewest keys worth a range of their own.
 pub const LOAD_MIN_PER_PART: u32 = LOAD_PAGE;
@@ -159,17 +160,20 @@ impl Syncer {
     }
 
     /// Every live key into the cache, in ranges of the key ids read side by
-    /// side, one per core (2 to [`LOAD_PARTS`]; one range when there are
-    /// too few keys for two of [`LOAD_MIN_PER_PART`]): each range's pages come
-    /// through a store connection of its own (for SQLite, a thread of its
-    /// own) and are cached on a task of its own. Read one after the other,
-    /// a page's handover between SQLite's thread and the loader's crossed
-    /// cores at every page, and a start on two cores took longer than on one.
+    /// side, two per core (2 to [`LOAD_PARTS`]; one range when there are
+    /// too few keys for two of [`LOAD_MIN_PER_PART`]): each range's pages
+    /// come through a store connection of its own (for SQLite, a thread of
+    /// its own) and are cached on a task of its own, so one range's pages
+    /// are read while another's are cached. Read one after the other, a
+    /// page's handover between SQLite's thread and the loader's crossed
+    /// cores at every page, and a start on two cores took longer than on
+    /// one; one range per core still left the cores idle a third of the
+    /// time, two per core (four on two cores) did not.
     async fn load_keys(&self) -> store::Result<()> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let cuts = self
             .store
-            .key_splits(cores.clamp(2, LOAD_PARTS) as u32, LOAD_MIN_PER_PART)
+            .key_splits((2 * cores).clamp(2, LOAD_PARTS) as u32, LOAD_MIN_PER_PART)
             .await?;
         let mut ranges = tokio::task::JoinSet::new();
         for (after, before) in load_ranges(&cuts) {
