@@ -282,13 +282,40 @@ async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earli
     }
 }
 
+/// The live keys after `after` and before `before`, read as the initial
+/// load reads them: pages of `limit`, each at most that long.
+async fn live_keys(
+    s: &dyn Store,
+    mut after: Option<Uuid>,
+    before: Option<Uuid>,
+    limit: u32,
+) -> Vec<keygate::store::AuthEntry> {
+    let mut keys = Vec::new();
+    loop {
+        let page = s
+            .auth_entries(keygate::store::Keyset {
+                after,
+                before,
+                limit,
+            })
+            .await
+            .unwrap();
+        assert!(page.len() <= limit as usize);
+        keys.extend(page.iter().cloned());
+        match page.last() {
+            Some(last) if page.len() == limit as usize => after = Some(last.key_id),
+            _ => return keys,
+        }
+    }
+}
+
 /// The cache's initial load reads live keys page by page, each page
 /// aggregated by the store into one row: every field must come back as
 /// written, pages must not skip or repeat, and dead keys stay out.
 #[tokio::test]
 async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
     use keygate::secret::KeyHash;
-    use keygate::store::{ApiKey, Keyset, Project};
+    use keygate::store::{ApiKey, Project};
 
     for (backend, s, _dir) in stores().await {
         let s = s.as_ref();
@@ -348,17 +375,7 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
         .await
         .unwrap();
 
-        let mut loaded = Vec::new();
-        let mut after = None;
-        loop {
-            let page = s.auth_entries(Keyset::after(after, 5)).await.unwrap();
-            assert!(page.len() <= 5, "{backend}");
-            loaded.extend(page.iter().cloned());
-            match page.last() {
-                Some(last) if page.len() == 5 => after = Some(last.key_id),
-                _ => break,
-            }
-        }
+        let loaded = live_keys(s, None, None, 5).await;
         assert_eq!(loaded.len(), live.len(), "{backend}: every live key once");
         assert!(
             loaded.windows(2).all(|w| w[0].key_id < w[1].key_id),
@@ -392,23 +409,9 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
         assert_eq!(cuts.len(), 2, "{backend}: {cuts:?}");
         assert!(cuts[0] < cuts[1], "{backend}: ascending");
         let mut by_range = Vec::new();
-        for (first, before) in keygate::replicate::load_ranges(&cuts) {
-            let mut after = first;
-            loop {
-                let page = s
-                    .auth_entries(Keyset {
-                        after,
-                        before,
-                        limit: 4,
-                    })
-                    .await
-                    .unwrap();
-                by_range.extend(page.iter().map(|e| e.key_id));
-                match page.last() {
-                    Some(last) if page.len() == 4 => after = Some(last.key_id),
-                    _ => break,
-                }
-            }
+        for (after, before) in keygate::replicate::load_ranges(&cuts) {
+            let range = live_keys(s, after, before, 4).await;
+            by_range.extend(range.iter().map(|e| e.key_id));
         }
         let paged: Vec<Uuid> = loaded.iter().map(|e| e.key_id).collect();
         assert_eq!(
@@ -553,19 +556,7 @@ async fn a_store_read_in_ranges_at_start_caches_every_live_key_once() {
     // Every live key once: the cache holds as many keys as the store has
     // live (the ranges neither skip nor repeat one). The store's count
     // includes the first admin's key, which the start created.
-    let mut live = 0;
-    let mut after = None;
-    loop {
-        let page = s
-            .auth_entries(keygate::store::Keyset::after(after, 1000))
-            .await
-            .unwrap();
-        live += page.len();
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.key_id),
-            _ => break,
-        }
-    }
+    let live = live_keys(s.as_ref(), None, None, 1000).await.len();
     assert_eq!(live, n, "{n} keys, one revoked, and the first admin's");
     let scraped = crate::observability::scrape(&h).await;
     assert_eq!(
