@@ -23,7 +23,7 @@ const LOAD_PAGE: u32 = 2_000;
 /// At most this many key ranges load side by side at start (at least two,
 /// so that the split is taken on every machine, one core or many; at most
 /// half the SQLite pool's connections).
-pub const LOAD_PARTS: usize = 4;
+const LOAD_PARTS: usize = 4;
 /// The fewest keys worth a range of their own.
 pub const LOAD_MIN_PER_PART: u32 = LOAD_PAGE;
 const CHANGES_PAGE: u32 = 1_000;
@@ -51,37 +51,25 @@ pub struct Syncer {
     applied: watch::Sender<i64>,
 }
 
-/// The (after, before) bounds, both exclusive, of the ranges that `cuts`
-/// (ascending key ids, as [`Store::key_splits`] gives them) make: each range
-/// ends with its cut, the next starts after it, and together they cover
-/// every id once.
+/// The (after, through) bounds of the ranges that `cuts` (ascending key
+/// ids, as [`Store::key_splits`] gives them) make: each range runs through
+/// its cut, the next starts after it, the last has no end.
 pub fn load_ranges(cuts: &[Uuid]) -> Vec<(Option<Uuid>, Option<Uuid>)> {
-    let mut ranges = Vec::with_capacity(cuts.len() + 1);
-    let mut after = None;
-    for &cut in cuts {
-        // The id just past the cut; none is past the greatest.
-        let before = cut.as_u128().checked_add(1).map(Uuid::from_u128);
-        ranges.push((after, before));
-        after = Some(cut);
-    }
-    ranges.push((after, None));
-    ranges
+    let starts = std::iter::once(None).chain(cuts.iter().copied().map(Some));
+    let ends = cuts.iter().copied().map(Some).chain(std::iter::once(None));
+    starts.zip(ends).collect()
 }
 
-/// The live keys after `after` and before `before` into `cache`, page by page.
+/// The live keys after `after`, through `through`, into `cache`, page by page.
 async fn load_range(
     store: Arc<dyn Store>,
     cache: Arc<Cache>,
     mut after: Option<Uuid>,
-    before: Option<Uuid>,
+    through: Option<Uuid>,
 ) -> store::Result<()> {
     loop {
         let page = store
-            .auth_entries(Keyset {
-                after,
-                before,
-                limit: LOAD_PAGE,
-            })
+            .auth_entries(Keyset::after(after, LOAD_PAGE), through)
             .await?;
         for record in &page {
             cache.insert(record);
@@ -176,9 +164,9 @@ impl Syncer {
             .key_splits((2 * cores).clamp(2, LOAD_PARTS) as u32, LOAD_MIN_PER_PART)
             .await?;
         let mut ranges = tokio::task::JoinSet::new();
-        for (after, before) in load_ranges(&cuts) {
+        for (after, through) in load_ranges(&cuts) {
             let (store, cache) = (Arc::clone(&self.store), Arc::clone(&self.cache));
-            ranges.spawn(load_range(store, cache, after, before));
+            ranges.spawn(load_range(store, cache, after, through));
         }
         while let Some(done) = ranges.join_next().await {
             match done {
@@ -400,34 +388,31 @@ fn hostname() -> String {
 mod tests {
     use super::*;
 
-    /// Which ranges `id` falls in: the bounds are exclusive.
+    /// Which ranges `id` falls in: after `after`, up to and including `through`.
     fn holding(ranges: &[(Option<Uuid>, Option<Uuid>)], id: Uuid) -> usize {
         ranges
             .iter()
-            .filter(|(after, before)| after.is_none_or(|a| id > a) && before.is_none_or(|b| id < b))
+            .filter(|(after, through)| {
+                after.is_none_or(|a| id > a) && through.is_none_or(|t| id <= t)
+            })
             .count()
     }
 
     #[test]
-    fn load_ranges_cover_every_id_once_and_end_with_their_cut() {
+    fn load_ranges_cover_every_id_once_and_run_through_their_cut() {
         assert_eq!(load_ranges(&[]), vec![(None, None)]);
         let a = Uuid::from_u128(0x10);
         let b = Uuid::from_u128(0x20);
         let ranges = load_ranges(&[a, b]);
         assert_eq!(
             ranges,
-            vec![
-                (None, Some(Uuid::from_u128(0x11))),
-                (Some(a), Some(Uuid::from_u128(0x21))),
-                (Some(b), None),
-            ]
+            vec![(None, Some(a)), (Some(a), Some(b)), (Some(b), None)]
         );
         for id in [0u128, 0xf, 0x10, 0x11, 0x1f, 0x20, 0x21, u128::MAX] {
             assert_eq!(holding(&ranges, Uuid::from_u128(id)), 1, "{id:#x}");
         }
-        // The greatest id as a cut: nothing lies past it.
+        // The greatest id as a cut: the last range is empty.
         let ranges = load_ranges(&[Uuid::max()]);
-        assert_eq!(ranges, vec![(None, None), (Some(Uuid::max()), None)]);
         assert_eq!(holding(&ranges, Uuid::max()), 1);
         assert_eq!(holding(&ranges, Uuid::nil()), 1);
     }

@@ -321,12 +321,14 @@ pub trait Store: EventStore + Send + Sync + 'static {
     async fn dead_credentials(&self, since_ms: i64) -> Result<Vec<DeadCredential>>;
 
     /// Live keys with their open accounts, ordered by key id, for the cache's
-    /// initial load; page through with `after`, stop short of `before`.
-    async fn auth_entries(&self, page: Keyset) -> Result<Vec<AuthEntry>>;
+    /// initial load; page forwards through with `page.after` (`page.before`
+    /// is not read), up to and including key id `through` when given.
+    async fn auth_entries(&self, page: Keyset, through: Option<Uuid>) -> Result<Vec<AuthEntry>>;
 
     /// Key ids that cut the keys (live or not) into `parts` ranges of about
-    /// equal size, ascending: what the initial load reads side by side.
-    /// Fewer (none) when there are too few keys to be worth it.
+    /// equal size, ascending: what the initial load reads side by side, each
+    /// range through its cut. Fewer (none) when there are too few keys for
+    /// `min_per_part` each.
     async fn key_splits(&self, parts: u32, min_per_part: u32) -> Result<Vec<Uuid>>;
 
     /// Records `last_used_at` for keys and their accounts (batched, best effort;

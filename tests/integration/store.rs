@@ -282,22 +282,18 @@ async fn an_organization_with_open_accounts_is_not_deleted_even_if_checked_earli
     }
 }
 
-/// The live keys after `after` and before `before`, read as the initial
+/// The live keys after `after`, through `through`, read as the initial
 /// load reads them: pages of `limit`, each at most that long.
 async fn live_keys(
     s: &dyn Store,
     mut after: Option<Uuid>,
-    before: Option<Uuid>,
+    through: Option<Uuid>,
     limit: u32,
 ) -> Vec<keygate::store::AuthEntry> {
     let mut keys = Vec::new();
     loop {
         let page = s
-            .auth_entries(keygate::store::Keyset {
-                after,
-                before,
-                limit,
-            })
+            .auth_entries(keygate::store::Keyset::after(after, limit), through)
             .await
             .unwrap();
         assert!(page.len() <= limit as usize);
@@ -409,8 +405,8 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
         assert_eq!(cuts.len(), 2, "{backend}: {cuts:?}");
         assert!(cuts[0] < cuts[1], "{backend}: ascending");
         let mut by_range = Vec::new();
-        for (after, before) in keygate::replicate::load_ranges(&cuts) {
-            let range = live_keys(s, after, before, 4).await;
+        for (after, through) in keygate::replicate::load_ranges(&cuts) {
+            let range = live_keys(s, after, through, 4).await;
             by_range.extend(range.iter().map(|e| e.key_id));
         }
         let paged: Vec<Uuid> = loaded.iter().map(|e| e.key_id).collect();

@@ -412,7 +412,7 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
-    async fn auth_entries(&self, page: Keyset) -> Result<Vec<AuthEntry>> {
+    async fn auth_entries(&self, page: Keyset, through: Option<Uuid>) -> Result<Vec<AuthEntry>> {
         // One row per page, not one per key. SQLite runs on a thread of its
         // own and hands rows over one at a time, each an allocation and a
         // wake-up; at a million keys the handovers cost more than reading.
@@ -427,18 +427,18 @@ impl<B: Backend> Store for SqlStore<B> {
              || '\t' || COALESCE(a.rate_limit, '') || '\t' || a.scopes AS line \
              FROM api_keys k JOIN service_accounts a ON a.id = k.service_account_id \
              WHERE k.revoked_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE AND k.id > $1 \
-             {before} ORDER BY k.id LIMIT $2) AS p",
+             {through} ORDER BY k.id LIMIT $2) AS p",
             agg = B::STRING_AGG,
-            before = if page.before.is_some() {
-                "AND k.id < $3"
+            through = if through.is_some() {
+                "AND k.id <= $3"
             } else {
                 ""
             },
         ))
         .arg(after(page))
         .arg(limit(page));
-        let stmt = match page.before {
-            Some(before) => stmt.arg(before.to_string()),
+        let stmt = match through {
+            Some(last) => stmt.arg(last),
             None => stmt,
         };
         let text = self
