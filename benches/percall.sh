@@ -63,14 +63,16 @@ KG_PID=$!; pids+=($KG_PID)
 sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$NGINX|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/nginx.conf > "$work/nginx.conf"
 # nginx's master forks its worker: the worker is what serves.
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
-pids+=($!)
+NGINX_MASTER=$!; pids+=($NGINX_MASTER)
 sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$HAP_KEY|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/haproxy-key.cfg > "$work/haproxy-key.cfg"
 taskset -c 0 haproxy -f "$work/haproxy-key.cfg" -db 2>>"$work/haproxy.log" &
 HAP_PID=$!; pids+=($HAP_PID)
 wait_ready $KG_ADMIN
 wait_port $NGINX
 wait_port $HAP_KEY
-NGINX_PID=$(pgrep -f 'nginx: worker process' | head -n1)
+# This nginx's own worker, not another nginx's on the machine.
+NGINX_PID=$(pgrep -P "$NGINX_MASTER" | head -n1)
+[ -n "$NGINX_PID" ] || { echo "percall: nginx has no worker" >&2; exit 1; }
 
 check() { local s; s=$(curl -s -o /dev/null -w '%{http_code}' "$@"); [ "$s" = 200 ] || { echo "percall: $* answered $s" >&2; exit 1; }; }
 check "http://127.0.0.1:$KG_PUBLIC/orders/x" -H "Authorization: Bearer $KEY"
