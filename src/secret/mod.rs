@@ -47,28 +47,35 @@ impl KeyHash {
         s
     }
 
+    /// The hash from its 64 lowercase hex digits, as stored; `None` for
+    /// anything else. Branch-free per digit: the initial load decodes a
+    /// million of these.
     pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
+        let digits: &[u8; 64] = s.as_bytes().try_into().ok()?;
         let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        // Every valid digit is below 16; any other byte maps to 0xff.
+        let mut seen = 0u8;
+        for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+            let (hi, lo) = (UNHEX[usize::from(pair[0])], UNHEX[usize::from(pair[1])]);
+            seen |= hi | lo;
+            *o = (hi << 4) | lo;
         }
-        Some(Self(out))
+        (seen < 16).then_some(Self(out))
     }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// A lowercase hex digit's value, 0xff for every other byte.
+const UNHEX: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[HEX[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    t
+};
 
 // SECURITY: a hash is a lookup handle for a secret; keep it out of logs.
 impl fmt::Debug for KeyHash {
@@ -249,6 +256,30 @@ mod tests {
         let h = KeyHash::of("x");
         assert_eq!(KeyHash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(KeyHash::from_hex("zz"), None);
+        assert_eq!(KeyHash::from_hex(&"0".repeat(64)), Some(KeyHash([0; 32])));
+        assert_eq!(
+            KeyHash::from_hex(&"f".repeat(64)),
+            Some(KeyHash([0xff; 32]))
+        );
+    }
+
+    #[test]
+    fn hex_with_any_digit_out_of_place_is_refused() {
+        let hex = KeyHash::of("x").to_hex();
+        assert_eq!(KeyHash::from_hex(&hex[1..]), None);
+        assert_eq!(KeyHash::from_hex(&format!("{hex}0")), None);
+        // The bytes next to each digit range, uppercase, and a two-byte
+        // character that keeps the length at 64 bytes.
+        for bad in ["/", ":", "`", "g", "A", "F", " ", "\0"] {
+            for at in [0, 1, 31, 62, 63] {
+                let mut s = hex.clone();
+                s.replace_range(at..=at, bad);
+                assert_eq!(KeyHash::from_hex(&s), None, "{bad:?} at {at}");
+            }
+        }
+        let mut s = hex.clone();
+        s.replace_range(10..12, "é");
+        assert_eq!(KeyHash::from_hex(&s), None);
     }
 
     #[test]
