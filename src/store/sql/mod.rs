@@ -418,13 +418,14 @@ impl<B: Backend> Store for SqlStore<B> {
         // wake-up; at a million keys the handovers cost more than reading.
         // Fields are tab-separated and entries newline-separated: no stored
         // field can hold either (ids, hex, integers, validated role and rate,
-        // and scopes, compact JSON, last).
+        // and scopes, compact JSON, last). One `format` builds a line in one
+        // pass, NULL as empty in both SQLite and PostgreSQL, where a chain
+        // of `||` copied the line so far at every step.
         let stmt = Stmt::new(format!(
             "SELECT {agg}(line, '\n') AS page FROM (\
-             SELECT k.id || '\t' || k.hash || '\t' || COALESCE(CAST(k.expires_at AS TEXT), '') \
-             || '\t' || a.id || '\t' || a.organization_id || '\t' || COALESCE(a.project_id, '') \
-             || '\t' || a.role || '\t' || COALESCE(CAST(a.expires_at AS TEXT), '') \
-             || '\t' || COALESCE(a.rate_limit, '') || '\t' || a.scopes AS line \
+             SELECT format('%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s', k.id, k.hash, \
+             k.expires_at, a.id, a.organization_id, a.project_id, a.role, a.expires_at, \
+             a.rate_limit, a.scopes) AS line \
              FROM api_keys k JOIN service_accounts a ON a.id = k.service_account_id \
              WHERE k.revoked_at IS NULL AND a.closed_at IS NULL AND a.enabled = TRUE AND k.id > $1 \
              {through} ORDER BY k.id LIMIT $2) AS p",
