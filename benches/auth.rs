@@ -61,7 +61,7 @@ fn build(n: usize) -> (Authenticator, Vec<String>) {
             organization_id: Uuid::now_v7(),
             project_id: (i % 2 == 0).then(Uuid::now_v7),
             role: Role::Member,
-            scopes_json: scope_sets[i % scope_sets.len()].clone(),
+            scopes_json: scope_sets[i % scope_sets.len()].as_str().into(),
             account_expires_at: None,
             rate_limit: None,
         });

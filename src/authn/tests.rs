@@ -307,3 +307,47 @@ fn a_credential_with_a_public_key_never_authenticates_by_secret() {
         .client_assertion(PEER, &plain.client_id, |_, _| true)
         .is_err());
 }
+
+#[test]
+fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
+    use crate::store::AuthEntry;
+    let cache = Cache::new(60_000);
+    let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let read: Arc<str> = r#"["a:read"]"#.into();
+    let entry = |n: usize, org: Uuid, scopes: &Arc<str>| AuthEntry {
+        key_id: Uuid::now_v7(),
+        hash: crate::secret::KeyHash::of(&format!("kg_{n}")),
+        key_expires_at: None,
+        account_id: Uuid::now_v7(),
+        organization_id: org,
+        project_id: None,
+        role: Role::Member,
+        scopes_json: Arc::clone(scopes),
+        account_expires_at: None,
+        rate_limit: None,
+    };
+    // Neighbours sharing one text, a different text, the first text again
+    // in a text of its own, and the first text in another organisation.
+    let page = [
+        entry(0, org, &read),
+        entry(1, org, &read),
+        entry(2, org, &r#"["b:write"]"#.into()),
+        entry(3, org, &r#"["a:read"]"#.into()),
+        entry(4, other_org, &read),
+    ];
+    cache.insert_page(&page);
+    let p: Vec<_> = page.iter().map(|e| cache.key(&e.hash).unwrap()).collect();
+    for (i, e) in page.iter().enumerate() {
+        assert_eq!(p[i].credential_id, e.key_id);
+        assert_eq!(p[i].account_id, e.account_id);
+        assert_eq!(p[i].organization_id, e.organization_id);
+    }
+    assert!(p[0].scopes.contains("a:read") && !p[0].scopes.contains("b:write"));
+    assert!(p[2].scopes.contains("b:write") && !p[2].scopes.contains("a:read"));
+    assert!(p[3].scopes.contains("a:read") && !p[3].scopes.contains("b:write"));
+    assert!(p[4].scopes.contains("a:read"));
+    // Alike keys share one set; the other organisation is a profile of its own.
+    assert!(Arc::ptr_eq(&p[0].scopes, &p[3].scopes));
+    assert!(Arc::ptr_eq(&p[0].scopes, &p[4].scopes));
+    assert_eq!(cache.profile_count(), 3);
+}

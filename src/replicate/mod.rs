@@ -71,9 +71,7 @@ async fn load_range(
         let page = store
             .auth_entries(Keyset::after(after, LOAD_PAGE), through)
             .await?;
-        for record in &page {
-            cache.insert(record);
-        }
+        cache.insert_page(&page);
         match page.last() {
             Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.key_id),
             _ => return Ok(()),

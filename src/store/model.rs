@@ -1,5 +1,7 @@
 //! The stored entities. Plain data: no HTTP, no SQL. Times are unix ms.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -197,8 +199,9 @@ pub struct AuthEntry {
     pub project_id: Option<Uuid>,
     pub role: Role,
     /// The account's scopes as stored (a JSON array): many accounts share a
-    /// set, so it is parsed once per distinct text.
-    pub scopes_json: String,
+    /// set, so it is parsed once per distinct text, and entries read one
+    /// after another with the same text share it.
+    pub scopes_json: Arc<str>,
     pub account_expires_at: Option<i64>,
     pub rate_limit: Option<String>,
 }

@@ -26,7 +26,7 @@ pub use freshness::Freshness;
 use self::bindings::{BindingEntry, Bindings, Matched};
 use self::intern::Interner;
 use self::keys::Keys;
-use super::principal::{AccountFacts, CredentialKind, Principal};
+use super::principal::{AccountFacts, CredentialKind, Principal, Profile};
 use crate::config::RateSpec;
 use crate::jwt::jwk::{self, PublicKey};
 use crate::scope::ScopeSet;
@@ -129,9 +129,35 @@ impl Cache {
 
     /// Inserts one live key from the initial load.
     pub fn insert(&self, e: &AuthEntry) {
-        let scopes = self.interner.intern_json(&e.scopes_json);
-        let p = self.share(AccountFacts::from_entry(e, scopes));
-        self.keys.insert(Arc::new(p));
+        self.insert_page(std::slice::from_ref(e));
+    }
+
+    /// Inserts a page of live keys from the initial load. Keys next to
+    /// each other mostly share their scopes and profile: each entry is
+    /// compared with the one before it first, and only what differs is
+    /// looked up in the shared tables (a lock and a hash each).
+    pub fn insert_page(&self, page: &[AuthEntry]) {
+        let mut scopes: Option<(&Arc<str>, Arc<ScopeSet>)> = None;
+        let mut profile: Option<Arc<Profile>> = None;
+        for e in page {
+            let set = match &scopes {
+                Some((json, set)) if Arc::ptr_eq(json, &e.scopes_json) => Arc::clone(set),
+                _ => {
+                    let set = self.interner.intern_json(&e.scopes_json);
+                    scopes = Some((&e.scopes_json, Arc::clone(&set)));
+                    set
+                }
+            };
+            let p = Principal::with_profile(AccountFacts::from_entry(e, set), |p| match &profile {
+                Some(last) if **last == p => Arc::clone(last),
+                _ => {
+                    let shared = self.interner.profile(p);
+                    profile = Some(Arc::clone(&shared));
+                    shared
+                }
+            });
+            self.keys.insert(Arc::new(p));
+        }
     }
 
     /// A principal with its profile interned.

@@ -3,6 +3,8 @@
 //! JSON text), so one mapping serves both through the small [`Cols`]
 //! accessor trait, implemented for any sqlx row that decodes those types.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use crate::secret::KeyHash;
@@ -122,9 +124,12 @@ pub(crate) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
 /// A page of the initial load as the store aggregates it: one entry per
 /// line, fields tab-separated (see `auth_entries`), ordered by key id.
 pub(crate) fn auth_entries_from(page: &str) -> Result<Vec<AuthEntry>> {
+    // Keys next to each other mostly share their account's scopes: an
+    // entry whose scopes read as the one before's shares its text.
+    let mut scopes: Option<Arc<str>> = None;
     let mut entries = page
         .split('\n')
-        .map(auth_entry_from)
+        .map(|line| auth_entry_from(line, &mut scopes))
         .collect::<Result<Vec<_>>>()?;
     // The aggregate need not keep the subquery's order; the loader pages on
     // the last id.
@@ -132,7 +137,7 @@ pub(crate) fn auth_entries_from(page: &str) -> Result<Vec<AuthEntry>> {
     Ok(entries)
 }
 
-fn auth_entry_from(line: &str) -> Result<AuthEntry> {
+fn auth_entry_from(line: &str, last_scopes: &mut Option<Arc<str>>) -> Result<AuthEntry> {
     const SHORT: Error = Error::Corrupt("short auth entry");
     let mut fields = line.splitn(10, '\t');
     let mut next = || fields.next().ok_or(SHORT);
@@ -157,7 +162,11 @@ fn auth_entry_from(line: &str) -> Result<AuthEntry> {
     let role = Role::parse(next()?).ok_or(Error::Corrupt("unknown role"))?;
     let account_expires_at = int(next()?)?;
     let rate_limit = Some(next()?).filter(|s| !s.is_empty()).map(str::to_owned);
-    let scopes_json = next()?.to_owned();
+    let scopes = next()?;
+    let scopes_json = match last_scopes {
+        Some(last) if **last == *scopes => Arc::clone(last),
+        _ => Arc::clone(last_scopes.insert(scopes.into())),
+    };
     Ok(AuthEntry {
         key_id,
         hash,
@@ -339,4 +348,69 @@ pub(crate) fn limits_json(l: &CredentialLimits) -> [Option<String>; 3] {
             .as_ref()
             .and_then(|c| serde_json::to_string(c).ok()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(key: &str, hash: &KeyHash, scopes: &str) -> String {
+        let account = "0190a000-0000-7000-8000-00000000000a";
+        let org = "0190a000-0000-7000-8000-0000000000f0";
+        format!(
+            "{key}\t{}\t\t{account}\t{org}\t\tmember\t1700000000000\t10/s\t{scopes}",
+            hash.to_hex()
+        )
+    }
+
+    #[test]
+    fn a_load_page_parses_in_key_order_and_neighbours_share_their_scopes_text() {
+        let (a, b, c) = (
+            "0190a000-0000-7000-8000-000000000003",
+            "0190a000-0000-7000-8000-000000000001",
+            "0190a000-0000-7000-8000-000000000002",
+        );
+        let h = KeyHash::of("kg_x");
+        // Out of key order, as an aggregate may hand them over.
+        let page = [
+            line(a, &h, r#"["a:read"]"#),
+            line(b, &h, r#"["a:read"]"#),
+            line(c, &h, r#"["b:read"]"#),
+        ]
+        .join("\n");
+        let e = auth_entries_from(&page).unwrap();
+        let ids: Vec<String> = e.iter().map(|e| e.key_id.to_string()).collect();
+        assert_eq!(ids, [b, c, a]);
+        assert_eq!(e[0].hash, h);
+        assert_eq!(e[0].key_expires_at, None);
+        assert_eq!(e[0].project_id, None);
+        assert_eq!(e[0].account_expires_at, Some(1_700_000_000_000));
+        assert_eq!(e[0].rate_limit.as_deref(), Some("10/s"));
+        assert_eq!(&*e[1].scopes_json, r#"["b:read"]"#);
+        // a and b were read one after the other with the same text: one Arc.
+        assert!(Arc::ptr_eq(&e[0].scopes_json, &e[2].scopes_json));
+        assert!(!Arc::ptr_eq(&e[0].scopes_json, &e[1].scopes_json));
+    }
+
+    #[test]
+    fn a_load_page_with_a_bad_field_is_refused_naming_it() {
+        let h = KeyHash::of("kg_x");
+        let good = line("0190a000-0000-7000-8000-000000000001", &h, "[]");
+        for (bad, says) in [
+            (good.replacen("member", "wizard", 1), "unknown role"),
+            (
+                good.replacen(&h.to_hex(), &h.to_hex().to_uppercase(), 1),
+                "hash",
+            ),
+            (good.replacen("1700000000000", "soon", 1), "time"),
+            (good.replacen("0190a000", "zz", 1), "id"),
+            (
+                good.split('\t').take(9).collect::<Vec<_>>().join("\t"),
+                "short",
+            ),
+        ] {
+            let err = auth_entries_from(&format!("{good}\n{bad}")).unwrap_err();
+            assert!(err.to_string().contains(says), "{err} for {bad}");
+        }
+    }
 }
