@@ -167,6 +167,17 @@ impl AccountFacts {
         }
     }
 
+    /// Whether two loaded keys' principals have equal profiles: every
+    /// field of `a` that [`Self::from_entry`] puts into a profile equals
+    /// `b`'s (scopes by the text they share, see `auth_entries_from`).
+    pub(crate) fn same_profile(a: &AuthEntry, b: &AuthEntry) -> bool {
+        Arc::ptr_eq(&a.scopes_json, &b.scopes_json)
+            && a.organization_id == b.organization_id
+            && a.project_id == b.project_id
+            && a.role == b.role
+            && a.rate_limit == b.rate_limit
+    }
+
     /// A key or client credential of `account`.
     pub(crate) fn from_account(
         account: &ServiceAccount,
@@ -231,6 +242,29 @@ impl Principal {
             last_used_ms: AtomicI64::new(0),
             identity: OnceLock::new(),
         }
+    }
+
+    /// A loaded key's principal on the profile of the entry before it, when
+    /// [`AccountFacts::same_profile`] says the two are alike: no profile is
+    /// built, compared or interned.
+    pub(crate) fn of_entry_alike(e: &AuthEntry, profile: &Arc<Profile>) -> Self {
+        Self {
+            credential_id: e.key_id,
+            account_id: e.account_id,
+            expires_at: e
+                .account_expires_at
+                .unwrap_or(i64::MAX)
+                .min(e.key_expires_at.unwrap_or(i64::MAX)),
+            key_hash: e.hash,
+            profile: Arc::clone(profile),
+            last_used_ms: AtomicI64::new(0),
+            identity: OnceLock::new(),
+        }
+    }
+
+    /// The shared profile this principal holds.
+    pub(crate) fn profile(&self) -> &Arc<Profile> {
+        &self.profile
     }
 
     /// The hash of the API key this principal is found by (all zeros for

@@ -328,19 +328,29 @@ fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
     };
     // Neighbours sharing one text, a different text, the first text again
     // in a text of its own, and the first text in another organisation.
-    let page = [
+    let mut page = [
         entry(0, org, &read),
         entry(1, org, &read),
         entry(2, org, &r#"["b:write"]"#.into()),
         entry(3, org, &r#"["a:read"]"#.into()),
         entry(4, other_org, &read),
     ];
+    // Expiry is the key's and the account's own, not its profile's.
+    page[1].key_expires_at = Some(7_000);
+    page[1].account_expires_at = Some(5_000);
+    page[4].key_expires_at = Some(3_000);
     cache.insert_page(&page);
     let p: Vec<_> = page.iter().map(|e| cache.key(&e.hash).unwrap()).collect();
     for (i, e) in page.iter().enumerate() {
         assert_eq!(p[i].credential_id, e.key_id);
         assert_eq!(p[i].account_id, e.account_id);
         assert_eq!(p[i].organization_id, e.organization_id);
+    }
+    assert_eq!(p[0].expires_at, i64::MAX);
+    assert_eq!(p[1].expires_at, 5_000);
+    assert_eq!(p[4].expires_at, 3_000);
+    for (i, e) in page.iter().enumerate() {
+        assert_eq!(p[i].key_hash(), &e.hash);
     }
     assert!(p[0].scopes.contains("a:read") && !p[0].scopes.contains("b:write"));
     assert!(p[2].scopes.contains("b:write") && !p[2].scopes.contains("a:read"));
@@ -350,4 +360,39 @@ fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
     assert!(Arc::ptr_eq(&p[0].scopes, &p[3].scopes));
     assert!(Arc::ptr_eq(&p[0].scopes, &p[4].scopes));
     assert_eq!(cache.profile_count(), 3);
+}
+
+#[test]
+fn a_loaded_key_differing_from_its_neighbour_in_any_profile_field_gets_its_own() {
+    use crate::store::AuthEntry;
+    let cache = Cache::new(60_000);
+    let (org, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let scopes: Arc<str> = r#"["a:read"]"#.into();
+    let base = |n: usize| AuthEntry {
+        key_id: Uuid::now_v7(),
+        hash: crate::secret::KeyHash::of(&format!("kg_{n}")),
+        key_expires_at: None,
+        account_id: Uuid::now_v7(),
+        organization_id: org,
+        project_id: None,
+        role: Role::Member,
+        scopes_json: Arc::clone(&scopes),
+        account_expires_at: None,
+        rate_limit: None,
+    };
+    // Each differs from the one before in one field only.
+    let mut page: Vec<AuthEntry> = (0..4).map(base).collect();
+    page[1].role = Role::Owner;
+    page[2].project_id = Some(project);
+    page[2].role = Role::Owner;
+    page[3].project_id = Some(project);
+    page[3].role = Role::Owner;
+    page[3].rate_limit = Some("5/s".into());
+    cache.insert_page(&page);
+    let p: Vec<_> = page.iter().map(|e| cache.key(&e.hash).unwrap()).collect();
+    assert_eq!((p[0].role, p[1].role), (Role::Member, Role::Owner));
+    assert_eq!((p[1].project_id, p[2].project_id), (None, Some(project)));
+    assert!(p[2].rate_limit.is_none());
+    assert_eq!(p[3].rate_limit, RateSpec::parse("5/s").ok());
+    assert_eq!(cache.profile_count(), 4);
 }

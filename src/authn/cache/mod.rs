@@ -133,29 +133,24 @@ impl Cache {
     }
 
     /// Inserts a page of live keys from the initial load. Keys next to
-    /// each other mostly share their scopes and profile: each entry is
-    /// compared with the one before it first, and only what differs is
-    /// looked up in the shared tables (a lock and a hash each).
+    /// each other are mostly alike (one account's, or accounts of one
+    /// kind): an entry alike the one before it takes that one's profile as
+    /// it is; only the others are built and interned (a lock and a hash
+    /// each).
     pub fn insert_page(&self, page: &[AuthEntry]) {
-        let mut scopes: Option<(&Arc<str>, Arc<ScopeSet>)> = None;
-        let mut profile: Option<Arc<Profile>> = None;
+        let mut last: Option<(&AuthEntry, Arc<Profile>)> = None;
         for e in page {
-            let set = match &scopes {
-                Some((json, set)) if Arc::ptr_eq(json, &e.scopes_json) => Arc::clone(set),
+            let p = match &last {
+                Some((prev, profile)) if AccountFacts::same_profile(prev, e) => {
+                    Principal::of_entry_alike(e, profile)
+                }
                 _ => {
-                    let set = self.interner.intern_json(&e.scopes_json);
-                    scopes = Some((&e.scopes_json, Arc::clone(&set)));
-                    set
+                    let scopes = self.interner.intern_json(&e.scopes_json);
+                    let p = self.share(AccountFacts::from_entry(e, scopes));
+                    last = Some((e, Arc::clone(p.profile())));
+                    p
                 }
             };
-            let p = Principal::with_profile(AccountFacts::from_entry(e, set), |p| match &profile {
-                Some(last) if **last == p => Arc::clone(last),
-                _ => {
-                    let shared = self.interner.profile(p);
-                    profile = Some(Arc::clone(&shared));
-                    shared
-                }
-            });
             self.keys.insert(Arc::new(p));
         }
     }
