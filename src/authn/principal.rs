@@ -230,15 +230,30 @@ impl Principal {
             allowed_cidrs: g.allowed_cidrs,
             source: Some(g.source).filter(|s| *s != g.credential_id),
         };
+        Self::on_profile(
+            g.credential_id,
+            g.account_id,
+            [g.account_expires_at, g.credential_expires_at],
+            g.key_hash.unwrap_or(KeyHash([0; 32])),
+            share(profile),
+        )
+    }
+
+    /// One credential's principal on a shared `profile`; it expires with
+    /// the earliest of `expiries` (the account's and its own).
+    fn on_profile(
+        credential_id: Uuid,
+        account_id: Uuid,
+        expiries: [Option<i64>; 2],
+        key_hash: KeyHash,
+        profile: Arc<Profile>,
+    ) -> Self {
         Self {
-            credential_id: g.credential_id,
-            account_id: g.account_id,
-            expires_at: g
-                .account_expires_at
-                .unwrap_or(i64::MAX)
-                .min(g.credential_expires_at.unwrap_or(i64::MAX)),
-            key_hash: g.key_hash.unwrap_or(KeyHash([0; 32])),
-            profile: share(profile),
+            credential_id,
+            account_id,
+            expires_at: expiries.into_iter().flatten().min().unwrap_or(i64::MAX),
+            key_hash,
+            profile,
             last_used_ms: AtomicI64::new(0),
             identity: OnceLock::new(),
         }
@@ -248,18 +263,13 @@ impl Principal {
     /// [`AccountFacts::same_profile`] says the two are alike: no profile is
     /// built, compared or interned.
     pub(crate) fn of_entry_alike(e: &AuthEntry, profile: &Arc<Profile>) -> Self {
-        Self {
-            credential_id: e.key_id,
-            account_id: e.account_id,
-            expires_at: e
-                .account_expires_at
-                .unwrap_or(i64::MAX)
-                .min(e.key_expires_at.unwrap_or(i64::MAX)),
-            key_hash: e.hash,
-            profile: Arc::clone(profile),
-            last_used_ms: AtomicI64::new(0),
-            identity: OnceLock::new(),
-        }
+        Self::on_profile(
+            e.key_id,
+            e.account_id,
+            [e.account_expires_at, e.key_expires_at],
+            e.hash,
+            Arc::clone(profile),
+        )
     }
 
     /// The shared profile this principal holds.

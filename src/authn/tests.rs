@@ -308,13 +308,9 @@ fn a_credential_with_a_public_key_never_authenticates_by_secret() {
         .is_err());
 }
 
-#[test]
-fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
-    use crate::store::AuthEntry;
-    let cache = Cache::new(60_000);
-    let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
-    let read: Arc<str> = r#"["a:read"]"#.into();
-    let entry = |n: usize, org: Uuid, scopes: &Arc<str>| AuthEntry {
+/// Key `n` of an account of `org` with `scopes`, as the initial load reads it.
+fn loaded_entry(n: usize, org: Uuid, scopes: &Arc<str>) -> crate::store::AuthEntry {
+    crate::store::AuthEntry {
         key_id: Uuid::now_v7(),
         hash: crate::secret::KeyHash::of(&format!("kg_{n}")),
         key_expires_at: None,
@@ -325,7 +321,15 @@ fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
         scopes_json: Arc::clone(scopes),
         account_expires_at: None,
         rate_limit: None,
-    };
+    }
+}
+
+#[test]
+fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
+    let cache = Cache::new(60_000);
+    let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let read: Arc<str> = r#"["a:read"]"#.into();
+    let entry = loaded_entry;
     // Neighbours sharing one text, a different text, the first text again
     // in a text of its own, and the first text in another organisation.
     let mut page = [
@@ -364,24 +368,11 @@ fn a_loaded_page_gives_each_key_its_own_accounts_scopes_and_profile() {
 
 #[test]
 fn a_loaded_key_differing_from_its_neighbour_in_any_profile_field_gets_its_own() {
-    use crate::store::AuthEntry;
     let cache = Cache::new(60_000);
     let (org, project) = (Uuid::now_v7(), Uuid::now_v7());
     let scopes: Arc<str> = r#"["a:read"]"#.into();
-    let base = |n: usize| AuthEntry {
-        key_id: Uuid::now_v7(),
-        hash: crate::secret::KeyHash::of(&format!("kg_{n}")),
-        key_expires_at: None,
-        account_id: Uuid::now_v7(),
-        organization_id: org,
-        project_id: None,
-        role: Role::Member,
-        scopes_json: Arc::clone(&scopes),
-        account_expires_at: None,
-        rate_limit: None,
-    };
     // Each differs from the one before in one field only.
-    let mut page: Vec<AuthEntry> = (0..4).map(base).collect();
+    let mut page: Vec<_> = (0..4).map(|n| loaded_entry(n, org, &scopes)).collect();
     page[1].role = Role::Owner;
     page[2].project_id = Some(project);
     page[2].role = Role::Owner;
