@@ -79,6 +79,16 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir
     out
 }
 
+/// Revokes one key, as the admin API would.
+async fn revoke(s: &dyn Store, account_id: Uuid, key_id: Uuid) {
+    let revoke = Write::RevokeKey {
+        account_id,
+        key_id,
+        at: 2,
+    };
+    write(s, vec![revoke]).await.unwrap();
+}
+
 async fn write(s: &dyn Store, writes: Vec<Write>) -> keygate::store::Result<i64> {
     s.write(WriteBatch {
         writes,
@@ -360,16 +370,7 @@ async fn the_initial_load_pages_through_every_live_key_with_its_fields() {
         }
         write(s, writes).await.unwrap();
         let (account_id, key_id) = revoked.unwrap();
-        write(
-            s,
-            vec![Write::RevokeKey {
-                account_id,
-                key_id,
-                at: 2,
-            }],
-        )
-        .await
-        .unwrap();
+        revoke(s, account_id, key_id).await;
 
         let loaded = live_keys(s, None, None, 5).await;
         assert_eq!(loaded.len(), live.len(), "{backend}: every live key once");
@@ -524,16 +525,7 @@ async fn a_store_read_in_ranges_at_start_caches_every_live_key_once() {
     // The key just past the cut revoked; the one at the cut, those around
     // them, the first and the last must answer.
     let (key_id, account_id, _) = keys[at + 1].clone();
-    write(
-        s.as_ref(),
-        vec![Write::RevokeKey {
-            account_id,
-            key_id,
-            at: 2,
-        }],
-    )
-    .await
-    .unwrap();
+    revoke(s.as_ref(), account_id, key_id).await;
 
     let h = Harness::start_with(Some(url), "", &[]).await;
     for i in [0, at - 1, at, at + 2, n - 1] {
