@@ -7,6 +7,8 @@
 #   bash benches/coldstart.sh OLD_BINARY NEW_BINARY    # two builds, alternated start by start
 #   KEYS=100000 STARTS=5 bash benches/coldstart.sh
 #   STORE=/path/seeded.db bash benches/coldstart.sh    # reuse a seeded SQLite file
+#   STORES="old.db new.db" bash benches/coldstart.sh OLD NEW  # a seeded file per binary,
+#                                                      # for builds whose schemas differ
 #
 # Every start is a first start after seeding: from a fresh copy of the same
 # seeded file (and its WAL), `sync`ed before the clock starts. Seeding 1M
@@ -27,10 +29,18 @@ BINS=("$@")
 [ ${#BINS[@]} -gt 0 ] || BINS=(target/release/keygate)
 
 STORE=${STORE:-${TMPDIR:-/tmp}/keygate-coldstart-$KEYS.db}
-if [ ! -f "$STORE" ]; then
+if [ -z "${STORES:-}" ] && [ ! -f "$STORE" ]; then
   echo "coldstart: seeding $KEYS keys into $STORE"
   "$(bin seed)" --store "sqlite://$STORE" --keys "$KEYS" --out /dev/null --scopes "orders:read"
 fi
+
+# Each binary's seeded file: $STORE for all, or one each from $STORES.
+declare -A seeded=()
+read -r -a stores <<< "${STORES:-}"
+if [ ${#stores[@]} -gt 0 ] && [ ${#stores[@]} -ne ${#BINS[@]} ]; then
+  echo "coldstart: STORES names ${#stores[@]} files for ${#BINS[@]} binaries" >&2; exit 1
+fi
+for i in "${!BINS[@]}"; do seeded[${BINS[$i]}]=${stores[$i]:-$STORE}; done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -39,8 +49,9 @@ sed -e "s|@PUBLIC@|$PUBLIC|g" -e "s|@ADMIN@|$ADMIN|g" -e "s|@STORE@|sqlite://$wo
 
 start() { # binary mode -> "seconds cpu_seconds rss_mib"
   rm -f "$work"/run.db*
-  cp "$STORE" "$work/run.db"
-  [ -f "$STORE-wal" ] && cp "$STORE-wal" "$work/run.db-wal"
+  local from=${seeded[$1]}
+  cp "$from" "$work/run.db"
+  [ -f "$from-wal" ] && cp "$from-wal" "$work/run.db-wal"
   sync
   local pin=() env=(KEYGATE_ADMIN_KEY=$ADMIN_KEY RUST_LOG=warn)
   if [ "$2" = pinned ]; then pin=(taskset -c 0); env+=(TOKIO_WORKER_THREADS=1); fi
