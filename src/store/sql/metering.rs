@@ -83,7 +83,10 @@ pub(super) fn traffic_from(row: &impl Cols) -> Result<Traffic> {
 }
 
 /// Accounts the initial load must read in full: those with a quota, or
-/// with a live key or credential that narrows them.
+/// with a live key or credential that narrows them. Each arm's WHERE is
+/// what a partial index of migration 0011 (or 0009's
+/// `federated_identities_live`) says, term for term: the read at start is
+/// as long as its answer, not a pass over every account and key.
 pub(super) const NARROWED_ACCOUNTS: &str = "SELECT id FROM service_accounts \
      WHERE quota IS NOT NULL AND closed_at IS NULL \
      UNION SELECT service_account_id AS id FROM api_keys WHERE revoked_at IS NULL \

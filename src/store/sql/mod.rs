@@ -9,6 +9,8 @@
 mod events;
 mod filter;
 mod metering;
+#[cfg(test)]
+mod plans;
 pub(crate) mod rows;
 pub(crate) mod stmt;
 mod writes;
@@ -23,6 +25,13 @@ use self::filter::{ascending, keyset, where_matching};
 use self::rows::*;
 use self::stmt::Stmt;
 use super::*;
+
+/// Accounts a JWT must be checked against at the proxy: disabled, closed,
+/// expiring, with a token cut-off or a rate limit of their own. The
+/// `service_accounts_restricted` index (migration 0011) says the same, term
+/// for term, so the read at start is as long as its answer.
+pub(super) const RESTRICTED_ACCOUNTS: &str = "a.closed_at IS NOT NULL OR a.enabled = FALSE \
+     OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL OR a.tokens_not_before IS NOT NULL";
 
 /// What a database backend provides: running statements, and committing a
 /// batch with its change-feed row. Everything else is shared.
@@ -378,9 +387,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn restricted_accounts(&self) -> Result<Vec<ServiceAccount>> {
         let stmt = Stmt::new(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.closed_at IS NOT NULL \
-             OR a.enabled = FALSE OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL \
-             OR a.tokens_not_before IS NOT NULL"
+            "SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE {RESTRICTED_ACCOUNTS}"
         ));
         self.all_scanned(stmt, account_from).await
     }
