@@ -42,7 +42,32 @@ fn field() -> impl Strategy<Value = String> {
     (name, sep, value).prop_map(|(n, s, v)| format!("{n}{s}{v}"))
 }
 
+/// Bytes of a head's line ends and a little else, so that line ends
+/// of every shape, split anywhere, are common.
+fn line_bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just(b'\n'),
+            Just(b'\r'),
+            Just(b'a'),
+            Just(b' '),
+            any::<u8>()
+        ],
+        0..64,
+    )
+}
+
 proptest! {
+    #[test]
+    fn a_head_may_end_exactly_where_an_empty_line_is(raw in line_bytes(), from in 0usize..70) {
+        // What `may_end` must answer, by its definition: an `\n\n` or an
+        // `\n\r\n` that ends after `from - 2`.
+        let tail = &raw[from.saturating_sub(2).min(raw.len())..];
+        let expected = tail.windows(2).any(|w| w == b"\n\n")
+            || tail.windows(3).any(|w| w == b"\n\r\n");
+        prop_assert_eq!(head::may_end(&raw, from), expected);
+    }
+
     #[test]
     fn any_bytes_never_panic_the_head_reader(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
         if let Parse::Lean(l) = head::parse(&raw, &mut Vec::new()) {

@@ -159,10 +159,16 @@ impl Lean {
 
 /// Whether `buf` may hold a whole head, looking only at what came after
 /// `from` (and the few bytes before it a line end may span): a head ends
-/// at an empty line, `\n\n` or `\n\r\n`.
+/// at an empty line, `\n\n` or `\n\r\n`. Only the line feeds are looked
+/// at (found by `memchr`, many bytes a step): two passes of byte windows
+/// over every head were ~3% of a proxied request's CPU with a 600-byte JWT.
 pub(super) fn may_end(buf: &[u8], from: usize) -> bool {
     let tail = &buf[from.saturating_sub(2).min(buf.len())..];
-    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    memchr::memchr_iter(b'\n', tail).any(|i| match tail.get(i + 1) {
+        Some(b'\n') => true,
+        Some(b'\r') => tail.get(i + 2) == Some(&b'\n'),
+        _ => false,
+    })
 }
 
 /// `application/grpc…`: gRPC's answers and refusals are hyper's.
