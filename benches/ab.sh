@@ -11,6 +11,11 @@
 # overrides for each side, e.g.
 #   A_ENV=KEYGATE_SERVER__UPSTREAM_REUSE=pool bash benches/ab.sh target/release/keygate target/release/keygate
 #
+# The credential: an API key, or with CREDENTIAL=jwt a JWT each build mints
+# for the route's audience (client_credentials), verified on its first use
+# and cached after it, e.g.
+#   CREDENTIAL=jwt bash benches/ab.sh /tmp/keygate-before target/release/keygate
+#
 # Each build and nginx run pinned to core 0 with one worker; wrk and the
 # fixed upstream on core 1; 64 connections. Prints each round's req/s, p50
 # and p99 (µs), and B/A, A/nginx, B/nginx. Installs wrk and nginx-light from
@@ -58,22 +63,40 @@ taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
 sleep 1
 
-cat > "$work/key.lua" <<LUA
-wrk.headers["Authorization"] = "Bearer $KEY"
+auth=("$KEY" "$KEY" "$KEY")
+if [ "${CREDENTIAL:-key}" = jwt ]; then
+  field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+  admin() { curl -sf "http://127.0.0.1:18101$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' -d "$2"; }
+  org=$(admin /v1/organizations '{"name":"ab"}' | field id)
+  account=$(admin /v1/service-accounts "{\"organization_id\":\"$org\",\"name\":\"ab\",\"scopes\":[\"orders:read\"],\"create_api_key\":false}" | field id)
+  cred=$(admin "/v1/service-accounts/$account/credentials" '{"name":"ab"}')
+  basic=$(printf '%s:%s' "$(echo "$cred" | field client_id)" "$(echo "$cred" | field client_secret)" | base64 -w0)
+  mint() { # public port -> a token; B learns of A's credential from the shared store
+    for _ in $(seq 1 100); do
+      if t=$(curl -sf "http://127.0.0.1:$1/oauth2/token" -H "Authorization: Basic $basic" \
+        -d grant_type=client_credentials -d audience=orders-api); then echo "$t" | field access_token; return; fi
+      sleep 0.1
+    done
+    echo "ab: no token from port $1" >&2; exit 1
+  }
+  auth=("$(mint 18100)" "$(mint 18200)" "$KEY")
+fi
+urls=("http://127.0.0.1:18100/orders/x" "http://127.0.0.1:18200/orders/x" "http://127.0.0.1:$NGINX/x")
+for i in 0 1 2; do
+  cat > "$work/side$i.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer ${auth[$i]}"
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %.1f %d %d\n", summary.requests / (summary.duration / 1e6),
     latency:percentile(50), latency:percentile(99)))
 end
 LUA
-urls=("http://127.0.0.1:18100/orders/x" "http://127.0.0.1:18200/orders/x" "http://127.0.0.1:$NGINX/x")
-for u in "${urls[@]}"; do
-  s=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$u")
-  [ "$s" = 200 ] || { echo "ab: $u answered $s" >&2; exit 1; }
+  s=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${auth[$i]}" "${urls[$i]}")
+  [ "$s" = 200 ] || { echo "ab: ${urls[$i]} answered $s" >&2; exit 1; }
 done
-run() { taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$work/key.lua" "$1" | grep '^RESULT' | cut -d' ' -f2-; }
+run() { taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$work/side$1.lua" "${urls[$1]}" | grep '^RESULT' | cut -d' ' -f2-; }
 echo "round | A: req/s p50 p99 | B: req/s p50 p99 | nginx: req/s p50 p99 | B/A A/nginx B/nginx"
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(run "${urls[0]}") b=$(run "${urls[1]}") n=$(run "${urls[2]}")
+  a=$(run 0) b=$(run 1) n=$(run 2)
   echo "$r | $a | $b | $n" | awk -F' \\| ' '{ split($2, a, " "); split($3, b, " "); split($4, n, " ");
     printf "%s | %.3f %.3f %.3f\n", $0, b[1] / a[1], a[1] / n[1], b[1] / n[1] }'
 done
