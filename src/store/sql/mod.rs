@@ -30,7 +30,7 @@ use super::*;
 /// expiring, with a token cut-off or a rate limit of their own. The
 /// `service_accounts_restricted` index (migration 0011) says the same, term
 /// for term, so the read at start is as long as its answer.
-pub(super) const RESTRICTED_ACCOUNTS: &str = "a.closed_at IS NOT NULL OR a.enabled = FALSE \
+const RESTRICTED_ACCOUNTS: &str = "a.closed_at IS NOT NULL OR a.enabled = FALSE \
      OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL OR a.tokens_not_before IS NOT NULL";
 
 /// What a database backend provides: running statements, and committing a
