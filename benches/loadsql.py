@@ -18,6 +18,10 @@ Shapes:
   rowid   `format()`, paged on SQLite's rowid instead of the key id
   apart   keys and accounts each paged on their own, no join (what a load
           joining in memory would read)
+
+Then the reads a start makes after the keys, each timed as the store has
+them and again with the partial indexes of migration 0011 dropped (what a
+start read before them). Their SQL is keygate's (src/store/sql), copied.
 """
 
 import os
@@ -81,6 +85,49 @@ SHAPES = {
 }
 
 
+ACCOUNT_COLUMNS = (
+    "a.id, a.organization_id, a.project_id, a.name, a.description, a.role, a.scopes, "
+    "a.enabled, a.expires_at, a.closed_at, a.rate_limit, a.created_by, a.created_at, "
+    "a.updated_at, a.last_used_at, a.tokens_not_before, a.metadata, a.quota"
+)
+# The reads after the keys (`restricted_accounts`, `narrowed_accounts`).
+AFTER_KEYS = {
+    "restricted accounts": (
+        f"SELECT {ACCOUNT_COLUMNS} FROM service_accounts a WHERE a.closed_at IS NOT NULL "
+        "OR a.enabled = FALSE OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL "
+        "OR a.tokens_not_before IS NOT NULL"
+    ),
+    "narrowed accounts": (
+        "SELECT id FROM service_accounts WHERE quota IS NOT NULL AND closed_at IS NULL "
+        "UNION SELECT service_account_id AS id FROM api_keys WHERE revoked_at IS NULL "
+        "AND (quota IS NOT NULL OR scopes IS NOT NULL OR allowed_cidrs IS NOT NULL) "
+        "UNION SELECT service_account_id AS id FROM client_credentials WHERE deleted_at IS NULL "
+        "AND (quota IS NOT NULL OR scopes IS NOT NULL OR allowed_cidrs IS NOT NULL) "
+        "UNION SELECT service_account_id AS id FROM federated_identities WHERE deleted_at IS NULL"
+    ),
+}
+START_INDEXES = (
+    "service_accounts_restricted",
+    "service_accounts_quota",
+    "api_keys_narrowing",
+    "client_credentials_narrowing",
+)
+
+
+def timed_reads(db, rounds):
+    """Median milliseconds of each read after the keys, and its plan."""
+    out = {}
+    for name, sql in AFTER_KEYS.items():
+        took = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            db.execute(sql).fetchall()
+            took.append((time.perf_counter() - t0) * 1000)
+        plan = "; ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
+        out[name] = (statistics.median(took), plan)
+    return out
+
+
 def run(db, queries):
     """Seconds to page through every query's rows; the lines read."""
     lines = 0
@@ -120,6 +167,22 @@ def main():
         for name, t in times.items():
             every = " / ".join(f"{x:.2f}" for x in t)
             print(f"| {name} | {counts[name]:,} | {statistics.median(t):.2f}; {every} |")
+
+        # The reads after the keys: as stored, then without 0011's indexes.
+        with_indexes = timed_reads(db, rounds)
+        for index in START_INDEXES:
+            db.execute(f"DROP INDEX IF EXISTS {index}")
+        db.commit()
+        db.close()
+        # A fresh connection: none of the statements planned with the indexes.
+        db = sqlite3.connect(copy)
+        db.execute("PRAGMA mmap_size = 1099511627776").fetchall()
+        without = timed_reads(db, rounds)
+        print("| read after the keys | as stored: ms (plan) | without 0011's indexes: ms (plan) |")
+        print("|---|---|---|")
+        for name in AFTER_KEYS:
+            (a, pa), (b, pb) = with_indexes[name], without[name]
+            print(f"| {name} | {a:.2f} ({pa}) | {b:.1f} ({pb}) |")
 
 
 if __name__ == "__main__":
