@@ -65,21 +65,11 @@ sleep 1
 
 auth=("$KEY" "$KEY" "$KEY")
 if [ "${CREDENTIAL:-key}" = jwt ]; then
-  field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-  admin() { curl -sf "http://127.0.0.1:18101$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' -d "$2"; }
-  org=$(admin /v1/organizations '{"name":"ab"}' | field id)
-  account=$(admin /v1/service-accounts "{\"organization_id\":\"$org\",\"name\":\"ab\",\"scopes\":[\"orders:read\"],\"create_api_key\":false}" | field id)
-  cred=$(admin "/v1/service-accounts/$account/credentials" '{"name":"ab"}')
-  basic=$(printf '%s:%s' "$(echo "$cred" | field client_id)" "$(echo "$cred" | field client_secret)" | base64 -w0)
-  mint() { # public port -> a token; B learns of A's credential from the shared store
-    for _ in $(seq 1 100); do
-      if t=$(curl -sf "http://127.0.0.1:$1/oauth2/token" -H "Authorization: Basic $basic" \
-        -d grant_type=client_credentials -d audience=orders-api); then echo "$t" | field access_token; return; fi
-      sleep 0.1
-    done
-    echo "ab: no token from port $1" >&2; exit 1
-  }
-  auth=("$(mint 18100)" "$(mint 18200)" "$KEY")
+  # bench_basic, bench_token
+  . benches/harness/credential.sh
+  basic=$(bench_basic 127.0.0.1:18101 ab)
+  # B learns of the credential made on A from the store they share.
+  auth=("$(bench_token 127.0.0.1:18100 "$basic" orders-api)" "$(bench_token 127.0.0.1:18200 "$basic" orders-api)" "$KEY")
 fi
 urls=("http://127.0.0.1:18100/orders/x" "http://127.0.0.1:18200/orders/x" "http://127.0.0.1:$NGINX/x")
 for i in 0 1 2; do

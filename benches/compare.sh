@@ -58,7 +58,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-json_field() { grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
+# json_field, bench_basic, bench_token
+. benches/harness/credential.sh
 wait_ready() { for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.05; done; echo "not ready: $1" >&2; return 1; }
 rss_mib() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 fill() { sed -e "s|@PUBLIC@|$2|g" -e "s|@ADMIN@|$3|g" -e "s|@STORE@|$4|g" -e "s|@ALG@|$5|g" -e "s|@UPSTREAM@|$UP|g" "$1"; }
@@ -103,23 +104,14 @@ pids+=($!)
 KEY=$(head -n1 "$work/a.keys")
 pids+=($(start_keygate $KG_PUBLIC $KG_ADMIN "sqlite://$work/a.db" ES256))
 wait_ready $KG_ADMIN
-admin() { curl -sf "http://127.0.0.1:$1$2" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' -d "$3"; }
-credential() { # admin-port -> "client_id:secret"
-  local org account cred
-  org=$(admin "$1" /v1/organizations "{\"name\":\"bench-$1\"}" | json_field id)
-  account=$(admin "$1" /v1/service-accounts "{\"organization_id\":\"$org\",\"name\":\"bench\",\"scopes\":[\"orders:read\"],\"create_api_key\":false}" | json_field id)
-  cred=$(admin "$1" "/v1/service-accounts/$account/credentials" '{"name":"bench"}')
-  echo "$(echo "$cred" | json_field client_id):$(echo "$cred" | json_field client_secret)"
-}
-BASIC_A=$(printf '%s' "$(credential $KG_ADMIN)" | base64 -w0)
-JWT=$(curl -sf "http://127.0.0.1:$KG_PUBLIC/oauth2/token" -H "Authorization: Basic $BASIC_A" \
-  -d grant_type=client_credentials -d audience=orders-api | json_field access_token)
+BASIC_A=$(bench_basic "127.0.0.1:$KG_ADMIN" "bench-$KG_ADMIN")
+JWT=$(bench_token "127.0.0.1:$KG_PUBLIC" "$BASIC_A" orders-api)
 [ -n "$JWT" ] || { echo "compare: could not mint a token" >&2; exit 1; }
 
 # keygate B (EdDSA), for the token endpoint only.
 pids+=($(start_keygate $KG2_PUBLIC $KG2_ADMIN "sqlite://$work/b.db" EdDSA))
 wait_ready $KG2_ADMIN
-BASIC_B=$(printf '%s' "$(credential $KG2_ADMIN)" | base64 -w0)
+BASIC_B=$(bench_basic "127.0.0.1:$KG2_ADMIN" "bench-$KG2_ADMIN")
 
 # nginx and HAProxy, each on core 0 with one worker.
 sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$NGINX|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/nginx.conf > "$work/nginx.conf"

@@ -26,8 +26,8 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-json_field() { grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
-admin() { curl -sf "http://$ADMIN_ADDR$1" -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' -d "$2"; }
+# bench_basic
+. benches/harness/credential.sh
 
 for alg in ES256 EdDSA; do
   KEYGATE_ADMIN_KEY=$ADMIN_KEY \
@@ -40,10 +40,7 @@ for alg in ES256 EdDSA; do
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break; sleep 0.1; done
 
-  org=$(admin /v1/organizations '{"name":"bench"}' | json_field id)
-  account=$(admin /v1/service-accounts "{\"organization_id\":\"$org\",\"name\":\"bench\",\"scopes\":[\"orders:read\"],\"create_api_key\":false}" | json_field id)
-  cred=$(admin "/v1/service-accounts/$account/credentials" '{"name":"bench"}')
-  basic=$(printf '%s:%s' "$(echo "$cred" | json_field client_id)" "$(echo "$cred" | json_field client_secret)" | base64 -w0)
+  basic=$(bench_basic "$ADMIN_ADDR" bench)
   cat > "$work/token.lua" <<LUA
 wrk.method = "POST"
 wrk.body = "grant_type=client_credentials"
