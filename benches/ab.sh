@@ -16,6 +16,8 @@
 # and cached after it, e.g.
 #   CREDENTIAL=jwt bash benches/ab.sh /tmp/keygate-before target/release/keygate
 #
+# PERF_DIR=dir also records each build's first round with perf (see run()).
+#
 # Each build and nginx run pinned to core 0 with one worker; wrk and the
 # fixed upstream on core 1; 64 connections. Prints each round's req/s, p50
 # and p99 (µs), and B/A, A/nginx, B/nginx. Installs wrk and nginx-light from
@@ -83,7 +85,20 @@ LUA
   s=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${auth[$i]}" "${urls[$i]}")
   [ "$s" = 200 ] || { echo "ab: ${urls[$i]} answered $s" >&2; exit 1; }
 done
-run() { taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$work/side$1.lua" "${urls[$1]}" | grep '^RESULT' | cut -d' ' -f2-; }
+# PERF_DIR=dir: each keygate's first round also recorded (perf record,
+# 1999 Hz, no call graphs) into dir/A.data and dir/B.data, for
+# `perf report -i dir/A.data --no-children --sort sym`.
+sides=(A B nginx) kg_pids=("${pids[1]}" "${pids[2]}")
+run() {
+  local rec=""
+  if [ -n "${PERF_DIR:-}" ] && [ "$1" -lt 2 ] && [ ! -f "$PERF_DIR/${sides[$1]}.data" ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -F 1999 -p "${kg_pids[$1]}" -o "$PERF_DIR/${sides[$1]}.data" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
+    rec=$!
+  fi
+  taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$work/side$1.lua" "${urls[$1]}" | grep '^RESULT' | cut -d' ' -f2-
+  if [ -n "$rec" ]; then wait "$rec" || true; fi
+}
 echo "round | A: req/s p50 p99 | B: req/s p50 p99 | nginx: req/s p50 p99 | B/A A/nginx B/nginx"
 for r in $(seq 1 "$ROUNDS"); do
   a=$(run 0) b=$(run 1) n=$(run 2)
