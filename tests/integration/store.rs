@@ -553,3 +553,44 @@ async fn a_store_read_in_ranges_at_start_caches_every_live_key_once() {
         "keys cached"
     );
 }
+
+/// The search for an open admin at start (through its partial index) finds
+/// one in any organization, and nothing that only looks like one: a closed
+/// admin, a scope that merely starts with the admin scope's name.
+#[tokio::test]
+async fn the_admin_search_finds_an_open_admin_anywhere_and_nothing_else() {
+    for (name, s, _dir) in stores().await {
+        let o = org();
+        write(&*s, vec![Write::InsertOrganization(o.clone())])
+            .await
+            .unwrap();
+        assert!(!s.has_admin().await.unwrap(), "{name}: an empty store");
+
+        let mut lookalike = account(o.id, "lookalike");
+        lookalike.scopes = vec!["keygate:admins".into(), "keygate:admin:read".into()];
+        let mut closed = account(o.id, "imported-admin");
+        closed.scopes = vec!["orders:read".into(), "keygate:admin".into()];
+        closed.closed_at = Some(1);
+        write(
+            &*s,
+            vec![
+                Write::InsertAccount(lookalike),
+                Write::InsertAccount(closed.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(
+            !s.has_admin().await.unwrap(),
+            "{name}: a closed admin and a look-alike scope are not an open admin"
+        );
+
+        let mut open = account(o.id, "imported-admin-2");
+        open.scopes = closed.scopes.clone();
+        write(&*s, vec![Write::InsertAccount(open)]).await.unwrap();
+        assert!(
+            s.has_admin().await.unwrap(),
+            "{name}: an open admin outside the platform organization"
+        );
+    }
+}

@@ -33,6 +33,12 @@ use super::*;
 const RESTRICTED_ACCOUNTS: &str = "a.closed_at IS NOT NULL OR a.enabled = FALSE \
      OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL OR a.tokens_not_before IS NOT NULL";
 
+/// Open accounts holding `keygate:admin` ([`ADMIN_SCOPE`] inside the
+/// scopes' JSON array). The `service_accounts_open_admins` index (migration
+/// 0012) says the same, term for term and with this literal pattern, so
+/// the search for an admin at start reads only admin accounts.
+const OPEN_ADMINS: &str = "a.closed_at IS NULL AND a.scopes LIKE '%\"keygate:admin\"%'";
+
 /// What a database backend provides: running statements, and committing a
 /// batch with its change-feed row. Everything else is shared.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -244,26 +250,14 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(u64::try_from(self.count(stmt).await?).unwrap_or(0))
     }
 
-    /// Looks in the `platform` organization first (an index lookup, where
-    /// bootstrap puts the admin), then anywhere, stopping at the first match:
-    /// never a scan of every account on an ordinary start.
+    /// One lookup in the `service_accounts_open_admins` index: as long as
+    /// its answer on every start, a store of imported accounts with no admin
+    /// yet included.
     async fn has_admin(&self) -> Result<bool> {
-        let pattern = format!("%\"{ADMIN_SCOPE}\"%");
-        let in_platform = Stmt::new(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM service_accounts a \
-             JOIN organizations o ON o.id = a.organization_id \
-             WHERE o.name = 'platform' AND a.closed_at IS NULL AND a.scopes LIKE $1 LIMIT 1) t",
-        )
-        .arg(pattern.as_str());
-        if self.count(in_platform).await? > 0 {
-            return Ok(true);
-        }
-        let anywhere = Stmt::new(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM service_accounts a \
-             WHERE a.closed_at IS NULL AND a.scopes LIKE $1 LIMIT 1) t",
-        )
-        .arg(pattern);
-        Ok(self.count(anywhere).await? > 0)
+        let stmt = Stmt::new(format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM service_accounts a WHERE {OPEN_ADMINS} LIMIT 1) t"
+        ));
+        Ok(self.count(stmt).await? > 0)
     }
 
     async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>> {

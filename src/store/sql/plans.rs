@@ -46,3 +46,28 @@ async fn the_reads_after_the_keys_at_start_use_their_partial_indexes() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_search_for_an_admin_at_start_uses_its_partial_index() {
+    // The pattern is a literal (an index cannot serve a parameter): it must
+    // still be the admin scope as the scopes' JSON array holds it.
+    let quoted = serde_json::to_string(ADMIN_SCOPE).unwrap();
+    assert!(
+        OPEN_ADMINS.contains(&format!("LIKE '%{quoted}%'")),
+        "{OPEN_ADMINS}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("plans.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let search = plan(
+        &store,
+        &format!("SELECT 1 FROM service_accounts a WHERE {OPEN_ADMINS} LIMIT 1"),
+    )
+    .await;
+    assert!(
+        search.contains("USING COVERING INDEX service_accounts_open_admins")
+            || search.contains("USING INDEX service_accounts_open_admins"),
+        "{search}"
+    );
+}
