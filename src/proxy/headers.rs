@@ -61,6 +61,11 @@ static HOP_BY_HOP: [&HeaderName; 7] = [
 /// 9113 §8.2.2): gRPC servers refuse a request without it, and it says
 /// only that the client reads trailers, which keygate forwards.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names present, no lookups: most requests carry
+    // none of these, and each lookup below hashes a name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(te) = headers.get(header::TE) {
         let trailers_only = te.as_bytes().eq_ignore_ascii_case(b"trailers")
             && headers.get_all(header::TE).iter().nth(1).is_none();
@@ -331,6 +336,18 @@ mod tests {
         assert!(h.get("x-secret-hop").is_none() && h.get(header::TE).is_none());
         assert!(h.get(header::CONNECTION).is_none() && h.get(header::UPGRADE).is_none());
         assert!(h.get("x-keep").is_some() && h.get(header::TRAILER).is_some());
+    }
+
+    #[test]
+    fn each_hop_by_hop_field_is_removed_when_it_comes_alone() {
+        for name in HOP_BY_HOP.iter().copied().chain([&header::TE]) {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static("x"));
+            h.insert("x-keep", HeaderValue::from_static("1"));
+            remove_hop_by_hop(&mut h);
+            assert!(h.get(name).is_none(), "{name}");
+            assert_eq!(h.len(), 1, "{name}: {h:?}");
+        }
     }
 
     #[test]
