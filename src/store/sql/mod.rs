@@ -39,6 +39,12 @@ const RESTRICTED_ACCOUNTS: &str = "a.closed_at IS NOT NULL OR a.enabled = FALSE 
 /// the search for an admin at start reads only admin accounts.
 const OPEN_ADMINS: &str = "a.closed_at IS NULL AND a.scopes LIKE '%\"keygate:admin\"%'";
 
+/// The first open admin account, if there is one: a read of the
+/// `service_accounts_open_admins` index alone.
+fn admin_search() -> String {
+    format!("SELECT 1 FROM service_accounts a WHERE {OPEN_ADMINS} LIMIT 1")
+}
+
 /// What a database backend provides: running statements, and committing a
 /// batch with its change-feed row. Everything else is shared.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -254,9 +260,7 @@ impl<B: Backend> Store for SqlStore<B> {
     /// its answer on every start, a store of imported accounts with no admin
     /// yet included.
     async fn has_admin(&self) -> Result<bool> {
-        let stmt = Stmt::new(format!(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM service_accounts a WHERE {OPEN_ADMINS} LIMIT 1) t"
-        ));
+        let stmt = Stmt::new(format!("SELECT COUNT(*) AS n FROM ({}) t", admin_search()));
         Ok(self.count(stmt).await? > 0)
     }
 
