@@ -16,6 +16,10 @@
 # and cached after it, e.g.
 #   CREDENTIAL=jwt bash benches/ab.sh /tmp/keygate-before target/release/keygate
 #
+# ROUTE=name: the route under test, by its prefix in
+# benches/harness/keygate.toml (default orders, the API-key route; minted
+# is forward_auth = "jwt", limited a rate-limited one).
+#
 # PERF_DIR=dir also records each build's first round with perf (see run()).
 #
 # Each build and nginx run pinned to core 0 with one worker; wrk and the
@@ -73,7 +77,8 @@ if [ "${CREDENTIAL:-key}" = jwt ]; then
   # B learns of the credential made on A from the store they share.
   auth=("$(bench_token 127.0.0.1:18100 "$basic" orders-api)" "$(bench_token 127.0.0.1:18200 "$basic" orders-api)" "$KEY")
 fi
-urls=("http://127.0.0.1:18100/orders/x" "http://127.0.0.1:18200/orders/x" "http://127.0.0.1:$NGINX/x")
+ROUTE=${ROUTE:-orders}
+urls=("http://127.0.0.1:18100/$ROUTE/x" "http://127.0.0.1:18200/$ROUTE/x" "http://127.0.0.1:$NGINX/x")
 for i in 0 1 2; do
   cat > "$work/side$i.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer ${auth[$i]}"
