@@ -143,6 +143,11 @@ lua "$L/key.lua" GET "" "Authorization: Bearer $KEY"
 lua "$L/jwt.lua" GET "" "Authorization: Bearer $JWT"
 lua "$L/token-a.lua" POST "grant_type=client_credentials" "Content-Type: application/x-www-form-urlencoded" "Authorization: Basic $BASIC_A"
 lua "$L/token-b.lua" POST "grant_type=client_credentials" "Content-Type: application/x-www-form-urlencoded" "Authorization: Basic $BASIC_B"
+# keygate's floor: its own 404 for a path no route takes, the least any
+# answer costs it. The 404s are the point, so only I/O failures count.
+sed 's/e.status + e.connect/e.connect/' "$L/plain.lua" > "$L/floor.lua"
+floor_status=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$KG_PUBLIC/no-such-route")
+[ "$floor_status" = 404 ] || { echo "compare: keygate's floor answered $floor_status, not 404" >&2; exit 1; }
 
 echo "compare: $ROUNDS rounds x $DURATION per scenario, $CONNS connections"
 for r in $(seq 1 "$ROUNDS"); do
@@ -154,6 +159,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "$r" keygate-rate-limited "http://127.0.0.1:$KG_PUBLIC/limited/x" "$L/key.lua"
   run "$r" keygate-token-es256 "http://127.0.0.1:$KG_PUBLIC/oauth2/token" "$L/token-a.lua"
   run "$r" keygate-token-eddsa "http://127.0.0.1:$KG2_PUBLIC/oauth2/token" "$L/token-b.lua"
+  run "$r" keygate-floor-404 "http://127.0.0.1:$KG_PUBLIC/no-such-route" "$L/floor.lua"
   run "$r" nginx-proxy "http://127.0.0.1:$NGINX/x" "$L/plain.lua"
   run "$r" haproxy-api-key "http://127.0.0.1:$HAP_KEY/x" "$L/key.lua"
   run "$r" haproxy-jwt "http://127.0.0.1:$HAP_JWT/x" "$L/jwt.lua"
