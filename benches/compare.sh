@@ -11,7 +11,8 @@
 # min–max. Then the scale runs: cold start and RSS with 10K / 100K / 1M keys
 # in SQLite, and API-key throughput with 1M keys cached against 1K. The
 # report opens with the headline ratios (keygate against its peers, JWT
-# against API key, the token endpoint against bare ES256 signing, cold start).
+# against API key, the token endpoint against bare ES256 signing and against
+# its ceiling here, bare signing plus keygate's own 404 floor; cold start).
 # Raw lines go to benches/results/raw.txt, tables to benches/results/latest.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
