@@ -33,16 +33,17 @@ use super::*;
 const RESTRICTED_ACCOUNTS: &str = "a.closed_at IS NOT NULL OR a.enabled = FALSE \
      OR a.expires_at IS NOT NULL OR a.rate_limit IS NOT NULL OR a.tokens_not_before IS NOT NULL";
 
-/// Open accounts holding `keygate:admin` ([`ADMIN_SCOPE`] inside the
-/// scopes' JSON array). The `service_accounts_open_admins` index (migration
-/// 0012) says the same, term for term and with this literal pattern, so
-/// the search for an admin at start reads only admin accounts.
+/// Open accounts whose scopes may hold `keygate:admin` ([`ADMIN_SCOPE`]
+/// inside the scopes' JSON array). The `service_accounts_open_admins` index
+/// (migration 0012) says the same, term for term and with this literal
+/// pattern, so the search for an admin at start reads only these accounts.
+/// Candidates only: SQLite's `LIKE` ignores ASCII case.
 const OPEN_ADMINS: &str = "a.closed_at IS NULL AND a.scopes LIKE '%\"keygate:admin\"%'";
 
-/// The first open admin account, if there is one: a read of the
-/// `service_accounts_open_admins` index alone.
+/// The scopes of every [`OPEN_ADMINS`] candidate: a read of the
+/// `service_accounts_open_admins` index and of the few rows it names.
 fn admin_search() -> String {
-    format!("SELECT 1 FROM service_accounts a WHERE {OPEN_ADMINS} LIMIT 1")
+    format!("SELECT a.scopes FROM service_accounts a WHERE {OPEN_ADMINS}")
 }
 
 /// What a database backend provides: running statements, and committing a
@@ -256,12 +257,18 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(u64::try_from(self.count(stmt).await?).unwrap_or(0))
     }
 
-    /// One lookup in the `service_accounts_open_admins` index: as long as
-    /// its answer on every start, a store of imported accounts with no admin
-    /// yet included.
+    /// A read of the `service_accounts_open_admins` index: as long as its
+    /// answer on every start, a store of imported accounts with no admin
+    /// yet included. The candidates' scopes decide, exactly: on SQLite
+    /// `KEYGATE:ADMIN` matches the pattern but confers nothing, and must
+    /// not stop the bootstrap from creating a real admin.
     async fn has_admin(&self) -> Result<bool> {
-        let stmt = Stmt::new(format!("SELECT COUNT(*) AS n FROM ({}) t", admin_search()));
-        Ok(self.count(stmt).await? > 0)
+        let candidates = self.all(Stmt::new(admin_search()), |r| {
+            let scopes: Vec<String> = serde_json::from_str(&r.text("scopes")?)
+                .map_err(|_| Error::Corrupt("malformed scopes"))?;
+            Ok(scopes.iter().any(|s| s == ADMIN_SCOPE))
+        });
+        Ok(candidates.await?.into_iter().any(|admin| admin))
     }
 
     async fn keys_of(&self, account_id: Uuid) -> Result<Vec<ApiKey>> {
