@@ -264,9 +264,9 @@ impl<B: Backend> Store for SqlStore<B> {
     /// not stop the bootstrap from creating a real admin.
     async fn has_admin(&self) -> Result<bool> {
         let candidates = self.all(Stmt::new(admin_search()), |r| {
-            let scopes: Vec<String> = serde_json::from_str(&r.text("scopes")?)
-                .map_err(|_| Error::Corrupt("malformed scopes"))?;
-            Ok(scopes.iter().any(|s| s == ADMIN_SCOPE))
+            Ok(scopes_from(&r.text("scopes")?)?
+                .iter()
+                .any(|s| s == ADMIN_SCOPE))
         });
         Ok(candidates.await?.into_iter().any(|admin| admin))
     }

@@ -95,6 +95,11 @@ pub(crate) fn project_from(row: &impl Cols) -> Result<Project> {
     })
 }
 
+/// A scopes column (a JSON array of strings).
+pub(crate) fn scopes_from(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|_| Error::Corrupt("malformed scopes"))
+}
+
 pub(crate) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
     let role = row.text("role")?;
     let scopes = row.text("scopes")?;
@@ -105,7 +110,7 @@ pub(crate) fn account_from(row: &impl Cols) -> Result<ServiceAccount> {
         name: row.text("name")?,
         description: row.opt_text("description")?,
         role: Role::parse(&role).ok_or(Error::Corrupt("unknown role"))?,
-        scopes: serde_json::from_str(&scopes).map_err(|_| Error::Corrupt("malformed scopes"))?,
+        scopes: scopes_from(&scopes)?,
         enabled: row.flag("enabled")?,
         expires_at: row.opt_int("expires_at")?,
         closed_at: row.opt_int("closed_at")?,
@@ -328,9 +333,7 @@ fn limits_from(row: &impl Cols, prefix: &str) -> Result<CredentialLimits> {
     let json = |col: &str| row.opt_text(&format!("{prefix}{col}"));
     Ok(CredentialLimits {
         quota: quota_from(json("quota")?)?,
-        scopes: json("scopes")?
-            .map(|t| serde_json::from_str(&t).map_err(|_| Error::Corrupt("malformed scopes")))
-            .transpose()?,
+        scopes: json("scopes")?.map(|t| scopes_from(&t)).transpose()?,
         allowed_cidrs: json("allowed_cidrs")?
             .map(|t| serde_json::from_str(&t).map_err(|_| Error::Corrupt("malformed cidrs")))
             .transpose()?,
