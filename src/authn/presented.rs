@@ -110,7 +110,12 @@ fn decode_basic(b64: &[u8]) -> Result<(String, String), Error> {
     let raw = String::from_utf8(raw).map_err(|_| Error::Malformed)?;
     let (id, secret) = raw.split_once(':').ok_or(Error::Malformed)?;
     let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
+        let spaced = if s.contains('+') {
+            std::borrow::Cow::Owned(s.replace('+', " "))
+        } else {
+            std::borrow::Cow::Borrowed(s)
+        };
+        percent_encoding::percent_decode_str(&spaced)
             .decode_utf8()
             .map(|c| c.into_owned())
             .map_err(|_| Error::Malformed)

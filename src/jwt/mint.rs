@@ -73,8 +73,41 @@ pub struct Subject<'a> {
 pub struct Minted {
     pub token: String,
     pub expires_in: u64,
-    pub claims: AccessClaims,
 }
+
+/// [`AccessClaims`] as a token is minted with them: the same fields in the
+/// same order, borrowed.
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    nbf: i64,
+    jti: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    org_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    roles: &'a [&'a str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    allowed_cidrs: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<ActorRef<'a>>,
+}
+
+/// [`Actor`], borrowed.
+#[derive(Serialize)]
+struct ActorRef<'a> {
+    iss: &'a str,
+    sub: &'a str,
+}
+
+/// Room for the claims of a common token (~350 bytes) without regrowing.
+const CLAIMS_CAPACITY: usize = 512;
 
 /// A token id: a UUIDv7 stamped with the mint time (this clock's, to the
 /// millisecond), so a cut-off can tell tokens minted just before it from
@@ -96,13 +129,18 @@ fn jti(now_ms: i64) -> Uuid {
 /// decode the payload with the standard base64 alphabet, which drops those
 /// two characters and garbles the claims. Such characters can only stand in
 /// string values here (scopes, the issuer), so the common case copies nothing.
-fn base64_safe(json: String) -> String {
-    let unsafe_char = |c: char| matches!(c, '>' | '?' | '~' | '\x7f') || !c.is_ascii();
-    if !json.chars().any(unsafe_char) {
+fn base64_safe(json: Vec<u8>) -> Vec<u8> {
+    let unsafe_byte = |b: &u8| matches!(b, b'>' | b'?' | b'~' | b'\x7f') || !b.is_ascii();
+    if !json.iter().any(unsafe_byte) {
         return json;
     }
+    // serde_json writes UTF-8 only; anything else is passed on untouched.
+    let Ok(text) = std::str::from_utf8(&json) else {
+        return json;
+    };
+    let unsafe_char = |c: char| matches!(c, '>' | '?' | '~' | '\x7f') || !c.is_ascii();
     let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
+    for c in text.chars() {
         if unsafe_char(c) {
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
@@ -112,7 +150,7 @@ fn base64_safe(json: String) -> String {
             out.push(c);
         }
     }
-    out
+    out.into_bytes()
 }
 
 /// When a token was minted (unix ms): from its `jti` when it is one of
@@ -224,40 +262,46 @@ impl Minter {
         let now = now_ms / 1000;
         let ttl = ttl.unwrap_or(self.ttl).min(self.max_ttl).as_secs() as i64;
         let exp = (now + ttl).min(subject.expires_at / 1000).max(now + 1);
-        let claims = AccessClaims {
-            iss: self.issuer.clone(),
-            sub: subject.account_id.to_string(),
-            aud: audience.unwrap_or(&self.issuer).to_string(),
+        // The claims' JSON is written from borrowed values, ids formatted on
+        // the stack: a token costs its signature and the buffers it ends in.
+        let (mut sub, mut jti_buf, mut org, mut project) = (
+            Uuid::encode_buffer(),
+            Uuid::encode_buffer(),
+            Uuid::encode_buffer(),
+            Uuid::encode_buffer(),
+        );
+        let cidrs: Vec<String> = subject
+            .allowed_cidrs
+            .map(|c| c.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let claims = Claims {
+            iss: &self.issuer,
+            sub: subject.account_id.hyphenated().encode_lower(&mut sub),
+            aud: audience.unwrap_or(&self.issuer),
             exp,
             iat: now,
             nbf: now,
-            jti: jti(now_ms).to_string(),
-            client_id: subject.client_id.to_string(),
-            scope: subject.scope.to_string(),
-            org_id: subject.organization_id.to_string(),
-            project_id: subject.project_id.map(|p| p.to_string()),
+            jti: jti(now_ms).hyphenated().encode_lower(&mut jti_buf),
+            client_id: subject.client_id,
+            scope: subject.scope,
+            org_id: subject.organization_id.hyphenated().encode_lower(&mut org),
+            project_id: subject
+                .project_id
+                .map(|p| &*p.hyphenated().encode_lower(&mut project)),
             roles: match subject.role {
-                crate::store::Role::Owner => vec!["owner".into()],
-                crate::store::Role::Member => Vec::new(),
+                crate::store::Role::Owner => &["owner"],
+                crate::store::Role::Member => &[],
             },
-            allowed_cidrs: subject
-                .allowed_cidrs
-                .map(|c| c.iter().map(ToString::to_string).collect())
-                .unwrap_or_default(),
-            act: subject.act.map(|(iss, sub)| Actor {
-                iss: iss.to_string(),
-                sub: sub.to_string(),
-            }),
+            allowed_cidrs: &cidrs,
+            act: subject.act.map(|(iss, sub)| ActorRef { iss, sub }),
         };
-        let json = serde_json::to_string(&claims).map_err(|_| Error::Sign)?;
-        let token = key
-            .jws(base64_safe(json).as_bytes())
-            .map_err(|_| Error::Sign)?;
+        let mut json = Vec::with_capacity(CLAIMS_CAPACITY);
+        serde_json::to_writer(&mut json, &claims).map_err(|_| Error::Sign)?;
+        let token = key.jws(&base64_safe(json)).map_err(|_| Error::Sign)?;
         self.minted[grant as usize].increment(1);
         Ok(Minted {
             token,
             expires_in: (exp - now).max(0) as u64,
-            claims,
         })
     }
 }
@@ -271,7 +315,7 @@ mod tests {
     #[test]
     fn claims_never_encode_to_base64url_62_or_63() {
         let json = serde_json::json!({ "scope": "a>b c?d e~f é 𝄞", "x": ">>>???~~~" }).to_string();
-        let safe = base64_safe(json.clone());
+        let safe = String::from_utf8(base64_safe(json.clone().into_bytes())).unwrap();
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(
             back,
@@ -281,6 +325,98 @@ mod tests {
             let padded = format!("{}{safe}", " ".repeat(shift));
             let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(padded);
             assert!(!b64.contains(['-', '_']), "{b64}");
+        }
+    }
+
+    fn minter(alg: jsonwebtoken::Algorithm) -> Minter {
+        let (der, jwk) = crate::jwt::signing::generate(alg, "k1").unwrap();
+        let ring = KeyRing::new();
+        ring.replace(&[crate::store::SigningKeyRecord {
+            kid: "k1".into(),
+            algorithm: crate::jwt::signing::algorithm_name(alg).into(),
+            private_der: der,
+            public_jwk: jwk,
+            created_at: 0,
+            activates_at: 0,
+            retires_at: None,
+        }]);
+        Minter::new(
+            Arc::new(ring),
+            "https://keygate.test".into(),
+            Duration::from_secs(300),
+            Duration::from_secs(3600),
+            crate::clock::ManualClock::new(1_700_000_000_123),
+        )
+    }
+
+    /// The claims a token is minted with are the JSON [`AccessClaims`]
+    /// writes for the same values, byte for byte (field order, the optional
+    /// fields left out or written), and carry the subject's values.
+    #[test]
+    fn minted_claims_are_access_claims_as_written() {
+        let minter = minter(jsonwebtoken::Algorithm::ES256);
+        let (account, org, project) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let nets: Vec<ipnet::IpNet> =
+            vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let plain = Subject {
+            account_id: account,
+            organization_id: org,
+            project_id: None,
+            client_id: "cid",
+            scope: "orders:read",
+            expires_at: i64::MAX,
+            role: crate::store::Role::Member,
+            allowed_cidrs: None,
+            act: None,
+        };
+        let full = Subject {
+            project_id: Some(project),
+            scope: "a>b ~c é",
+            role: crate::store::Role::Owner,
+            allowed_cidrs: Some(&nets),
+            act: Some(("https://ci.example", "repo:x\"y")),
+            ..plain.clone()
+        };
+        for (subject, audience) in [(&plain, None), (&full, Some("orders-api"))] {
+            let minted = minter
+                .mint(Grant::ClientCredentials, subject, audience, None)
+                .unwrap();
+            let payload = minted.token.split('.').nth(1).unwrap();
+            let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap();
+            let claims: AccessClaims = serde_json::from_slice(&written).unwrap();
+            let rewritten = base64_safe(serde_json::to_vec(&claims).unwrap());
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(rewritten).unwrap()
+            );
+            assert_eq!(claims.iss, "https://keygate.test");
+            assert_eq!(claims.sub, account.to_string());
+            assert_eq!(claims.aud, audience.unwrap_or("https://keygate.test"));
+            assert_eq!(claims.org_id, org.to_string());
+            assert_eq!(claims.client_id, "cid");
+            assert_eq!(claims.scope, subject.scope);
+            assert_eq!(
+                (claims.iat, claims.nbf, claims.exp),
+                (1_700_000_000, 1_700_000_000, 1_700_000_300)
+            );
+            assert_eq!(minted_at_ms(&claims), 1_700_000_000_123);
+            assert_eq!(minted.expires_in, 300);
+            if subject.project_id.is_some() {
+                assert_eq!(claims.project_id, Some(project.to_string()));
+                assert_eq!(claims.roles, ["owner"]);
+                assert_eq!(claims.allowed_cidrs, ["10.0.0.0/8", "::1/128"]);
+                let act = claims.act.unwrap();
+                assert_eq!(
+                    (act.iss.as_str(), act.sub.as_str()),
+                    ("https://ci.example", "repo:x\"y")
+                );
+            } else {
+                assert_eq!(claims.project_id, None);
+                assert!(claims.roles.is_empty() && claims.allowed_cidrs.is_empty());
+                assert!(claims.act.is_none());
+            }
         }
     }
 }

@@ -89,7 +89,7 @@ impl KeyRing {
         self.snapshot()
             .iter()
             .filter(|k| k.activates_at <= now_ms && k.published(now_ms))
-            .max_by_key(|k| (k.activates_at, k.kid.clone()))
+            .max_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)))
             .cloned()
     }
 

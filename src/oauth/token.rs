@@ -259,7 +259,9 @@ async fn issue(
         scope: &scope,
         issued_token_type: (kind == Grant::TokenExchange).then_some(TOKEN_TYPE_ACCESS_TOKEN),
     };
-    let body = serde_json::to_vec(&answer).map_err(|e| {
+    // Room for the token and the scope beside the fixed fields.
+    let mut body = Vec::with_capacity(minted.token.len() + scope.len() + 160);
+    serde_json::to_writer(&mut body, &answer).map_err(|e| {
         tracing::error!(error = %e, "token response could not be written");
         OAuthError::unavailable()
     })?;
