@@ -48,6 +48,12 @@ impl ScopeSet {
         &self.joined
     }
 
+    /// Space-separated, as a string of its own (a token's `scope`): one
+    /// allocation.
+    pub fn to_joined_string(&self) -> String {
+        self.list.join(" ")
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.list.iter().map(|s| &**s)
     }

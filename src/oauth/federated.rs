@@ -30,7 +30,7 @@ pub(super) enum Carrier {
 
 /// The external token a federated request carries, if it is one: for the
 /// refetch of an issuer's keys before the request is judged.
-pub(super) fn token_of(form: &Form) -> Option<&str> {
+pub(super) fn token_of<'a>(form: &'a Form<'_>) -> Option<&'a str> {
     match form.get("grant_type")? {
         GRANT_JWT_BEARER => form.get("assertion"),
         super::token::GRANT_TOKEN_EXCHANGE
@@ -63,7 +63,7 @@ pub(super) async fn refetch_if_unknown(s: &OAuthState, token: &str) {
 pub(super) fn principal(
     s: &OAuthState,
     peer: IpAddr,
-    form: &Form,
+    form: &Form<'_>,
     token: &str,
     carrier: Carrier,
 ) -> Result<Federated, OAuthError> {

@@ -3,6 +3,8 @@
 //! (`client_secret_basic`, `client_secret_post` or `private_key_jwt`, never
 //! two at once).
 
+use std::borrow::Cow;
+
 use axum::http::{header, HeaderMap, HeaderValue};
 
 use super::assertion::TYPE_JWT_BEARER;
@@ -11,10 +13,11 @@ use crate::authn::presented;
 
 const MAX_PARAMS: usize = 32;
 
-pub(super) struct Form(Vec<(String, String)>);
+/// The parameters, borrowed from the body where they needed no decoding.
+pub(super) struct Form<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl Form {
-    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+impl<'a> Form<'a> {
+    pub(super) fn parse(headers: &HeaderMap, body: &'a [u8]) -> Result<Self, OAuthError> {
         let form_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -30,12 +33,14 @@ impl Form {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|_| OAuthError::new(Code::InvalidRequest, "the form body is malformed"))?;
         // SECURITY: the duplicate check below is quadratic; no OAuth request
         // needs more than a handful of parameters.
-        if pairs.len() > MAX_PARAMS {
-            return Err(OAuthError::new(Code::InvalidRequest, "too many parameters"));
+        let mut pairs = Vec::with_capacity(4);
+        for pair in form_urlencoded::parse(body) {
+            if pairs.len() == MAX_PARAMS {
+                return Err(OAuthError::new(Code::InvalidRequest, "too many parameters"));
+            }
+            pairs.push(pair);
         }
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(o, _)| o == k) {
@@ -52,7 +57,7 @@ impl Form {
         self.0
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
             .filter(|v| !v.is_empty())
     }
 }
@@ -85,7 +90,7 @@ impl ClientAuth {
 /// presentation that cannot be read (or two of them): a failed attempt.
 pub(super) fn client_auth(
     headers: &HeaderMap,
-    form: &Form,
+    form: &Form<'_>,
 ) -> Result<Option<ClientAuth>, OAuthError> {
     let basic = presented::basic(
         headers

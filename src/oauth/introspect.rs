@@ -38,7 +38,7 @@ async fn authenticate(
     s: &OAuthState,
     peer: IpAddr,
     headers: &HeaderMap,
-    form: &Form,
+    form: &Form<'_>,
 ) -> Result<Requester, OAuthError> {
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -139,7 +139,7 @@ fn describe(s: &OAuthState, caller: &Requester, token: &str) -> Value {
             let mut out = json!({
                 "active": true,
                 "token_type": "api_key",
-                "scope": p.scopes.iter().collect::<Vec<_>>().join(" "),
+                "scope": p.scopes.to_joined_string(),
                 "client_id": p.credential_id,
                 "sub": p.account_id,
                 "org_id": p.organization_id,

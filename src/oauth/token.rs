@@ -29,7 +29,7 @@ const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_t
 /// The granted scopes: the requested ones if every one is held, else all held.
 fn granted_scope(principal: &Principal, requested: Option<&str>) -> Result<String, OAuthError> {
     match requested {
-        None => Ok(principal.scopes.iter().collect::<Vec<_>>().join(" ")),
+        None => Ok(principal.scopes.to_joined_string()),
         Some(req) => {
             // Deduplicated and in a canonical order: a caller cannot make
             // scope strings of any length.
@@ -123,7 +123,7 @@ async fn client(
 }
 
 /// RFC 8693 §2.1: keygate issues access tokens (JWTs) only.
-fn requested_type(form: &Form) -> Result<(), OAuthError> {
+fn requested_type(form: &Form<'_>) -> Result<(), OAuthError> {
     match form.get("requested_token_type") {
         None | Some(TOKEN_TYPE_ACCESS_TOKEN | TOKEN_TYPE_JWT) => Ok(()),
         Some(_) => Err(OAuthError::new(

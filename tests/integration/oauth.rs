@@ -205,6 +205,16 @@ async fn token_endpoint_errors_follow_rfc_6749() {
             "duplicate parameter",
         ),
         (
+            "grant_type=client_credentials&grant%5Ftype=client_credentials",
+            "invalid_request",
+            "duplicate parameter, its second name percent-encoded",
+        ),
+        (
+            "grant_type=client_credentials&scope=orders:read&scope=orders:write",
+            "invalid_request",
+            "duplicate scope, the second one not granted",
+        ),
+        (
             "grant_type=client_credentials&audience=a&resource=https://b",
             "invalid_target",
             "two targets",
@@ -219,6 +229,35 @@ async fn token_endpoint_errors_follow_rfc_6749() {
             (StatusCode::BAD_REQUEST, Some(*error)),
             "{why}: {body}"
         );
+    }
+    // At most 32 parameters: 33 are refused before anything is read of
+    // them; 32 pass the form and reach the grant.
+    for (extra, expected) in [(32, "too many parameters"), (31, "")] {
+        let form: String = (0..extra).map(|i| format!("&p{i}=x")).collect();
+        let (status, _, body) = h
+            .form(
+                "/oauth2/token",
+                &format!("grant_type=client_credentials{form}"),
+                &[("authorization", &auth)],
+            )
+            .await;
+        if expected.is_empty() {
+            assert_eq!(status, StatusCode::OK, "{extra} extra parameters: {body}");
+        } else {
+            assert_eq!(
+                (
+                    status,
+                    body["error"].as_str(),
+                    body["error_description"].as_str()
+                ),
+                (
+                    StatusCode::BAD_REQUEST,
+                    Some("invalid_request"),
+                    Some(expected)
+                ),
+                "{extra} extra parameters"
+            );
+        }
     }
     // Both authentication methods at once.
     let (status, _, body) = h

@@ -876,11 +876,8 @@ impl Conn<'_> {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         self.out.clear();
-        wire::response_head(&mut self.out, parts.status, &parts.headers);
+        wire::response_head(&mut self.out, parts.status, &parts.headers, body.len());
         if !head_only {
             self.out.extend_from_slice(&body);
         }

@@ -2,6 +2,7 @@
 //! written in one call.
 
 use std::cell::RefCell;
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderMap};
@@ -19,13 +20,22 @@ pub(super) fn request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, h: &He
     fields(out, h);
 }
 
-/// The status line, the fields, the empty line.
-pub(super) fn response_head(out: &mut Vec<u8>, status: StatusCode, h: &HeaderMap) {
+/// The status line, the fields but any `Content-Length`, then
+/// `content-length: <len>` and the empty line: an answer whose body is whole.
+pub(super) fn response_head(out: &mut Vec<u8>, status: StatusCode, h: &HeaderMap, len: usize) {
     status_line(out, status);
     if !h.contains_key(header::DATE) {
         date_field(out);
     }
-    fields(out, h);
+    for (name, value) in h {
+        if name != header::CONTENT_LENGTH {
+            field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"content-length: ");
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{len}");
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// `HTTP/1.1 <code> <reason>` (the canonical reason, as hyper writes it).
@@ -101,12 +111,28 @@ mod tests {
         let mut out = Vec::new();
         let mut h = HeaderMap::new();
         h.insert(header::DATE, HeaderValue::from_static("then"));
-        response_head(&mut out, StatusCode::NOT_FOUND, &h);
-        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\ndate: then\r\n\r\n");
+        response_head(&mut out, StatusCode::NOT_FOUND, &h, 0);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\ndate: then\r\ncontent-length: 0\r\n\r\n"
+        );
         let mut out = Vec::new();
-        response_head(&mut out, StatusCode::OK, &HeaderMap::new());
+        let mut h = HeaderMap::new();
+        h.insert(header::DATE, HeaderValue::from_static("then"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response_head(&mut out, StatusCode::UNAUTHORIZED, &h, 12);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 401 Unauthorized\r\ndate: then\r\nconnection: close\r\ncontent-length: 12\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        response_head(&mut out, StatusCode::OK, &HeaderMap::new(), 5);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\ndate: "), "{text}");
-        assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
+        assert!(
+            text.ends_with(" GMT\r\ncontent-length: 5\r\n\r\n"),
+            "{text}"
+        );
     }
 }

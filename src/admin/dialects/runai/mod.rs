@@ -82,7 +82,7 @@ async fn token(
         }
         other => RunaiError::refused(other),
     })?;
-    let scope = p.scopes.iter().collect::<Vec<_>>().join(" ");
+    let scope = p.scopes.to_joined_string();
     let minted = s
         .minter
         .mint(
