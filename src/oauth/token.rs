@@ -101,7 +101,7 @@ pub(super) async fn answer(
     // The answer is written once the requests other connections have
     // ready are answered too. A token is CPU work (a signature) and its
     // caller, waiting, sleeps: written at once, every answer pays for
-    // waking it (on a VM a cross-core wake-up costs a third of a
+    // waking it (on a VM a cross-core wake-up cost about half a
     // signature); written after the others, one wake-up serves a burst.
     // With nothing else ready it costs one look for I/O.
     tokio::task::yield_now().await;
