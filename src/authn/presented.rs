@@ -83,7 +83,12 @@ fn as_credential(bytes: &[u8]) -> Result<&str, Error> {
         return Err(Error::Malformed);
     }
     // SECURITY: only visible ASCII; rules out header smuggling through odd bytes.
-    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+    // Every byte is looked at (no early exit), so the compiler checks many
+    // at a time: a JWT has ~500 of them.
+    if bytes
+        .iter()
+        .fold(false, |bad, b| bad | !b.is_ascii_graphic())
+    {
         return Err(Error::Malformed);
     }
     std::str::from_utf8(bytes).map_err(|_| Error::Malformed)
@@ -202,5 +207,23 @@ mod tests {
         assert_eq!(extract(one(b"Bearer a b"), None), Err(Error::Malformed));
         let long = vec![b'a'; MAX_CREDENTIAL_LEN + 1];
         assert_eq!(extract(None, one(&long)), Err(Error::Malformed));
+        // A JWT-sized credential of visible ASCII passes; one byte that is
+        // not (control, DEL, non-ASCII), wherever it stands, is refused.
+        let jwt: Vec<u8> = (0..517u32).map(|i| b'!' + (i % 94) as u8).collect();
+        assert_eq!(extract(None, one(&jwt)).map(str::len), Ok(517));
+        for bad in [0x00, 0x09, 0x1f, 0x7f, 0x80, 0xc3, 0xff] {
+            for at in [0, 1, 31, 32, 33, 255, 500, 516] {
+                if bad == 0x09 && (at == 0 || at == 516) {
+                    continue; // whitespace around a header value is trimmed
+                }
+                let mut v = jwt.clone();
+                v[at] = bad;
+                assert_eq!(
+                    extract(None, one(&v)),
+                    Err(Error::Malformed),
+                    "{bad:#x} at {at}"
+                );
+            }
+        }
     }
 }
