@@ -48,10 +48,11 @@ impl ScopeSet {
         &self.joined
     }
 
-    /// Space-separated, as a string of its own (a token's `scope`): one
+    /// [`Self::joined`] as a string of its own (a token's `scope`): one
     /// allocation.
     pub fn to_joined_string(&self) -> String {
-        self.list.join(" ")
+        // `joined` is made from a `String` in `new`: UTF-8, so this copies.
+        String::from_utf8_lossy(&self.joined).into_owned()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
@@ -71,6 +72,7 @@ mod tests {
     fn joined_form_round_trips_and_ignores_extra_spaces() {
         let s = ScopeSet::from_joined(" a  b ");
         assert_eq!(&s.joined()[..], b"a b");
+        assert_eq!(s.to_joined_string(), "a b");
         assert!(s.contains("a") && s.contains("b") && !s.contains("c"));
         assert!(s.covers(["a"].into_iter()));
         assert!(!s.covers(["a", "c"].into_iter()));
