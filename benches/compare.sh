@@ -12,7 +12,8 @@
 # in SQLite, and API-key throughput with 1M keys cached against 1K. The
 # report opens with the headline ratios (keygate against its peers, JWT
 # against API key, the token endpoint against bare ES256 signing and against
-# its ceiling here, bare signing plus keygate's own 404 floor; cold start).
+# its ceilings here, bare signing plus keygate's own 404 floor and plus
+# nginx's, each ceiling also against bare signing; cold start).
 # Raw lines go to benches/results/raw.txt, tables to benches/results/latest.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ ADMIN_KEY=bench-admin-key-0123456789-abcdefghijkl
 UP=19000
 KG_PUBLIC=18080 KG_ADMIN=18081
 KG2_PUBLIC=18180 KG2_ADMIN=18181
-NGINX=18280 HAP_KEY=18380 HAP_JWT=18480
+NGINX=18280 NGINX_FLOOR=18290 HAP_KEY=18380 HAP_JWT=18480
 SCALE_PUBLIC=18580 SCALE_ADMIN=18581
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -115,7 +116,7 @@ wait_ready $KG2_ADMIN
 BASIC_B=$(bench_basic "127.0.0.1:$KG2_ADMIN" "bench-$KG2_ADMIN")
 
 # nginx and HAProxy, each on core 0 with one worker.
-sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$NGINX|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/nginx.conf > "$work/nginx.conf"
+sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$NGINX|g" -e "s|@FLOOR@|$NGINX_FLOOR|g" -e "s|@UPSTREAM@|$UP|g" benches/harness/nginx.conf > "$work/nginx.conf"
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
 curl -s "http://127.0.0.1:$KG_PUBLIC/.well-known/jwks.json" | python3 benches/harness/jwk2pem.py > "$work/jwt.pem"
@@ -149,6 +150,11 @@ lua "$L/token-b.lua" POST "grant_type=client_credentials" "Content-Type: applica
 sed 's/e.status + e.connect/e.connect/' "$L/plain.lua" > "$L/floor.lua"
 floor_status=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$KG_PUBLIC/no-such-route")
 [ "$floor_status" = 404 ] || { echo "compare: keygate's floor answered $floor_status, not 404" >&2; exit 1; }
+# nginx's floor, the same way: its own 404 with no upstream, for the
+# token endpoint's ceiling with the least any HTTP server here spends on
+# an answer.
+floor_status=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$NGINX_FLOOR/no-such-route")
+[ "$floor_status" = 404 ] || { echo "compare: nginx's floor answered $floor_status, not 404" >&2; exit 1; }
 
 echo "compare: $ROUNDS rounds x $DURATION per scenario, $CONNS connections"
 for r in $(seq 1 "$ROUNDS"); do
@@ -162,6 +168,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "$r" keygate-token-eddsa "http://127.0.0.1:$KG2_PUBLIC/oauth2/token" "$L/token-b.lua"
   run "$r" keygate-floor-404 "http://127.0.0.1:$KG_PUBLIC/no-such-route" "$L/floor.lua"
   run "$r" nginx-proxy "http://127.0.0.1:$NGINX/x" "$L/plain.lua"
+  run "$r" nginx-floor-404 "http://127.0.0.1:$NGINX_FLOOR/no-such-route" "$L/floor.lua"
   run "$r" haproxy-api-key "http://127.0.0.1:$HAP_KEY/x" "$L/key.lua"
   run "$r" haproxy-jwt "http://127.0.0.1:$HAP_JWT/x" "$L/jwt.lua"
   # Bare ES256 signing on keygate's core, for the token endpoint's share.
