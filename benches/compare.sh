@@ -16,6 +16,10 @@
 # nginx's, each ceiling also against bare signing; cold start).
 # Raw lines go to benches/results/raw.txt, tables to benches/results/latest.md.
 set -euo pipefail
+# The whole script is one block, read before any of it runs: bash reads a
+# script as it goes, so an edit (or a checkout) during a 20-minute run would
+# otherwise run whatever now stands at the old offset.
+{
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
@@ -204,3 +208,5 @@ done
   echo
   python3 benches/harness/report.py "$raw"
 } | tee benches/results/latest.md
+exit
+}
