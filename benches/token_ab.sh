@@ -24,7 +24,7 @@ PUBLIC=127.0.0.1:18080 ADMIN_ADDR=127.0.0.1:18081
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
-# bench_basic
+# bench_basic, bench_token_lua
 . benches/harness/credential.sh
 
 work=$(mktemp -d)
@@ -46,12 +46,7 @@ measure() {
   for _ in $(seq 1 100); do curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break; sleep 0.1; done
   local basic
   basic=$(bench_basic "$ADMIN_ADDR" bench)
-  cat > "$work/token.lua" <<LUA
-wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $basic"
-LUA
+  bench_token_lua "$work/token.lua" "$basic"
   # Warm-up, not counted.
   taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s "$work/token.lua" "http://$PUBLIC/oauth2/token" >/dev/null
   local before after out

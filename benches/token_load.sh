@@ -26,7 +26,7 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# bench_basic
+# bench_basic, bench_token_lua
 . benches/harness/credential.sh
 
 for alg in ES256 EdDSA; do
@@ -41,12 +41,7 @@ for alg in ES256 EdDSA; do
   for _ in $(seq 1 100); do curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break; sleep 0.1; done
 
   basic=$(bench_basic "$ADMIN_ADDR" bench)
-  cat > "$work/token.lua" <<LUA
-wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $basic"
-LUA
+  bench_token_lua "$work/token.lua" "$basic"
   echo "=== POST /oauth2/token, $alg, keygate on 1 core, wrk -t1 -c$CONNECTIONS -d$DURATION on the other"
   taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/token.lua" "http://$PUBLIC/oauth2/token" | tee "$work/$alg.out"
   if grep -q "Non-2xx" "$work/$alg.out"; then echo "token_load: non-2xx responses for $alg" >&2; exit 1; fi

@@ -34,3 +34,14 @@ bench_token() {
   echo "bench_token: no token from $1" >&2
   return 1
 }
+
+# bench_token_lua FILE BASIC: a wrk script at FILE that asks the token
+# endpoint for a token (client_credentials, client_secret_basic) as BASIC.
+bench_token_lua() {
+  cat > "$1" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $2"
+LUA
+}

@@ -67,8 +67,8 @@ goal("token endpoint (ES256) ÷ bare ES256 signing (key parsed once)",
 # keygate's own 404 it tells how much of the host's ceiling keygate's token
 # work leaves; with nginx's 404 (no upstream), what any HTTP server here
 # could reach at best. Each ceiling is also given against bare signing: when
-# it is below the 0.60× goal, no token endpoint on this host can meet it.
-# For reference, not goals.
+# the one with nginx's 404 is below the 0.60× goal, no token endpoint that
+# answers as cheaply as nginx could meet it here. For reference, not goals.
 def ceilings(floor):
     rounds = [(by_round[r]["keygate-token-es256"], s, by_round[r][floor])
               for r, s in sign.items()
